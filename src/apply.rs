@@ -1,0 +1,486 @@
+//! Applying a plan, verifying it, and reverting to the originals.
+//!
+//! The journal of originals (`/run/tunerd/originals.json`) is written atomically before the
+//! first write of any knob it covers, and only the first original seen for a knob is kept, so
+//! a revert is exact however many applies ran before it, and also after the applier was
+//! killed in the middle. `/run` is a tmpfs: the journal lives exactly as long as the values it
+//! can restore.
+
+use serde::{Deserialize, Serialize};
+
+use crate::knob::Knob;
+use crate::plan::{Action, Change, Object, Plan};
+use crate::sys::{Root, SysError, STATE_DIR};
+
+pub const JOURNAL: &str = "run/tunerd/originals.json";
+const JOURNAL_VERSION: u32 = 1;
+
+/// One original value: what to write, where, to put a knob back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Original {
+    /// Identifies the knob across applies: `sda/scheduler`, `vm/dirty_ratio` (one key for an
+    /// exclusive pair, so that switching from the ratio to the bytes form keeps the original).
+    pub key: String,
+    /// The attribute to write on revert (for a pair: whichever of the two was in force).
+    pub path: String,
+    pub value: String,
+    /// For disks: the diskseq when recorded; a different one means the device was replaced
+    /// and the original belongs to a device that no longer exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diskseq: Option<u64>,
+    /// Restore order: the knob's apply order, so the scheduler is restored before the
+    /// nr_requests that its switch resets.
+    pub order: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Journal {
+    pub version: u32,
+    pub originals: Vec<Original>,
+}
+
+impl Journal {
+    pub fn load(root: &Root) -> Result<Journal, JournalError> {
+        match root.read_opt(JOURNAL).map_err(JournalError::Io)? {
+            None => Ok(Journal {
+                version: JOURNAL_VERSION,
+                originals: Vec::new(),
+            }),
+            Some(text) if text.trim().is_empty() => Ok(Journal::default()),
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| JournalError::Corrupt(root.display(JOURNAL), e.to_string())),
+        }
+    }
+
+    pub fn save(&self, root: &Root) -> Result<(), JournalError> {
+        if self.originals.is_empty() {
+            return root.remove(JOURNAL).map_err(JournalError::Io);
+        }
+        let mut text = serde_json::to_vec_pretty(self)
+            .map_err(|e| JournalError::Corrupt(root.display(JOURNAL), e.to_string()))?;
+        text.push(b'\n');
+        root.create_dir(STATE_DIR).map_err(JournalError::Io)?;
+        root.write_atomic(JOURNAL, &text).map_err(JournalError::Io)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.originals.iter().any(|o| o.key == key)
+    }
+}
+
+#[derive(Debug)]
+pub enum JournalError {
+    Io(SysError),
+    Corrupt(String, String),
+}
+
+impl std::fmt::Display for JournalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JournalError::Io(e) => write!(f, "journal of originals: {e}"),
+            JournalError::Corrupt(path, e) => {
+                write!(f, "{path}: unreadable journal of originals: {e}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for JournalError {}
+
+/// The outcome of one knob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Written, and reads back as desired.
+    Applied,
+    /// Written, and the kernel reads back something else (nr_requests 3 reads back 4).
+    Adjusted,
+    Unchanged,
+    /// The kernel refused the write; `error` has the errno.
+    Rejected,
+    /// Not present on this device.
+    Absent,
+    /// Refused by tunerd: a data-loss risk the profile does not accept.
+    Refused,
+    Unsupported,
+    /// Restored to the original (revert).
+    Restored,
+    /// The device is gone or was replaced; its original was dropped (revert).
+    Gone,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub target: String,
+    pub path: String,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    pub wanted: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Report {
+    pub fn count(&self, status: Status) -> usize {
+        self.outcomes.iter().filter(|o| o.status == status).count()
+    }
+
+    /// Whether every knob ended as it should (nothing rejected by the kernel).
+    pub fn ok(&self) -> bool {
+        self.count(Status::Rejected) == 0
+    }
+
+    pub fn written(&self) -> usize {
+        self.count(Status::Applied) + self.count(Status::Adjusted) + self.count(Status::Restored)
+    }
+}
+
+/// The journal key of a knob on an object; exclusive pairs share one key.
+fn journal_key(object: &Object, knob: Knob) -> String {
+    let canonical = match knob {
+        Knob::DirtyBytes => Knob::DirtyRatio,
+        Knob::DirtyBackgroundBytes => Knob::DirtyBackgroundRatio,
+        Knob::BdiMaxBytes => Knob::BdiMaxRatio,
+        k => k,
+    };
+    let object = match object {
+        Object::Disk(n) => n.clone(),
+        Object::Bdi(n) => format!("bdi/{n}"),
+        Object::Vm => "vm".to_string(),
+    };
+    format!("{object}/{}", canonical.key())
+}
+
+fn order_of(knob: Knob) -> u32 {
+    Knob::ALL.iter().position(|k| *k == knob).unwrap_or(0) as u32
+}
+
+fn sibling(path: &str, name: &str) -> String {
+    match path.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/{name}"),
+        None => name.to_string(),
+    }
+}
+
+fn disk_identity(root: &Root, object: &Object) -> (Option<String>, Option<u64>) {
+    match object {
+        Object::Disk(name) => (
+            Some(name.clone()),
+            root.read_lossy(&format!("sys/block/{name}/diskseq"))
+                .and_then(|s| s.parse().ok()),
+        ),
+        _ => (None, None),
+    }
+}
+
+/// The originals a change needs recorded before it is written: what to write back, and where.
+fn originals_for(root: &Root, change: &Change) -> Vec<Original> {
+    let (disk, diskseq) = disk_identity(root, &change.object);
+    let make = |key: String, path: String, value: String, knob: Knob| Original {
+        key,
+        path,
+        value,
+        disk: disk.clone(),
+        diskseq,
+        order: order_of(knob),
+    };
+    let current = change.current.clone().unwrap_or_default();
+    let key = journal_key(&change.object, change.knob);
+    match change.knob {
+        // The elevator switch resets nr_requests: record it too, so revert can put it back.
+        Knob::Scheduler => {
+            let mut out = vec![make(key, change.path.clone(), current, Knob::Scheduler)];
+            let nr = sibling(&change.path, "nr_requests");
+            if let Ok(value) = root.read(&nr) {
+                out.push(make(
+                    journal_key(&change.object, Knob::NrRequests),
+                    nr,
+                    Knob::NrRequests.normalize(&value),
+                    Knob::NrRequests,
+                ));
+            }
+            out
+        }
+        // Of an exclusive pair the kernel keeps one in force and reads 0 for the other:
+        // restore whichever was in force.
+        Knob::DirtyRatio
+        | Knob::DirtyBytes
+        | Knob::DirtyBackgroundRatio
+        | Knob::DirtyBackgroundBytes => {
+            let (ratio, bytes) = match change.knob {
+                Knob::DirtyRatio | Knob::DirtyBytes => ("dirty_ratio", "dirty_bytes"),
+                _ => ("dirty_background_ratio", "dirty_background_bytes"),
+            };
+            let bytes_path = sibling(&change.path, bytes);
+            let bytes_now = root
+                .read(&bytes_path)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            if bytes_now > 0 {
+                vec![make(key, bytes_path, bytes_now.to_string(), change.knob)]
+            } else {
+                let ratio_path = sibling(&change.path, ratio);
+                let value = root.read(&ratio_path).unwrap_or(current);
+                vec![make(key, ratio_path, value, change.knob)]
+            }
+        }
+        // max_bytes is stored as a ratio of the dirty limit: the exact original is the
+        // ratio in parts per million (Linux 6.5+), else the percent.
+        Knob::BdiMaxRatio | Knob::BdiMaxBytes => {
+            let fine = sibling(&change.path, "max_ratio_fine");
+            match root.read(&fine) {
+                Ok(value) => vec![make(key, fine, value, change.knob)],
+                Err(_) => {
+                    let pct = sibling(&change.path, "max_ratio");
+                    let value = root.read(&pct).unwrap_or(current);
+                    vec![make(key, pct, value, change.knob)]
+                }
+            }
+        }
+        Knob::BdiMinRatio => {
+            let fine = sibling(&change.path, "min_ratio_fine");
+            match root.read(&fine) {
+                Ok(value) => vec![make(key, fine, value, change.knob)],
+                Err(_) => vec![make(key, change.path.clone(), current, change.knob)],
+            }
+        }
+        // A temporary change is undone temporarily; a persistent one persistently.
+        Knob::ScsiCacheType => {
+            let prefix = if change.desired.starts_with("temporary ") {
+                "temporary "
+            } else {
+                ""
+            };
+            vec![make(
+                key,
+                change.path.clone(),
+                format!("{prefix}{current}"),
+                change.knob,
+            )]
+        }
+        knob => vec![make(key, change.path.clone(), current, knob)],
+    }
+}
+
+/// What a written value reads back as, compared the way the kernel stores it.
+fn read_back(root: &Root, knob: Knob, path: &str) -> Option<String> {
+    root.read(path).ok().map(|v| knob.normalize(&v))
+}
+
+/// Applies a plan: records the originals of every knob it is about to write (one atomic
+/// journal update, before the first write), then writes in plan order and reads each value
+/// back. One knob's failure never stops the others. Takes the state lock for the duration.
+pub fn apply(root: &Root, plan: &Plan) -> Result<Report, JournalError> {
+    let _lock = root.lock_state().map_err(JournalError::Io)?;
+    let mut journal = Journal::load(root)?;
+    let before = journal.originals.len();
+    for change in plan.changes.iter().filter(|c| c.action == Action::Set) {
+        for original in originals_for(root, change) {
+            if !journal.contains(&original.key) {
+                journal.originals.push(original);
+            }
+        }
+    }
+    if journal.originals.len() != before {
+        journal.version = JOURNAL_VERSION;
+        journal.save(root)?;
+    }
+
+    let mut outcomes = Vec::with_capacity(plan.changes.len());
+    for change in &plan.changes {
+        let mut outcome = Outcome {
+            target: change.label(),
+            path: root.display(&change.path),
+            status: Status::Unchanged,
+            before: change.current.clone(),
+            wanted: change.desired.clone(),
+            after: None,
+            error: None,
+            reason: change.reason.clone(),
+        };
+        match change.action {
+            Action::Unchanged => outcome.after = change.current.clone(),
+            Action::Absent => {
+                outcome.status = Status::Absent;
+                outcome.error = change.note.clone();
+            }
+            Action::Refused => {
+                outcome.status = Status::Refused;
+                outcome.error = change.note.clone();
+            }
+            Action::Unsupported => {
+                outcome.status = Status::Unsupported;
+                outcome.error = change.note.clone();
+            }
+            Action::Set => match root.write(&change.path, &change.desired) {
+                Ok(()) => {
+                    outcome.after = read_back(root, change.knob, &change.path);
+                    outcome.status = if outcome
+                        .after
+                        .as_deref()
+                        .is_some_and(|a| knob_matches(change.knob, a, &change.desired))
+                    {
+                        Status::Applied
+                    } else {
+                        Status::Adjusted
+                    };
+                }
+                Err(e) => {
+                    outcome.status = Status::Rejected;
+                    outcome.error = Some(e.short());
+                    outcome.after = read_back(root, change.knob, &change.path);
+                }
+            },
+        }
+        outcomes.push(outcome);
+    }
+    Ok(Report { outcomes })
+}
+
+/// Whether a value read back matches the desired one. `bdi max_bytes` is stored as a ratio
+/// of a dirty limit that moves with free memory, so it matches within 1%.
+pub fn knob_matches(knob: Knob, actual: &str, desired: &str) -> bool {
+    let a = knob.normalize(actual);
+    let d = knob.normalize(desired);
+    if a == d {
+        return true;
+    }
+    if knob == Knob::BdiMaxBytes {
+        if let (Ok(a), Ok(d)) = (a.parse::<f64>(), d.parse::<f64>()) {
+            return (a - d).abs() <= d * 0.01;
+        }
+    }
+    false
+}
+
+/// Drift: every knob the profile wants that the kernel does not have now. `plan` already
+/// holds the comparison; verify keeps the knobs that would be written.
+#[derive(Debug, Clone, Serialize)]
+pub struct Drift {
+    pub target: String,
+    pub path: String,
+    pub desired: String,
+    pub actual: Option<String>,
+    pub reason: String,
+}
+
+pub fn verify(plan: &Plan) -> Vec<Drift> {
+    plan.changes
+        .iter()
+        .filter(|c| c.action == Action::Set)
+        .filter(|c| {
+            // A knob within tolerance, or nr_requests planned only because of a scheduler
+            // switch that is itself drift, is not drift of its own.
+            !c.current
+                .as_deref()
+                .is_some_and(|cur| knob_matches(c.knob, cur, &c.desired))
+        })
+        .map(|c| Drift {
+            target: c.label(),
+            path: c.path.clone(),
+            desired: c.desired.clone(),
+            actual: c.current.clone(),
+            reason: c.reason.clone(),
+        })
+        .collect()
+}
+
+/// Restores every recorded original, in apply order, and forgets those restored (and those
+/// of devices that are gone). Originals that fail to restore stay in the journal for the
+/// next try.
+pub fn revert(root: &Root) -> Result<Report, JournalError> {
+    let _lock = root.lock_state().map_err(JournalError::Io)?;
+    let mut journal = Journal::load(root)?;
+    let mut entries = journal.originals.clone();
+    // Stable sort: by disk, then knob order; journal order within equal keys.
+    entries.sort_by(|a, b| (a.disk.as_deref(), a.order).cmp(&(b.disk.as_deref(), b.order)));
+    let mut keep = Vec::new();
+    let mut outcomes = Vec::new();
+    for original in entries {
+        let mut outcome = Outcome {
+            target: original.key.replace('/', " "),
+            path: root.display(&original.path),
+            status: Status::Restored,
+            before: root.read(&original.path).ok(),
+            wanted: original.value.clone(),
+            after: None,
+            error: None,
+            reason: String::new(),
+        };
+        if let Some(name) = &original.disk {
+            let now = root
+                .read_opt(&format!("sys/block/{name}/diskseq"))
+                .ok()
+                .flatten()
+                .and_then(|s| s.parse::<u64>().ok());
+            let present = root.exists(&format!("sys/block/{name}"));
+            let replaced = original.diskseq.is_some() && now != original.diskseq;
+            if !present || replaced {
+                outcome.status = Status::Gone;
+                outcome.error = Some(if present {
+                    format!(
+                        "{name} was replaced since its original was recorded (diskseq {} -> {}); dropped",
+                        original.diskseq.unwrap_or(0),
+                        now.map_or("none".to_string(), |n| n.to_string())
+                    )
+                } else {
+                    format!("{name} is gone; dropped")
+                });
+                outcomes.push(outcome);
+                continue;
+            }
+        }
+        // Always write: writing a value that is already there changes nothing, and a
+        // restored scheduler must be followed by its nr_requests even when they look equal.
+        match root.write(&original.path, &original.value) {
+            Ok(()) => outcome.after = root.read(&original.path).ok(),
+            Err(e) => {
+                outcome.status = Status::Rejected;
+                outcome.error = Some(e.short());
+                keep.push(original.clone());
+            }
+        }
+        outcomes.push(outcome);
+    }
+    journal.originals = keep;
+    journal.save(root)?;
+    Ok(Report { outcomes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_share_one_journal_key() {
+        assert_eq!(journal_key(&Object::Vm, Knob::DirtyBytes), "vm/dirty_ratio");
+        assert_eq!(
+            journal_key(&Object::Bdi("0:53".into()), Knob::BdiMaxBytes),
+            "bdi/0:53/bdi_max_ratio"
+        );
+        assert_eq!(
+            journal_key(&Object::Disk("sda".into()), Knob::Scheduler),
+            "sda/scheduler"
+        );
+    }
+
+    #[test]
+    fn max_bytes_matches_within_a_percent() {
+        assert!(knob_matches(Knob::BdiMaxBytes, "123448514", "123456789"));
+        assert!(!knob_matches(Knob::BdiMaxBytes, "100000000", "123456789"));
+        assert!(!knob_matches(Knob::NrRequests, "4", "3"));
+    }
+}

@@ -1,0 +1,21 @@
+//! `tunerd`: a thin main over the library.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tunerd::cli::{self, TunerdArgs};
+
+fn main() -> ExitCode {
+    let args = TunerdArgs::parse();
+    match cli::tunerd_apply_once(&args) {
+        Ok(out) => {
+            let _ = std::io::stderr().write_all(out.text.as_bytes());
+            ExitCode::from(out.code)
+        }
+        Err(fail) => {
+            eprintln!("tunerd: {}", fail.message);
+            ExitCode::from(fail.code)
+        }
+    }
+}

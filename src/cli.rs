@@ -1,0 +1,706 @@
+//! `tunerctl` and `tunerd`'s command lines: the argument types (kept in the library so man
+//! pages and completions can be generated from them), each command, and its output as a
+//! readable table or as JSON.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::apply::{self, Journal, Report, Status};
+use crate::inventory::Inventory;
+use crate::plan::{self, Action, Plan};
+use crate::profile::{Config, ConfigError, Profile, ProfileSet};
+use crate::sys::Root;
+
+/// Exit codes, for scripts and monitors.
+pub mod exit {
+    /// Everything as wanted.
+    pub const OK: u8 = 0;
+    /// A knob was rejected by the kernel, a revert failed, or the kernel state could not be read.
+    pub const FAILURE: u8 = 1;
+    /// Bad command line.
+    pub const USAGE: u8 = 2;
+    /// `verify`: at least one knob differs from the profile.
+    pub const DRIFT: u8 = 3;
+    /// The configuration or a profile is invalid; nothing was written.
+    pub const CONFIG: u8 = 4;
+}
+
+const EXIT_HELP: &str =
+    "Exit codes: 0 ok; 1 a knob was rejected by the kernel or state could not be read; \
+2 bad usage; 3 drift found (verify); 4 invalid configuration or profile (nothing written).";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tunerctl",
+    version,
+    about = "Inspect and apply tunerd's storage tuning: status, plan, apply, verify, revert",
+    after_help = EXIT_HELP
+)]
+pub struct Tunerctl {
+    /// Directory that stands for `/`: kernel state (sys, proc), configuration (etc/tunerd) and
+    /// runtime state (run/tunerd) are all found under it.
+    #[arg(long, global = true, default_value = "/", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Use this profile instead of the one configured in /etc/tunerd/tunerd.toml.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Platform, disks, mounts, the active profile and whether the machine is at it.
+    Status,
+    /// What apply would change, knob by knob, with current and desired values and the reason.
+    Plan,
+    /// Apply the profile: record originals, write in a safe order, report each knob.
+    Apply,
+    /// Compare the kernel's values with the profile; exit 3 on drift.
+    Verify,
+    /// Restore every original value recorded by apply.
+    Revert,
+    /// List the available profiles.
+    Profiles,
+    /// Show one profile.
+    Profile {
+        #[command(subcommand)]
+        action: ProfileCommand,
+    },
+    /// Validate /etc/tunerd/tunerd.toml and every profile; exit 4 with the first error.
+    CheckConfig,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Show a profile resolved through its `inherits` chain, with the reason for each setting.
+    Show { name: String },
+}
+
+/// What one command produced: text for a person, or a value for a script, and an exit code.
+pub struct Output {
+    pub text: String,
+    pub code: u8,
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => s + "\n",
+        Err(e) => format!("{{\"error\": \"{e}\"}}\n"),
+    }
+}
+
+/// A command's failure before it produced its normal output.
+pub struct Failure {
+    pub message: String,
+    pub code: u8,
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Failure {
+            message: e.to_string(),
+            code: exit::CONFIG,
+        }
+    }
+}
+
+impl From<apply::JournalError> for Failure {
+    fn from(e: apply::JournalError) -> Self {
+        Failure {
+            message: e.to_string(),
+            code: exit::FAILURE,
+        }
+    }
+}
+
+/// Everything a command needs: the root, the validated configuration and profile, the inventory.
+pub struct Context {
+    pub root: Root,
+    pub profiles: ProfileSet,
+    pub config: Config,
+    pub profile: Profile,
+    /// Why this profile: `--profile`, `config`, or `auto (platform kvm)`.
+    pub chosen_by: String,
+    pub inventory: Inventory,
+}
+
+impl Context {
+    pub fn load(root: Root, requested: Option<&str>) -> Result<Context, Failure> {
+        let profiles = ProfileSet::load(&root)?;
+        let config = Config::load(&root, &profiles)?;
+        let inventory = Inventory::read(&root).map_err(|e| Failure {
+            message: format!("cannot read the inventory: {e}"),
+            code: exit::FAILURE,
+        })?;
+        let (name, chosen_by) = match requested {
+            Some(name) => (name.to_string(), "--profile".to_string()),
+            None if config.profile == "auto" => (
+                inventory.platform.kind.profile().to_string(),
+                format!("auto: platform {}", inventory.platform.kind.as_str()),
+            ),
+            None => (config.profile.clone(), format!("config {}", config.source)),
+        };
+        let profile = profiles.resolve(&name)?;
+        Ok(Context {
+            root,
+            profiles,
+            config,
+            profile,
+            chosen_by,
+            inventory,
+        })
+    }
+
+    pub fn plan(&self) -> Plan {
+        plan::plan(&self.root, &self.profile, &self.inventory)
+    }
+}
+
+/// Runs one `tunerctl` command.
+pub fn run(args: &Tunerctl) -> Result<Output, Failure> {
+    let root = Root::new(&args.root);
+    let profile = args.profile.as_deref();
+    match &args.command {
+        Command::Profiles => profiles(&root, args.json),
+        Command::Profile {
+            action: ProfileCommand::Show { name },
+        } => profile_show(&root, name, args.json),
+        Command::CheckConfig => check_config(&root, profile, args.json),
+        Command::Status => {
+            let ctx = Context::load(root, profile)?;
+            status(&ctx, args.json)
+        }
+        Command::Plan => {
+            let ctx = Context::load(root, profile)?;
+            let plan = ctx.plan();
+            let text = if args.json {
+                json(&plan)
+            } else {
+                render_plan(&ctx, &plan)
+            };
+            Ok(Output {
+                text,
+                code: exit::OK,
+            })
+        }
+        Command::Apply => {
+            let ctx = Context::load(root, profile)?;
+            let report = apply::apply(&ctx.root, &ctx.plan())?;
+            Ok(report_output(&report, args.json, "apply"))
+        }
+        Command::Verify => {
+            let ctx = Context::load(root, profile)?;
+            let drift = apply::verify(&ctx.plan());
+            let code = if drift.is_empty() {
+                exit::OK
+            } else {
+                exit::DRIFT
+            };
+            let text = if args.json {
+                json(&serde_json::json!({ "profile": ctx.profile.name, "drift": drift }))
+            } else if drift.is_empty() {
+                format!(
+                    "ok: every knob of profile {} is at its value\n",
+                    ctx.profile.name
+                )
+            } else {
+                let mut rows = vec![row(&["TARGET", "ACTUAL", "DESIRED", "REASON"])];
+                for d in &drift {
+                    rows.push(vec![
+                        d.target.clone(),
+                        d.actual.clone().unwrap_or_else(|| "-".into()),
+                        d.desired.clone(),
+                        d.reason.clone(),
+                    ]);
+                }
+                format!(
+                    "{}drift: {} knob(s) differ from profile {}\n",
+                    table(&rows),
+                    drift.len(),
+                    ctx.profile.name
+                )
+            };
+            Ok(Output { text, code })
+        }
+        Command::Revert => {
+            let report = apply::revert(&root)?;
+            Ok(report_output(&report, args.json, "revert"))
+        }
+    }
+}
+
+fn row(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(|c| c.to_string()).collect()
+}
+
+/// Left-aligned columns, two spaces apart; the last column is never padded.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; cols];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                let _ = write!(line, "{c:<w$}  ", w = widths[i]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "K", "M", "G", "T", "P"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 || v >= 10.0 {
+        format!("{v:.0}{}", UNITS[u])
+    } else {
+        format!("{v:.1}{}", UNITS[u])
+    }
+}
+
+fn action_word(a: Action) -> &'static str {
+    match a {
+        Action::Set => "set",
+        Action::Unchanged => "ok",
+        Action::Absent => "absent",
+        Action::Refused => "REFUSED",
+        Action::Unsupported => "unsupported",
+    }
+}
+
+fn render_plan(ctx: &Context, plan: &Plan) -> String {
+    let mut out = format!(
+        "profile {} ({}); platform {}\n\n",
+        ctx.profile.name,
+        ctx.chosen_by,
+        ctx.inventory.platform.kind.as_str()
+    );
+    let mut rows = vec![row(&["TARGET", "CURRENT", "DESIRED", "ACTION", "REASON"])];
+    for c in &plan.changes {
+        let mut reason = c.reason.clone();
+        if let Some(note) = &c.note {
+            reason = format!("{reason} [{note}]");
+        }
+        rows.push(vec![
+            c.label(),
+            c.current.clone().unwrap_or_else(|| "-".into()),
+            c.desired.clone(),
+            action_word(c.action).to_string(),
+            reason,
+        ]);
+    }
+    out.push_str(&table(&rows));
+    let _ = writeln!(
+        out,
+        "\n{} to set, {} already at value, {} absent, {} refused, {} unsupported",
+        plan.count(Action::Set),
+        plan.count(Action::Unchanged),
+        plan.count(Action::Absent),
+        plan.count(Action::Refused),
+        plan.count(Action::Unsupported)
+    );
+    out
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Applied => "applied",
+        Status::Adjusted => "adjusted",
+        Status::Unchanged => "unchanged",
+        Status::Rejected => "REJECTED",
+        Status::Absent => "absent",
+        Status::Refused => "REFUSED",
+        Status::Unsupported => "unsupported",
+        Status::Restored => "restored",
+        Status::Gone => "gone",
+    }
+}
+
+fn report_output(report: &Report, as_json: bool, verb: &str) -> Output {
+    let code = if report.ok() { exit::OK } else { exit::FAILURE };
+    if as_json {
+        return Output {
+            text: json(&serde_json::json!({ "ok": report.ok(), "outcomes": report.outcomes })),
+            code,
+        };
+    }
+    if report.outcomes.is_empty() {
+        let text = match verb {
+            "revert" => "nothing to revert: no originals are recorded\n".to_string(),
+            _ => "nothing to do: the profile sets nothing on this machine\n".to_string(),
+        };
+        return Output { text, code };
+    }
+    let mut rows = vec![row(&["TARGET", "BEFORE", "WANTED", "AFTER", "RESULT"])];
+    for o in &report.outcomes {
+        let mut result = status_word(o.status).to_string();
+        if let Some(e) = &o.error {
+            result = format!("{result}: {e}");
+        }
+        rows.push(vec![
+            o.target.clone(),
+            o.before.clone().unwrap_or_else(|| "-".into()),
+            o.wanted.clone(),
+            o.after.clone().unwrap_or_else(|| "-".into()),
+            result,
+        ]);
+    }
+    let mut text = table(&rows);
+    let _ = writeln!(
+        text,
+        "\n{verb}: {} written, {} unchanged, {} rejected, {} absent, {} refused{}",
+        report.written(),
+        report.count(Status::Unchanged),
+        report.count(Status::Rejected),
+        report.count(Status::Absent),
+        report.count(Status::Refused),
+        if report.count(Status::Gone) > 0 {
+            format!(", {} gone", report.count(Status::Gone))
+        } else {
+            String::new()
+        }
+    );
+    Output { text, code }
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    profile: &'a str,
+    chosen_by: &'a str,
+    config: &'a str,
+    inventory: &'a Inventory,
+    knobs: usize,
+    at_value: usize,
+    drift: usize,
+    absent: usize,
+    refused: usize,
+    originals_recorded: usize,
+}
+
+fn status(ctx: &Context, as_json: bool) -> Result<Output, Failure> {
+    let plan = ctx.plan();
+    let drift = apply::verify(&plan).len();
+    let journal = Journal::load(&ctx.root)?;
+    if as_json {
+        let s = StatusJson {
+            profile: &ctx.profile.name,
+            chosen_by: &ctx.chosen_by,
+            config: &ctx.config.source,
+            inventory: &ctx.inventory,
+            knobs: plan.changes.len(),
+            at_value: plan.count(Action::Unchanged),
+            drift,
+            absent: plan.count(Action::Absent),
+            refused: plan.count(Action::Refused),
+            originals_recorded: journal.originals.len(),
+        };
+        return Ok(Output {
+            text: json(&s),
+            code: exit::OK,
+        });
+    }
+    let inv = &ctx.inventory;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "platform  {} ({})",
+        inv.platform.kind.as_str(),
+        inv.platform.evidence.join("; ")
+    );
+    let _ = writeln!(
+        out,
+        "profile   {} ({}; inherits {})",
+        ctx.profile.name,
+        ctx.chosen_by,
+        if ctx.profile.chain.len() > 1 {
+            ctx.profile.chain[1..].join(" < ")
+        } else {
+            "nothing".to_string()
+        }
+    );
+    let _ = writeln!(
+        out,
+        "tuning    {} knobs: {} at value, {} to set, {} absent, {} refused; {} originals recorded",
+        plan.changes.len(),
+        plan.count(Action::Unchanged),
+        drift,
+        plan.count(Action::Absent),
+        plan.count(Action::Refused),
+        journal.originals.len()
+    );
+    out.push('\n');
+    let mut rows = vec![row(&[
+        "DISK",
+        "KIND",
+        "DRIVER",
+        "VENDOR/MODEL",
+        "SIZE",
+        "ROT",
+        "SCHED",
+        "STACK",
+    ])];
+    for d in &inv.disks {
+        let sched = ctx
+            .root
+            .read_lossy(&format!("{}/queue/scheduler", d.sys_dir()))
+            .and_then(|s| crate::knob::active_scheduler(&s).map(str::to_string))
+            .unwrap_or_else(|| "-".into());
+        let mut stack = String::new();
+        if !d.slaves.is_empty() {
+            stack = format!("on {}", d.slaves.join(","));
+        }
+        if !d.holders.is_empty() {
+            if !stack.is_empty() {
+                stack.push(' ');
+            }
+            let _ = write!(stack, "under {}", d.holders.join(","));
+        }
+        let mut model = format!("{} {}", d.vendor, d.model).trim().to_string();
+        if !d.cloud.is_empty() {
+            model = format!("{model} ({})", d.cloud);
+        }
+        rows.push(vec![
+            d.name.clone(),
+            d.kind.as_str().to_string(),
+            d.driver.clone(),
+            if model.is_empty() { "-".into() } else { model },
+            human_size(d.size_bytes),
+            if d.rotational { "1" } else { "0" }.to_string(),
+            sched,
+            stack,
+        ]);
+    }
+    out.push_str(&table(&rows));
+    let shown: Vec<_> = inv
+        .mounts
+        .iter()
+        .filter(|m| m.disk.is_some() || m.is_network())
+        .collect();
+    if !shown.is_empty() {
+        out.push('\n');
+        let mut rows = vec![row(&["MOUNT", "FSTYPE", "SOURCE", "DISK", "BDI"])];
+        for m in shown {
+            rows.push(vec![
+                m.mount_point.clone(),
+                m.fstype.clone(),
+                m.source.clone(),
+                m.disk.clone().unwrap_or_else(|| "-".into()),
+                m.bdi.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
+    Ok(Output {
+        text: out,
+        code: exit::OK,
+    })
+}
+
+fn profiles(root: &Root, as_json: bool) -> Result<Output, Failure> {
+    let set = ProfileSet::load(root)?;
+    let list: Vec<&Profile> = set.names().iter().filter_map(|n| set.get(n)).collect();
+    if as_json {
+        #[derive(Serialize)]
+        struct Row<'a> {
+            name: &'a str,
+            source: &'a str,
+            inherits: Option<&'a str>,
+            description: &'a str,
+        }
+        let rows: Vec<Row> = list
+            .iter()
+            .map(|p| Row {
+                name: &p.name,
+                source: &p.source,
+                inherits: p.inherits.as_deref(),
+                description: &p.description,
+            })
+            .collect();
+        return Ok(Output {
+            text: json(&rows),
+            code: exit::OK,
+        });
+    }
+    let mut rows = vec![row(&["PROFILE", "SOURCE", "INHERITS", "DESCRIPTION"])];
+    for p in list {
+        rows.push(vec![
+            p.name.clone(),
+            p.source.clone(),
+            p.inherits.clone().unwrap_or_else(|| "-".into()),
+            p.description.clone(),
+        ]);
+    }
+    Ok(Output {
+        text: table(&rows),
+        code: exit::OK,
+    })
+}
+
+fn profile_show(root: &Root, name: &str, as_json: bool) -> Result<Output, Failure> {
+    let set = ProfileSet::load(root)?;
+    let p = set.resolve(name)?;
+    if as_json {
+        return Ok(Output {
+            text: json(&p),
+            code: exit::OK,
+        });
+    }
+    let mut out = format!(
+        "profile {} ({}): {}\ninherits: {}\n",
+        p.name,
+        p.source,
+        p.description,
+        p.chain.join(" < ")
+    );
+    if !p.vm.is_empty() {
+        out.push_str("\n[vm]\n");
+        let mut rows = Vec::new();
+        for (k, s) in &p.vm {
+            rows.push(vec![
+                format!("  {}", k.key()),
+                s.value.to_string(),
+                format!("({})", s.profile),
+                s.reason.clone(),
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
+    for (section, rules) in [("disk", &p.disk), ("mount", &p.mount)] {
+        for r in rules {
+            let matchers: Vec<String> = r
+                .matchers
+                .iter()
+                .map(|m| format!("{} = {}", m.key, m.globs.join(" | ")))
+                .collect();
+            let _ = writeln!(
+                out,
+                "\n[[{section}]] {} ({}) match: {}",
+                r.name,
+                r.profile,
+                if matchers.is_empty() {
+                    "every device".to_string()
+                } else {
+                    matchers.join(", ")
+                }
+            );
+            let mut rows = Vec::new();
+            for (k, s) in &r.settings {
+                let mut value = s.value.to_string();
+                if s.accept_risk {
+                    value.push_str(" (risk accepted)");
+                }
+                rows.push(vec![format!("  {}", k.key()), value, s.reason.clone()]);
+            }
+            out.push_str(&table(&rows));
+        }
+    }
+    Ok(Output {
+        text: out,
+        code: exit::OK,
+    })
+}
+
+fn check_config(root: &Root, requested: Option<&str>, as_json: bool) -> Result<Output, Failure> {
+    let set = ProfileSet::load(root)?;
+    let config = Config::load(root, &set)?;
+    // Every profile must resolve, not only the active one: a switch must never meet a
+    // broken profile.
+    for name in set.names() {
+        set.resolve(&name)?;
+    }
+    if let Some(name) = requested {
+        set.resolve(name)?;
+    }
+    let text = if as_json {
+        json(
+            &serde_json::json!({ "ok": true, "config": config.source, "profile": config.profile, "profiles": set.names() }),
+        )
+    } else {
+        format!(
+            "ok: {} ({}), {} profiles valid\n",
+            config.source,
+            if config.profile == "auto" {
+                "profile auto".to_string()
+            } else {
+                format!("profile {}", config.profile)
+            },
+            set.names().len()
+        )
+    };
+    Ok(Output {
+        text,
+        code: exit::OK,
+    })
+}
+
+/// `tunerd`'s command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tunerd",
+    version,
+    about = "Applies the configured storage profile to every disk, keeping the originals for revert",
+    after_help = EXIT_HELP
+)]
+pub struct TunerdArgs {
+    /// Directory that stands for `/` (kernel state, configuration and runtime state under it).
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Use this profile instead of the configured one.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+}
+
+/// Applies the configured profile once and reports a one-line summary.
+pub fn tunerd_apply_once(args: &TunerdArgs) -> Result<Output, Failure> {
+    let ctx = Context::load(Root::new(&args.root), args.profile.as_deref())?;
+    let report = apply::apply(&ctx.root, &ctx.plan())?;
+    let mut text = String::new();
+    for o in report
+        .outcomes
+        .iter()
+        .filter(|o| o.status == Status::Rejected)
+    {
+        let _ = writeln!(
+            text,
+            "{}: {} rejected: {}",
+            o.target,
+            o.wanted,
+            o.error.as_deref().unwrap_or("")
+        );
+    }
+    let _ = writeln!(
+        text,
+        "profile {} ({}): {} written, {} unchanged, {} rejected",
+        ctx.profile.name,
+        ctx.chosen_by,
+        report.written(),
+        report.count(Status::Unchanged),
+        report.count(Status::Rejected)
+    );
+    Ok(Output {
+        text,
+        code: if report.ok() { exit::OK } else { exit::FAILURE },
+    })
+}

@@ -1,0 +1,367 @@
+//! Every knob tunerd sets: its profile key, where it lives in sysfs/procfs, which values the
+//! kernel accepts, and how its current value reads. One table, so the profile validator, the
+//! planner, the applier and the documentation agree.
+//!
+//! Semantics and ranges: ../shared/reference/tunables.md and the kernel's
+//! Documentation/ABI/stable/sysfs-block, Documentation/admin-guide/sysctl/vm.rst.
+
+use serde::Serialize;
+
+/// Where a knob lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// `/proc/sys/vm/*`: one value for the machine.
+    Vm,
+    /// A disk's queue or SCSI device attribute.
+    Disk,
+    /// A backing-device-info (`/sys/class/bdi/MAJ:MIN/`): a disk's or a network mount's.
+    Bdi,
+}
+
+/// Which layer of a stack a disk knob belongs to; see `Disk::queues_io`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// Elevator and request pool: on the device that queues the I/O.
+    Queue,
+    /// SCSI device attributes: on the sd devices at the bottom.
+    Scsi,
+    /// Read-ahead and dirty limits: on the device the filesystem sits on.
+    Top,
+}
+
+/// The values a knob accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    Int {
+        min: u64,
+        max: u64,
+    },
+    /// A preference list of elevator names (or one name).
+    Scheduler,
+    Choice(&'static [&'static str]),
+}
+
+/// Knobs in the order they are applied on one object. The derive(Ord) is the apply order:
+/// the scheduler comes first because switching the elevator resets `nr_requests`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Knob {
+    Scheduler,
+    NrRequests,
+    ReadAheadKb,
+    MaxSectorsKb,
+    RqAffinity,
+    Nomerges,
+    AddRandom,
+    IoTimeoutMs,
+    WriteCache,
+    ScsiTimeout,
+    ScsiEhTimeout,
+    ScsiQueueDepth,
+    ScsiCacheType,
+    BdiReadAheadKb,
+    BdiMinRatio,
+    BdiMaxRatio,
+    BdiMaxBytes,
+    BdiStrictLimit,
+    Swappiness,
+    DirtyRatio,
+    DirtyBytes,
+    DirtyBackgroundRatio,
+    DirtyBackgroundBytes,
+    DirtyExpireCentisecs,
+    DirtyWritebackCentisecs,
+}
+
+pub const WRITE_CACHE_VALUES: &[&str] = &["write back", "write through"];
+/// `cache_type` values (drivers/scsi/sd.c `sd_cache_types`); a `temporary ` prefix changes
+/// only the kernel's view and sends nothing to the device.
+pub const CACHE_TYPE_VALUES: &[&str] = &[
+    "write through",
+    "none",
+    "write back",
+    "write back, no read (daft)",
+];
+pub const SCHEDULERS: &[&str] = &["none", "mq-deadline", "kyber", "bfq", "noop", "deadline"];
+
+const U32_MAX: u64 = u32::MAX as u64;
+/// Largest value a kernel `int` sysctl takes.
+const INT_MAX: u64 = i32::MAX as u64;
+
+impl Knob {
+    pub const ALL: [Knob; 25] = [
+        Knob::Scheduler,
+        Knob::NrRequests,
+        Knob::ReadAheadKb,
+        Knob::MaxSectorsKb,
+        Knob::RqAffinity,
+        Knob::Nomerges,
+        Knob::AddRandom,
+        Knob::IoTimeoutMs,
+        Knob::WriteCache,
+        Knob::ScsiTimeout,
+        Knob::ScsiEhTimeout,
+        Knob::ScsiQueueDepth,
+        Knob::ScsiCacheType,
+        Knob::BdiReadAheadKb,
+        Knob::BdiMinRatio,
+        Knob::BdiMaxRatio,
+        Knob::BdiMaxBytes,
+        Knob::BdiStrictLimit,
+        Knob::Swappiness,
+        Knob::DirtyRatio,
+        Knob::DirtyBytes,
+        Knob::DirtyBackgroundRatio,
+        Knob::DirtyBackgroundBytes,
+        Knob::DirtyExpireCentisecs,
+        Knob::DirtyWritebackCentisecs,
+    ];
+
+    /// The key in a profile. `read_ahead_kb` in a `[[mount]]` rule is the bdi's.
+    pub fn key(self) -> &'static str {
+        match self {
+            Knob::Scheduler => "scheduler",
+            Knob::NrRequests => "nr_requests",
+            Knob::ReadAheadKb => "read_ahead_kb",
+            Knob::MaxSectorsKb => "max_sectors_kb",
+            Knob::RqAffinity => "rq_affinity",
+            Knob::Nomerges => "nomerges",
+            Knob::AddRandom => "add_random",
+            Knob::IoTimeoutMs => "io_timeout_ms",
+            Knob::WriteCache => "write_cache",
+            Knob::ScsiTimeout => "scsi_timeout",
+            Knob::ScsiEhTimeout => "scsi_eh_timeout",
+            Knob::ScsiQueueDepth => "scsi_queue_depth",
+            Knob::ScsiCacheType => "scsi_cache_type",
+            Knob::BdiReadAheadKb => "read_ahead_kb",
+            Knob::BdiMinRatio => "bdi_min_ratio",
+            Knob::BdiMaxRatio => "bdi_max_ratio",
+            Knob::BdiMaxBytes => "bdi_max_bytes",
+            Knob::BdiStrictLimit => "bdi_strict_limit",
+            Knob::Swappiness => "swappiness",
+            Knob::DirtyRatio => "dirty_ratio",
+            Knob::DirtyBytes => "dirty_bytes",
+            Knob::DirtyBackgroundRatio => "dirty_background_ratio",
+            Knob::DirtyBackgroundBytes => "dirty_background_bytes",
+            Knob::DirtyExpireCentisecs => "dirty_expire_centisecs",
+            Knob::DirtyWritebackCentisecs => "dirty_writeback_centisecs",
+        }
+    }
+
+    pub fn scope(self) -> Scope {
+        use Knob::*;
+        match self {
+            Swappiness
+            | DirtyRatio
+            | DirtyBytes
+            | DirtyBackgroundRatio
+            | DirtyBackgroundBytes
+            | DirtyExpireCentisecs
+            | DirtyWritebackCentisecs => Scope::Vm,
+            BdiReadAheadKb | BdiMinRatio | BdiMaxRatio | BdiMaxBytes | BdiStrictLimit => Scope::Bdi,
+            _ => Scope::Disk,
+        }
+    }
+
+    pub fn layer(self) -> Layer {
+        use Knob::*;
+        match self {
+            Scheduler | NrRequests | RqAffinity | Nomerges | AddRandom | IoTimeoutMs
+            | MaxSectorsKb | WriteCache => Layer::Queue,
+            ScsiTimeout | ScsiEhTimeout | ScsiQueueDepth | ScsiCacheType => Layer::Scsi,
+            _ => Layer::Top,
+        }
+    }
+
+    pub fn domain(self) -> Domain {
+        use Knob::*;
+        let int = |min, max| Domain::Int { min, max };
+        match self {
+            Scheduler => Domain::Scheduler,
+            // BLKDEV_MIN_RQ .. MAX_SCHED_RQ (block/blk-mq.h); with `none` the tag depth caps it.
+            NrRequests => int(4, 2048),
+            ReadAheadKb | BdiReadAheadKb => int(0, 1 << 20),
+            // one page .. the largest max_hw_sectors_kb a driver advertises.
+            MaxSectorsKb => int(4, U32_MAX),
+            RqAffinity | Nomerges => int(0, 2),
+            AddRandom | BdiStrictLimit => int(0, 1),
+            // queue/io_timeout is a u32 in ms; 0 is EINVAL (block/blk-sysfs.c).
+            IoTimeoutMs => int(1, U32_MAX),
+            WriteCache => Domain::Choice(WRITE_CACHE_VALUES),
+            // sd stores timeout * HZ in an unsigned int of jiffies.
+            ScsiTimeout | ScsiEhTimeout => int(1, U32_MAX / 1000),
+            ScsiQueueDepth => int(1, 65535),
+            ScsiCacheType => Domain::Choice(CACHE_TYPE_VALUES),
+            BdiMinRatio | BdiMaxRatio => int(0, 100),
+            BdiMaxBytes => int(1, u64::MAX >> 1),
+            // 0..200 since Linux 5.8 (mm/vmscan.c).
+            Swappiness => int(0, 200),
+            DirtyRatio | DirtyBackgroundRatio => int(0, 100),
+            // dirty_bytes_min: two pages (mm/page-writeback.c).
+            DirtyBytes | DirtyBackgroundBytes => int(8192, u64::MAX >> 1),
+            DirtyExpireCentisecs | DirtyWritebackCentisecs => int(0, INT_MAX),
+        }
+    }
+
+    /// The knob of the exclusive pair this one belongs to: writing one makes the other read 0.
+    pub fn exclusive_with(self) -> Option<Knob> {
+        use Knob::*;
+        match self {
+            DirtyRatio => Some(DirtyBytes),
+            DirtyBytes => Some(DirtyRatio),
+            DirtyBackgroundRatio => Some(DirtyBackgroundBytes),
+            DirtyBackgroundBytes => Some(DirtyBackgroundRatio),
+            BdiMaxRatio => Some(BdiMaxBytes),
+            BdiMaxBytes => Some(BdiMaxRatio),
+            _ => None,
+        }
+    }
+
+    /// The attribute's path relative to the object's directory (`sys/block/sda/`,
+    /// `sys/class/bdi/0:53/`, `proc/sys/vm/`). SCSI cache_type is handled by the caller since
+    /// it sits under the device's H:C:T:L.
+    pub fn attr(self) -> &'static str {
+        use Knob::*;
+        match self {
+            Scheduler => "queue/scheduler",
+            NrRequests => "queue/nr_requests",
+            ReadAheadKb => "queue/read_ahead_kb",
+            MaxSectorsKb => "queue/max_sectors_kb",
+            RqAffinity => "queue/rq_affinity",
+            Nomerges => "queue/nomerges",
+            AddRandom => "queue/add_random",
+            IoTimeoutMs => "queue/io_timeout",
+            WriteCache => "queue/write_cache",
+            ScsiTimeout => "device/timeout",
+            ScsiEhTimeout => "device/eh_timeout",
+            ScsiQueueDepth => "device/queue_depth",
+            ScsiCacheType => "cache_type",
+            BdiReadAheadKb => "read_ahead_kb",
+            BdiMinRatio => "min_ratio",
+            BdiMaxRatio => "max_ratio",
+            BdiMaxBytes => "max_bytes",
+            BdiStrictLimit => "strict_limit",
+            Swappiness => "swappiness",
+            DirtyRatio => "dirty_ratio",
+            DirtyBytes => "dirty_bytes",
+            DirtyBackgroundRatio => "dirty_background_ratio",
+            DirtyBackgroundBytes => "dirty_background_bytes",
+            DirtyExpireCentisecs => "dirty_expire_centisecs",
+            DirtyWritebackCentisecs => "dirty_writeback_centisecs",
+        }
+    }
+
+    /// Keys accepted in a `[vm]` table, a `[[disk]]` rule and a `[[mount]]` rule.
+    pub fn for_vm() -> impl Iterator<Item = Knob> {
+        Knob::ALL.into_iter().filter(|k| k.scope() == Scope::Vm)
+    }
+
+    pub fn for_disk() -> impl Iterator<Item = Knob> {
+        Knob::ALL.into_iter().filter(|k| {
+            k.scope() == Scope::Disk || (k.scope() == Scope::Bdi && *k != Knob::BdiReadAheadKb)
+        })
+    }
+
+    pub fn for_mount() -> impl Iterator<Item = Knob> {
+        Knob::ALL.into_iter().filter(|k| k.scope() == Scope::Bdi)
+    }
+
+    /// A change to this knob can lose data on power failure and needs `accept_risk`.
+    pub fn can_lose_data(self) -> bool {
+        matches!(self, Knob::WriteCache | Knob::ScsiCacheType)
+    }
+
+    /// Normalises a value read from the kernel, or given in a profile, for comparison.
+    pub fn normalize(self, value: &str) -> String {
+        let v = value.trim();
+        match self {
+            Knob::Scheduler => active_scheduler(v).unwrap_or(v).to_string(),
+            Knob::ScsiCacheType => v.strip_prefix("temporary ").unwrap_or(v).to_string(),
+            _ => match v.parse::<u64>() {
+                Ok(n) => n.to_string(),
+                Err(_) => v.to_string(),
+            },
+        }
+    }
+}
+
+/// `none [mq-deadline] kyber bfq` -> `mq-deadline`; a single name without brackets (no
+/// choice, as on bio-based devices) is that name.
+pub fn active_scheduler(text: &str) -> Option<&str> {
+    if let Some(start) = text.find('[') {
+        let rest = &text[start + 1..];
+        return rest.find(']').map(|end| &rest[..end]);
+    }
+    let mut names = text.split_whitespace();
+    match (names.next(), names.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
+}
+
+/// Every elevator the kernel offers for a queue, without the brackets.
+pub fn available_schedulers(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|n| n.trim_matches(['[', ']']).to_string())
+        .collect()
+}
+
+/// The legacy single-queue names profiles may still use: on blk-mq `noop` is `none` (writing
+/// `noop` is EINVAL on 6.18) and `deadline` is `mq-deadline`.
+pub fn blk_mq_name(name: &str) -> &str {
+    match name {
+        "noop" => "none",
+        "deadline" => "mq-deadline",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduler_parsing() {
+        assert_eq!(
+            active_scheduler("none [mq-deadline] kyber bfq"),
+            Some("mq-deadline")
+        );
+        assert_eq!(active_scheduler("[none] mq-deadline"), Some("none"));
+        assert_eq!(active_scheduler("none"), Some("none"));
+        assert_eq!(active_scheduler("none mq-deadline"), None);
+        assert_eq!(
+            available_schedulers("none [mq-deadline] kyber bfq"),
+            vec!["none", "mq-deadline", "kyber", "bfq"]
+        );
+        assert_eq!(blk_mq_name("noop"), "none");
+    }
+
+    #[test]
+    fn keys_are_unique_per_scope() {
+        for set in [
+            Knob::for_vm().collect::<Vec<_>>(),
+            Knob::for_disk().collect(),
+            Knob::for_mount().collect(),
+        ] {
+            let mut keys: Vec<_> = set.iter().map(|k| k.key()).collect();
+            let n = keys.len();
+            keys.sort();
+            keys.dedup();
+            assert_eq!(keys.len(), n);
+        }
+    }
+
+    #[test]
+    fn normalize_compares_like_the_kernel_reads() {
+        assert_eq!(Knob::NrRequests.normalize("0128\n"), "128");
+        assert_eq!(
+            Knob::ScsiCacheType.normalize("temporary write back"),
+            "write back"
+        );
+        assert_eq!(
+            Knob::Scheduler.normalize("none [mq-deadline] bfq"),
+            "mq-deadline"
+        );
+    }
+}

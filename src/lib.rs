@@ -1,0 +1,14 @@
+//! tunerd keeps Linux virtual machines alive when their storage misbehaves.
+//!
+//! Data flows one way: [`sys`] (the one root-prefixed handle on kernel state) ->
+//! [`inventory`] (what disks, mounts and platform there are) -> [`profile`] (what the user
+//! wants, validated) -> [`plan`] (pure: what to change and why) -> [`apply`] (journal the
+//! originals, write, verify, revert). [`cli`] is `tunerctl` on top.
+
+pub mod apply;
+pub mod cli;
+pub mod inventory;
+pub mod knob;
+pub mod plan;
+pub mod profile;
+pub mod sys;
