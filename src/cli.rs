@@ -625,11 +625,6 @@ fn profile_show(root: &Root, name: &str, as_json: bool) -> Result<Output, Failur
 fn check_config(root: &Root, requested: Option<&str>, as_json: bool) -> Result<Output, Failure> {
     let set = ProfileSet::load(root)?;
     let config = Config::load(root, &set)?;
-    // Every profile must resolve, not only the active one: a switch must never meet a
-    // broken profile.
-    for name in set.names() {
-        set.resolve(&name)?;
-    }
     if let Some(name) = requested {
         set.resolve(name)?;
     }

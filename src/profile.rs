@@ -736,6 +736,11 @@ impl ProfileSet {
             let profile = parse_profile(stem, &display, &text)?;
             set.profiles.insert(stem.to_string(), profile);
         }
+        // Every profile must resolve, not only the one in use: a switch must never meet a
+        // broken profile, and a mistake anywhere in the configuration stops everything.
+        for name in set.names() {
+            set.resolve(&name)?;
+        }
         Ok(set)
     }
 

@@ -1,0 +1,279 @@
+//! Shared test harness: scratch directories on tmpfs, loop devices the test creates and
+//! always detaches, a root that is the real kernel but the test's own configuration and
+//! runtime state, and a guard that restores global vm settings.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+/// Tests that change global kernel state (vm sysctls) or count loop devices run one at a time.
+static KERNEL: Mutex<()> = Mutex::new(());
+
+pub fn kernel_lock() -> MutexGuard<'static, ()> {
+    KERNEL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn tunerctl() -> &'static str {
+    env!("CARGO_BIN_EXE_tunerctl")
+}
+
+pub fn require_root() {
+    let uid = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        uid, "0",
+        "real-kernel tests need root (loop devices, sysfs writes); run them as root"
+    );
+}
+
+/// A directory on tmpfs (/dev/shm), removed on drop: nothing a test writes reaches the
+/// machine's own disk.
+pub struct Scratch {
+    pub path: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let path = PathBuf::from(format!(
+            "/dev/shm/tunerd-test-{tag}-{}-{n}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("scratch dir on /dev/shm");
+        Scratch { path }
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.path.join(rel)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A loop device over a sparse file on tmpfs, detached on drop (also when the test panics).
+pub struct LoopDev {
+    pub name: String,
+    pub backing: PathBuf,
+}
+
+impl LoopDev {
+    pub fn new(dir: &Path, size_mb: u64) -> LoopDev {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let backing = dir.join(format!("disk{}.img", N.fetch_add(1, Ordering::SeqCst)));
+        let file = fs::File::create(&backing).expect("backing file");
+        file.set_len(size_mb << 20).expect("sparse size");
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(&backing)
+            .output()
+            .expect("losetup");
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let name = dev.trim_start_matches("/dev/").to_string();
+        assert!(name.starts_with("loop"), "unexpected device {dev}");
+        LoopDev { name, backing }
+    }
+
+    pub fn sys(&self, rel: &str) -> PathBuf {
+        PathBuf::from(format!("/sys/block/{}/{rel}", self.name))
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.sys(rel))
+            .unwrap_or_else(|e| panic!("read {}: {e}", self.sys(rel).display()))
+            .trim()
+            .to_string()
+    }
+
+    /// Every readable attribute of the queue, the bdi and the disk itself: what a round
+    /// trip must leave exactly as it found. `max_bytes`/`min_bytes` are left out: the kernel
+    /// derives them from the ratios and the free memory of the moment.
+    pub fn snapshot(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for dir in ["queue", "bdi"] {
+            let base = self.sys(dir);
+            let Ok(entries) = fs::read_dir(&base) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name == "max_bytes" || name == "min_bytes" || name == "uevent" {
+                    continue;
+                }
+                if let Ok(v) = fs::read_to_string(e.path()) {
+                    out.insert(format!("{dir}/{name}"), v);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for LoopDev {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup")
+            .arg("-d")
+            .arg(format!("/dev/{}", self.name))
+            .status();
+    }
+}
+
+pub const VM_KNOBS: [&str; 7] = [
+    "swappiness",
+    "dirty_ratio",
+    "dirty_bytes",
+    "dirty_background_ratio",
+    "dirty_background_bytes",
+    "dirty_expire_centisecs",
+    "dirty_writeback_centisecs",
+];
+
+pub fn vm_snapshot() -> BTreeMap<String, String> {
+    VM_KNOBS
+        .iter()
+        .map(|k| {
+            let v = fs::read_to_string(format!("/proc/sys/vm/{k}"))
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            (k.to_string(), v)
+        })
+        .collect()
+}
+
+/// Restores the machine's vm settings on drop, whatever the test did or how it ended.
+/// The `_bytes` form of a pair is written first only when it was the one in force.
+pub struct VmGuard {
+    saved: BTreeMap<String, String>,
+}
+
+impl VmGuard {
+    pub fn new() -> VmGuard {
+        VmGuard {
+            saved: vm_snapshot(),
+        }
+    }
+}
+
+impl Drop for VmGuard {
+    fn drop(&mut self) {
+        for (ratio, bytes) in [
+            ("dirty_ratio", "dirty_bytes"),
+            ("dirty_background_ratio", "dirty_background_bytes"),
+        ] {
+            let b = self.saved.get(bytes).cloned().unwrap_or_default();
+            let (k, v) = if b != "0" && !b.is_empty() {
+                (bytes, b)
+            } else {
+                (ratio, self.saved.get(ratio).cloned().unwrap_or_default())
+            };
+            let _ = fs::write(format!("/proc/sys/vm/{k}"), v);
+        }
+        for k in [
+            "swappiness",
+            "dirty_expire_centisecs",
+            "dirty_writeback_centisecs",
+        ] {
+            if let Some(v) = self.saved.get(k) {
+                let _ = fs::write(format!("/proc/sys/vm/{k}"), v);
+            }
+        }
+    }
+}
+
+/// A root whose `sys` and `proc` are the real kernel's and whose `etc/tunerd` and
+/// `run/tunerd` belong to the test: the product code runs unchanged on the real kernel
+/// without touching the machine's own configuration.
+pub struct KernelRoot {
+    pub scratch: Scratch,
+}
+
+impl KernelRoot {
+    pub fn new(tag: &str) -> KernelRoot {
+        let scratch = Scratch::new(tag);
+        std::os::unix::fs::symlink("/sys", scratch.join("sys")).expect("sys link");
+        std::os::unix::fs::symlink("/proc", scratch.join("proc")).expect("proc link");
+        fs::create_dir_all(scratch.join("etc/tunerd/profiles.d")).expect("etc");
+        fs::create_dir_all(scratch.join("run/tunerd")).expect("run");
+        KernelRoot { scratch }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.scratch.path
+    }
+
+    pub fn add_profile(&self, name: &str, text: &str) {
+        fs::write(
+            self.scratch
+                .join(&format!("etc/tunerd/profiles.d/{name}.toml")),
+            text,
+        )
+        .expect("profile");
+    }
+
+    pub fn loop_dir(&self) -> PathBuf {
+        let dir = self.scratch.join("disks");
+        fs::create_dir_all(&dir).expect("disks dir");
+        dir
+    }
+
+    pub fn tunerctl(&self, args: &[&str]) -> Output {
+        Command::new(tunerctl())
+            .arg("--root")
+            .arg(self.path())
+            .args(args)
+            .output()
+            .expect("run tunerctl")
+    }
+
+    pub fn tunerctl_json(&self, args: &[&str]) -> (i32, serde_json::Value) {
+        let out = self.tunerctl(&[args, &["--json"]].concat());
+        let code = out.status.code().unwrap_or(-1);
+        let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "tunerctl {args:?}: not JSON ({e}); stdout: {} stderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (code, value)
+    }
+}
+
+/// `(target, status)` of every outcome in an apply or revert report.
+pub fn statuses(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["outcomes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|o| {
+                    (
+                        o["target"].as_str().unwrap_or("").to_string(),
+                        o["status"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
