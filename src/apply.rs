@@ -351,12 +351,20 @@ pub fn apply(root: &Root, plan: &Plan) -> Result<Report, JournalError> {
 }
 
 /// Whether a value read back matches the desired one. `bdi max_bytes` is stored as a ratio
-/// of a dirty limit that moves with free memory, so it matches within 1%.
+/// of a dirty limit that moves with free memory, so it matches within 1%; `io_timeout`
+/// within a clock tick.
 pub fn knob_matches(knob: Knob, actual: &str, desired: &str) -> bool {
     let a = knob.normalize(actual);
     let d = knob.normalize(desired);
     if a == d {
         return true;
+    }
+    // io_timeout is stored in jiffies: it reads back rounded to the tick (4 ms at HZ=250,
+    // 10 ms at HZ=100), and the never-time-out value 4294967295 reads 4294967288.
+    if knob == Knob::IoTimeoutMs {
+        if let (Ok(a), Ok(d)) = (a.parse::<u64>(), d.parse::<u64>()) {
+            return a.abs_diff(d) <= 10;
+        }
     }
     if knob == Knob::BdiMaxBytes {
         if let (Ok(a), Ok(d)) = (a.parse::<f64>(), d.parse::<f64>()) {
@@ -482,5 +490,7 @@ mod tests {
         assert!(knob_matches(Knob::BdiMaxBytes, "123448514", "123456789"));
         assert!(!knob_matches(Knob::BdiMaxBytes, "100000000", "123456789"));
         assert!(!knob_matches(Knob::NrRequests, "4", "3"));
+        assert!(knob_matches(Knob::IoTimeoutMs, "4294967288", "4294967295"));
+        assert!(!knob_matches(Knob::IoTimeoutMs, "30000", "4294967295"));
     }
 }

@@ -311,9 +311,12 @@ fn read_disk(root: &Root, name: &str) -> Result<Option<Disk>, SysError> {
     let attr = |rel: &str| root.read_lossy(&format!("{dir}/{rel}")).unwrap_or_default();
     let dev = attr("dev");
     let real = root.sys_real_path(&dir).unwrap_or_default();
-    let device_real = root
-        .sys_real_path(&format!("{dir}/device"))
-        .unwrap_or_default();
+    let device_real = if real.is_empty() {
+        String::new()
+    } else {
+        root.sys_real_path(&format!("{real}/device"))
+            .unwrap_or_default()
+    };
     let device_driver = root.link_name(&format!("{dir}/device/driver"));
 
     let mut vendor = attr("device/vendor").trim().to_string();

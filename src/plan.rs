@@ -212,7 +212,20 @@ pub fn targets(profile: &Profile, inv: &Inventory) -> Vec<Target> {
             }
         }
         for (knob, (setting, rule)) in merged {
-            let (object, path) = bdi_target(Err(bdi), knob);
+            // A block-backed mount's bdi read-ahead is its disk's queue/read_ahead_kb (one
+            // value): plan it there, where a disk rule of its own wins.
+            let disk = mount.disk.as_deref().and_then(|d| inv.disk(d));
+            let (object, knob, path) = match (knob, disk) {
+                (Knob::BdiReadAheadKb, Some(disk)) => (
+                    Object::Disk(disk.name.clone()),
+                    Knob::ReadAheadKb,
+                    disk_target_path(disk, Knob::ReadAheadKb),
+                ),
+                _ => {
+                    let (object, path) = bdi_target(Err(bdi), knob);
+                    (object, knob, path)
+                }
+            };
             out.entry((object.clone(), knob)).or_insert(Target {
                 object,
                 knob,
@@ -281,6 +294,14 @@ pub fn decide(profile: &str, targets: &[Target], current: &Current) -> Plan {
     let mut changes = Vec::with_capacity(targets.len());
     // Objects whose elevator this plan switches: their nr_requests will be reset by it.
     let mut switching: BTreeSet<Object> = BTreeSet::new();
+    // On a SCSI disk queue/io_timeout and device/timeout are one value (both set the
+    // queue's request timeout): where the profile sets both, scsi_timeout wins, or the two
+    // would overwrite each other and show drift forever.
+    let scsi_timeouts: BTreeMap<&Object, String> = targets
+        .iter()
+        .filter(|t| t.knob == Knob::ScsiTimeout && current.get(&t.path).is_some())
+        .map(|t| (&t.object, t.setting.value.to_string()))
+        .collect();
     for t in targets {
         let mut change = Change {
             object: t.object.clone(),
@@ -300,6 +321,15 @@ pub fn decide(profile: &str, targets: &[Target], current: &Current) -> Plan {
             changes.push(change);
             continue;
         };
+        if let (Knob::IoTimeoutMs, Some(secs)) = (t.knob, scsi_timeouts.get(&t.object)) {
+            change.current = Some(t.knob.normalize(raw));
+            change.action = Action::Unsupported;
+            change.note = Some(format!(
+                "on a SCSI disk queue/io_timeout is device/timeout; scsi_timeout ({secs} s) sets it"
+            ));
+            changes.push(change);
+            continue;
+        }
         let now = t.knob.normalize(raw);
         change.current = Some(now.clone());
         match (&t.setting.value, t.knob) {

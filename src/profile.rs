@@ -354,7 +354,18 @@ fn parse_int(
 fn parse_value(doc: &Doc<'_>, knob: Knob, v: &Spanned<DeValue<'_>>) -> Result<Value, ConfigError> {
     let key = knob.key();
     match knob.domain() {
-        Domain::Int { min, max } => parse_int(doc, key, v, min, max).map(Value::Int),
+        Domain::Int { min, max } => {
+            let n = parse_int(doc, key, v, min, max)?;
+            // The kernel keeps read-ahead in 4 KiB pages and rounds down: anything else
+            // would read back different and show as drift forever.
+            if matches!(knob, Knob::ReadAheadKb | Knob::BdiReadAheadKb) && n % 4 != 0 {
+                return Err(doc.err(
+                    v.span(),
+                    format!("`{key}` must be a multiple of 4 (KiB pages; got {n})"),
+                ));
+            }
+            Ok(Value::Int(n))
+        }
         Domain::Scheduler => {
             let names: Vec<&Spanned<DeValue<'_>>> = match v.get_ref() {
                 DeValue::String(_) => vec![v],
@@ -1013,6 +1024,11 @@ mod tests {
         assert_eq!(
             e,
             "t.toml:2:14: `swappiness` must be an integer from 0 to 200, not a string"
+        );
+        let e = err("[[disk]]\nread_ahead_kb = 4097\n");
+        assert_eq!(
+            e,
+            "t.toml:2:17: `read_ahead_kb` must be a multiple of 4 (KiB pages; got 4097)"
         );
         let e = err("[vm\n");
         assert!(e.starts_with("t.toml:1:"), "{e}");

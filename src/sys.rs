@@ -120,10 +120,20 @@ impl Root {
     /// Reads an attribute, trimmed of the trailing newline (and of the trailing blank that some
     /// attributes, like `queue/scheduler`, carry).
     pub fn read(&self, rel: &str) -> Result<String, SysError> {
-        let mut text = String::new();
-        File::open(self.path(rel))
-            .and_then(|mut f| f.read_to_string(&mut text))
-            .map_err(|e| self.err("read", rel, e))?;
+        // A plain read loop: `read_to_string` would first stat and seek the file for a size
+        // hint, two wasted syscalls on every sysfs attribute (which reports size 4096 anyway).
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut file = File::open(self.path(rel)).map_err(|e| self.err("read", rel, e))?;
+        loop {
+            match file.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.err("read", rel, e)),
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes);
         Ok(text.trim_end_matches(['\n', ' ', '\0']).to_string())
     }
 
@@ -182,13 +192,37 @@ impl Root {
     }
 
     /// Where a sysfs object really lives, as a path under `sys/` (`sys/devices/pci0000:00/...`).
-    /// Resolved against this root's own `sys`, so it works whether `sys` is the kernel's, a
-    /// fixture directory, or a symlink to either.
+    /// `rel` is a real path whose last component may be a symlink (`sys/block/sda`), or such a
+    /// link's real path plus one more link (`sys/devices/.../block/sda/device`). Resolved by
+    /// reading that one link and normalising lexically, which is exact in sysfs (its
+    /// directories under /sys/devices are real directories) and costs one readlink instead of
+    /// a readlink per path component.
     pub fn sys_real_path(&self, rel: &str) -> Option<String> {
-        let sys = fs::canonicalize(self.path("sys")).ok()?;
-        let real = fs::canonicalize(self.path(rel)).ok()?;
-        let under = real.strip_prefix(&sys).ok()?;
-        Some(format!("sys/{}", under.display()))
+        let target = match fs::read_link(self.path(rel)) {
+            Ok(t) => t,
+            // Not a link: a real directory already.
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => return Some(rel.to_string()),
+            Err(_) => return None,
+        };
+        let target = target.to_str()?;
+        if target.starts_with('/') {
+            // Absolute links are not how sysfs links; fall back to the kernel's resolution.
+            let sys = fs::canonicalize(self.path("sys")).ok()?;
+            let real = fs::canonicalize(self.path(rel)).ok()?;
+            return Some(format!("sys/{}", real.strip_prefix(&sys).ok()?.display()));
+        }
+        let mut parts: Vec<&str> = rel.split('/').collect();
+        parts.pop();
+        for comp in target.split('/') {
+            match comp {
+                "" | "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                c => parts.push(c),
+            }
+        }
+        Some(parts.join("/"))
     }
 
     /// Creates a directory under the root (and its parents).

@@ -295,7 +295,8 @@ fn real_kernel_revert_skips_a_replaced_device() {
     );
     let (code, _) = root.tunerctl_json(&["--profile", "t", "apply"]);
     assert_eq!(code, 0);
-    // Re-attach the same node to another file: a new diskseq, another device.
+    // Re-attach the same node to another file: a new diskseq, another device. The guard puts
+    // the queue back as it found it before detaching.
     let name = disk.name.clone();
     let backing = disk.backing.clone();
     drop(disk);

@@ -67,10 +67,31 @@ impl Drop for Scratch {
 }
 
 /// A loop device over a sparse file on tmpfs, detached on drop (also when the test panics).
+///
+/// A loop device keeps its queue settings across detach and re-attach, so the guard also
+/// restores every writable queue and bdi attribute it found, whatever the test did.
 pub struct LoopDev {
     pub name: String,
     pub backing: PathBuf,
+    initial: BTreeMap<String, String>,
 }
+
+/// Attributes a test may change, in the order they must be restored (the scheduler first:
+/// switching it resets nr_requests).
+const RESTORE: [&str; 12] = [
+    "queue/scheduler",
+    "queue/nr_requests",
+    "queue/read_ahead_kb",
+    "queue/max_sectors_kb",
+    "queue/rq_affinity",
+    "queue/nomerges",
+    "queue/add_random",
+    "queue/write_cache",
+    "queue/rotational",
+    "bdi/max_ratio_fine",
+    "bdi/min_ratio_fine",
+    "bdi/strict_limit",
+];
 
 impl LoopDev {
     pub fn new(dir: &Path, size_mb: u64) -> LoopDev {
@@ -92,7 +113,27 @@ impl LoopDev {
         let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let name = dev.trim_start_matches("/dev/").to_string();
         assert!(name.starts_with("loop"), "unexpected device {dev}");
-        LoopDev { name, backing }
+        let mut disk = LoopDev {
+            name,
+            backing,
+            initial: BTreeMap::new(),
+        };
+        for rel in RESTORE {
+            if let Ok(v) = fs::read_to_string(disk.sys(rel)) {
+                let v = v.trim().to_string();
+                let v = if rel == "queue/scheduler" {
+                    v.split('[')
+                        .nth(1)
+                        .and_then(|r| r.split(']').next())
+                        .unwrap_or("none")
+                        .to_string()
+                } else {
+                    v
+                };
+                disk.initial.insert(rel.to_string(), v);
+            }
+        }
+        disk
     }
 
     pub fn sys(&self, rel: &str) -> PathBuf {
@@ -130,8 +171,20 @@ impl LoopDev {
     }
 }
 
+impl LoopDev {
+    /// Puts back every attribute as it was when the device was attached.
+    pub fn restore(&self) {
+        for rel in RESTORE {
+            if let Some(v) = self.initial.get(rel) {
+                let _ = fs::write(self.sys(rel), v);
+            }
+        }
+    }
+}
+
 impl Drop for LoopDev {
     fn drop(&mut self) {
+        self.restore();
         let _ = Command::new("losetup")
             .arg("-d")
             .arg(format!("/dev/{}", self.name))
