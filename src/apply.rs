@@ -331,7 +331,7 @@ pub fn apply(root: &Root, plan: &Plan) -> Result<Report, JournalError> {
                     outcome.status = if outcome
                         .after
                         .as_deref()
-                        .is_some_and(|a| knob_matches(change.knob, a, &change.desired))
+                        .is_some_and(|a| change.knob.matches(a, &change.desired))
                     {
                         Status::Applied
                     } else {
@@ -350,30 +350,6 @@ pub fn apply(root: &Root, plan: &Plan) -> Result<Report, JournalError> {
     Ok(Report { outcomes })
 }
 
-/// Whether a value read back matches the desired one. `bdi max_bytes` is stored as a ratio
-/// of a dirty limit that moves with free memory, so it matches within 1%; `io_timeout`
-/// within a clock tick.
-pub fn knob_matches(knob: Knob, actual: &str, desired: &str) -> bool {
-    let a = knob.normalize(actual);
-    let d = knob.normalize(desired);
-    if a == d {
-        return true;
-    }
-    // io_timeout is stored in jiffies: it reads back rounded to the tick (4 ms at HZ=250,
-    // 10 ms at HZ=100), and the never-time-out value 4294967295 reads 4294967288.
-    if knob == Knob::IoTimeoutMs {
-        if let (Ok(a), Ok(d)) = (a.parse::<u64>(), d.parse::<u64>()) {
-            return a.abs_diff(d) <= 10;
-        }
-    }
-    if knob == Knob::BdiMaxBytes {
-        if let (Ok(a), Ok(d)) = (a.parse::<f64>(), d.parse::<f64>()) {
-            return (a - d).abs() <= d * 0.01;
-        }
-    }
-    false
-}
-
 /// Drift: every knob the profile wants that the kernel does not have now. `plan` already
 /// holds the comparison; verify keeps the knobs that would be written.
 #[derive(Debug, Clone, Serialize)]
@@ -389,13 +365,6 @@ pub fn verify(plan: &Plan) -> Vec<Drift> {
     plan.changes
         .iter()
         .filter(|c| c.action == Action::Set)
-        .filter(|c| {
-            // A knob within tolerance, or nr_requests planned only because of a scheduler
-            // switch that is itself drift, is not drift of its own.
-            !c.current
-                .as_deref()
-                .is_some_and(|cur| knob_matches(c.knob, cur, &c.desired))
-        })
         .map(|c| Drift {
             target: c.label(),
             path: c.path.clone(),
@@ -487,10 +456,10 @@ mod tests {
 
     #[test]
     fn max_bytes_matches_within_a_percent() {
-        assert!(knob_matches(Knob::BdiMaxBytes, "123448514", "123456789"));
-        assert!(!knob_matches(Knob::BdiMaxBytes, "100000000", "123456789"));
-        assert!(!knob_matches(Knob::NrRequests, "4", "3"));
-        assert!(knob_matches(Knob::IoTimeoutMs, "4294967288", "4294967295"));
-        assert!(!knob_matches(Knob::IoTimeoutMs, "30000", "4294967295"));
+        assert!(Knob::BdiMaxBytes.matches("123448514", "123456789"));
+        assert!(!Knob::BdiMaxBytes.matches("100000000", "123456789"));
+        assert!(!Knob::NrRequests.matches("4", "3"));
+        assert!(Knob::IoTimeoutMs.matches("4294967288", "4294967295"));
+        assert!(!Knob::IoTimeoutMs.matches("30000", "4294967295"));
     }
 }

@@ -272,6 +272,31 @@ impl Knob {
         matches!(self, Knob::WriteCache | Knob::ScsiCacheType)
     }
 
+    /// Whether a value read back matches the desired one. `bdi max_bytes` is stored as a ratio
+    /// of a dirty limit that moves with free memory, so it matches within 1%; `io_timeout`
+    /// within a clock tick.
+    pub fn matches(self, actual: &str, desired: &str) -> bool {
+        let knob = self;
+        let a = knob.normalize(actual);
+        let d = knob.normalize(desired);
+        if a == d {
+            return true;
+        }
+        // io_timeout is stored in jiffies: it reads back rounded to the tick (4 ms at HZ=250,
+        // 10 ms at HZ=100), and the never-time-out value 4294967295 reads 4294967288.
+        if knob == Knob::IoTimeoutMs {
+            if let (Ok(a), Ok(d)) = (a.parse::<u64>(), d.parse::<u64>()) {
+                return a.abs_diff(d) <= 10;
+            }
+        }
+        if knob == Knob::BdiMaxBytes {
+            if let (Ok(a), Ok(d)) = (a.parse::<f64>(), d.parse::<f64>()) {
+                return (a - d).abs() <= d * 0.01;
+            }
+        }
+        false
+    }
+
     /// Normalises a value read from the kernel, or given in a profile, for comparison.
     pub fn normalize(self, value: &str) -> String {
         let v = value.trim();

@@ -392,7 +392,7 @@ pub fn decide(profile: &str, targets: &[Target], current: &Current) -> Plan {
                     Some("written after the scheduler switch, which resets it".to_string());
             }
             (value, knob) => {
-                if now == knob.normalize(&value.to_string()) {
+                if knob.matches(&now, &value.to_string()) {
                     change.action = Action::Unchanged;
                 }
             }

@@ -330,3 +330,148 @@ pub fn statuses(report: &serde_json::Value) -> Vec<(String, String)> {
         })
         .unwrap_or_default()
 }
+
+/// A platform fixture mounted through `tests/fakesys` (FUSE): `sys` and `proc` behave like
+/// the kernel's where it matters (scheduler brackets, EINVAL, read-only attributes, exclusive
+/// pairs), `etc/tunerd` and `run/tunerd` are plain directories. Unmounted on drop.
+pub struct FakeRoot {
+    pub scratch: Scratch,
+    children: Vec<std::process::Child>,
+    mounts: Vec<PathBuf>,
+}
+
+pub fn fixture_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn mounted(path: &Path) -> bool {
+    let needle = format!(" {} ", path.display());
+    fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| m.lines().any(|l| l.contains(&needle)))
+        .unwrap_or(false)
+}
+
+impl FakeRoot {
+    pub fn new(fixture: &str) -> FakeRoot {
+        let scratch = Scratch::new(&format!("fake-{fixture}"));
+        let mut root = FakeRoot {
+            scratch,
+            children: Vec::new(),
+            mounts: Vec::new(),
+        };
+        for sub in ["etc/tunerd/profiles.d", "run/tunerd"] {
+            fs::create_dir_all(root.scratch.join(&format!("root/{sub}"))).expect("mkdir");
+        }
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fakesys/fakesys.py");
+        for tree in ["sys", "proc"] {
+            let src = root.scratch.join(&format!("src-{tree}"));
+            let st = Command::new("cp")
+                .arg("-a")
+                .arg(fixture_dir(fixture).join(tree))
+                .arg(&src)
+                .status()
+                .expect("cp");
+            assert!(st.success(), "copy fixture {fixture}/{tree}");
+            let mnt = root.scratch.join(&format!("root/{tree}"));
+            fs::create_dir_all(&mnt).expect("mountpoint");
+            let child = Command::new("python3")
+                .arg(&script)
+                .arg(&src)
+                .arg(&mnt)
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .expect("python3 tests/fakesys/fakesys.py (needs fusepy and libfuse2)");
+            root.children.push(child);
+            root.mounts.push(mnt.clone());
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while !mounted(&mnt) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "fakesys did not mount {}",
+                    mnt.display()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        root
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.scratch.join("root")
+    }
+
+    /// The fixture's files as they are now (what fakesys stored), relative path -> content.
+    pub fn source_files(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for tree in ["sys", "proc"] {
+            collect_files(&self.scratch.join(&format!("src-{tree}")), tree, &mut out);
+        }
+        out
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.root().join(rel))
+            .unwrap_or_else(|e| panic!("read {rel}: {e}"))
+            .trim()
+            .to_string()
+    }
+
+    pub fn add_profile(&self, name: &str, text: &str) {
+        fs::write(
+            self.root()
+                .join(format!("etc/tunerd/profiles.d/{name}.toml")),
+            text,
+        )
+        .expect("profile");
+    }
+
+    pub fn tunerctl_json(&self, args: &[&str]) -> (i32, serde_json::Value) {
+        let out = Command::new(tunerctl())
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .arg("--json")
+            .output()
+            .expect("run tunerctl");
+        let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "tunerctl {args:?}: not JSON ({e}): {} {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), value)
+    }
+}
+
+pub fn collect_files(dir: &Path, prefix: &str, out: &mut BTreeMap<String, String>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = format!("{prefix}/{}", e.file_name().to_string_lossy());
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            collect_files(&e.path(), &name, out);
+        } else if ft.is_file() {
+            out.insert(name, fs::read_to_string(e.path()).unwrap_or_default());
+        }
+    }
+}
+
+impl Drop for FakeRoot {
+    fn drop(&mut self) {
+        for m in &self.mounts {
+            let _ = Command::new("fusermount").arg("-u").arg(m).status();
+            if mounted(m) {
+                let _ = Command::new("umount").arg("-l").arg(m).status();
+            }
+        }
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
