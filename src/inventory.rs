@@ -5,6 +5,8 @@
 //! Everything is read through [`Root`], so the same code classifies a fixture tree and the
 //! machine it runs on.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::sys::{Root, SysError};
@@ -260,8 +262,9 @@ pub struct Inventory {
 impl Inventory {
     pub fn read(root: &Root) -> Result<Inventory, SysError> {
         let mut disks = Vec::new();
+        let mut host_names = BTreeMap::new();
         for name in root.list("sys/block")? {
-            if let Some(disk) = read_disk(root, &name)? {
+            if let Some(disk) = read_disk(root, &name, &mut host_names)? {
                 disks.push(disk);
             }
         }
@@ -302,22 +305,28 @@ impl Inventory {
 }
 
 /// Reads one `/sys/block` entry; `None` for what is not a whole disk.
-fn read_disk(root: &Root, name: &str) -> Result<Option<Disk>, SysError> {
+fn read_disk(
+    root: &Root,
+    name: &str,
+    host_names: &mut BTreeMap<String, String>,
+) -> Result<Option<Disk>, SysError> {
     let dir = format!("sys/block/{name}");
+    let real = root.sys_real_path(&dir).unwrap_or_default();
+    // One open directory for all the disk's attributes (see SysDir).
+    let d = root.open_dir(if real.is_empty() { &dir } else { &real })?;
     // Partitions never appear directly under /sys/block, but a hand-made tree might hold one.
-    if root.exists(&format!("{dir}/partition")) {
+    if d.exists("partition") {
         return Ok(None);
     }
-    let attr = |rel: &str| root.read_lossy(&format!("{dir}/{rel}")).unwrap_or_default();
+    let attr = |rel: &str| d.read_lossy(rel).unwrap_or_default();
     let dev = attr("dev");
-    let real = root.sys_real_path(&dir).unwrap_or_default();
     let device_real = if real.is_empty() {
         String::new()
     } else {
         root.sys_real_path(&format!("{real}/device"))
             .unwrap_or_default()
     };
-    let device_driver = root.link_name(&format!("{dir}/device/driver"));
+    let device_driver = d.link_name("device/driver");
 
     let mut vendor = attr("device/vendor").trim().to_string();
     let mut model = attr("device/model").trim().to_string();
@@ -354,8 +363,8 @@ fn read_disk(root: &Root, name: &str) -> Result<Option<Disk>, SysError> {
         (DiskKind::Md, "md".to_string())
     } else if name.starts_with("nvme") {
         // The namespace's `device` is the controller, which carries model and serial.
-        let pci_driver = root
-            .link_name(&format!("{dir}/device/device/driver"))
+        let pci_driver = d
+            .link_name("device/device/driver")
             .unwrap_or_else(|| "nvme".to_string());
         (DiskKind::Nvme, pci_driver)
     } else if device_driver.as_deref() == Some("virtio_blk") {
@@ -370,9 +379,14 @@ fn read_disk(root: &Root, name: &str) -> Result<Option<Disk>, SysError> {
             .split('/')
             .find(|c| c.starts_with("host") && c[4..].chars().all(|ch| ch.is_ascii_digit()))
             .unwrap_or("");
-        let proc_name = root
-            .read_lossy(&format!("sys/class/scsi_host/{host}/proc_name"))
-            .unwrap_or_default();
+        // Hundreds of LUNs share a host: read its proc_name once.
+        let proc_name = host_names
+            .entry(host.to_string())
+            .or_insert_with(|| {
+                root.read_lossy(&format!("sys/class/scsi_host/{host}/proc_name"))
+                    .unwrap_or_default()
+            })
+            .clone();
         let iscsi = device_real.split('/').any(|c| c.starts_with("session"));
         let kind = match proc_name.as_str() {
             _ if iscsi || proc_name.starts_with("iscsi") => DiskKind::Iscsi,
@@ -402,9 +416,8 @@ fn read_disk(root: &Root, name: &str) -> Result<Option<Disk>, SysError> {
         model = attr("loop/backing_file");
     }
     let cloud = cloud_identity(kind, &vendor, &model).to_string();
-    let list_links =
-        |sub: &str| -> Result<Vec<String>, SysError> { root.list(&format!("{dir}/{sub}")) };
-    let bdi = root.link_name(&format!("{dir}/bdi")).or_else(|| {
+    let list_links = |sub: &str| d.list(sub);
+    let bdi = d.link_name("bdi").or_else(|| {
         // Without the link (old kernels), the bdi of a disk is named by its MAJ:MIN.
         (!dev.is_empty() && root.exists(&format!("sys/class/bdi/{dev}"))).then(|| dev.clone())
     });
