@@ -70,6 +70,21 @@ impl Journal {
     }
 }
 
+/// Drops the originals of a disk that is gone: they belong to a device that no longer exists.
+pub fn forget_disk(root: &Root, name: &str) -> Result<usize, JournalError> {
+    let _lock = root.lock_state().map_err(JournalError::Io)?;
+    let mut journal = Journal::load(root)?;
+    let before = journal.originals.len();
+    journal
+        .originals
+        .retain(|o| o.disk.as_deref() != Some(name));
+    let dropped = before - journal.originals.len();
+    if dropped > 0 {
+        journal.save(root)?;
+    }
+    Ok(dropped)
+}
+
 #[derive(Debug)]
 pub enum JournalError {
     Io(SysError),
@@ -148,7 +163,7 @@ impl Report {
 }
 
 /// The journal key of a knob on an object; exclusive pairs share one key.
-fn journal_key(object: &Object, knob: Knob) -> String {
+pub fn journal_key(object: &Object, knob: Knob) -> String {
     let canonical = match knob {
         Knob::DirtyBytes => Knob::DirtyRatio,
         Knob::DirtyBackgroundBytes => Knob::DirtyBackgroundRatio,
@@ -379,12 +394,20 @@ pub fn verify(plan: &Plan) -> Vec<Drift> {
 /// of devices that are gone). Originals that fail to restore stay in the journal for the
 /// next try.
 pub fn revert(root: &Root) -> Result<Report, JournalError> {
+    revert_where(root, |_| true)
+}
+
+/// Restores the originals `pick` selects (by journal key) and keeps the others recorded.
+pub fn revert_where(root: &Root, pick: impl Fn(&str) -> bool) -> Result<Report, JournalError> {
     let _lock = root.lock_state().map_err(JournalError::Io)?;
     let mut journal = Journal::load(root)?;
-    let mut entries = journal.originals.clone();
+    let (mut entries, mut keep): (Vec<Original>, Vec<Original>) = journal
+        .originals
+        .iter()
+        .cloned()
+        .partition(|o| pick(&o.key));
     // Stable sort: by disk, then knob order; journal order within equal keys.
     entries.sort_by(|a, b| (a.disk.as_deref(), a.order).cmp(&(b.disk.as_deref(), b.order)));
-    let mut keep = Vec::new();
     let mut outcomes = Vec::new();
     for original in entries {
         let mut outcome = Outcome {

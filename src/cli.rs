@@ -9,9 +9,10 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use crate::apply::{self, Journal, Report, Status};
+use crate::config::Config;
 use crate::inventory::Inventory;
 use crate::plan::{self, Action, Plan};
-use crate::profile::{Config, ConfigError, Profile, ProfileSet};
+use crate::profile::{ConfigError, Profile, ProfileSet};
 use crate::sys::Root;
 
 /// Exit codes, for scripts and monitors.
@@ -655,8 +656,8 @@ fn check_config(root: &Root, requested: Option<&str>, as_json: bool) -> Result<O
 #[command(
     name = "tunerd",
     version,
-    about = "Applies the configured storage profile to every disk, keeping the originals for revert",
-    after_help = EXIT_HELP
+    about = "Holds every disk at the configured storage profile: applies it at start, tunes hotplugged disks, repairs drift, serves org.tunerd.Tuner1 on the system bus",
+    after_help = "Signals: SIGHUP reloads /etc/tunerd (a broken configuration is refused and the running one kept); SIGTERM stops (settings stay unless on_stop = \"revert\").\nExit codes: 0 stopped cleanly; 1 could not run; 4 invalid configuration at start."
 )]
 pub struct TunerdArgs {
     /// Directory that stands for `/` (kernel state, configuration and runtime state under it).
@@ -665,6 +666,12 @@ pub struct TunerdArgs {
     /// Use this profile instead of the configured one.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
+    /// Apply once and exit, as `tunerctl apply` does, without serving.
+    #[arg(long)]
+    pub once: bool,
+    /// Do not serve the D-Bus API (for machines without a system bus).
+    #[arg(long)]
+    pub no_dbus: bool,
 }
 
 /// Applies the configured profile once and reports a one-line summary.

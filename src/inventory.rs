@@ -277,6 +277,36 @@ impl Inventory {
         })
     }
 
+    /// Re-reads one disk (and the disks it stands on, whose `holders` changed with it) after a
+    /// hotplug event. Returns whether the disk exists now.
+    pub fn refresh_disk(&mut self, root: &Root, name: &str) -> Result<bool, SysError> {
+        let mut host_names = BTreeMap::new();
+        let fresh = read_disk(root, name, &mut host_names)?;
+        let slaves = fresh.as_ref().map(|d| d.slaves.clone()).unwrap_or_default();
+        self.disks.retain(|d| d.name != name);
+        let exists = fresh.is_some();
+        if let Some(disk) = fresh {
+            self.disks.push(disk);
+        }
+        for slave in slaves {
+            if let Some(d) = read_disk(root, &slave, &mut host_names)? {
+                self.disks.retain(|x| x.name != slave);
+                self.disks.push(d);
+            }
+        }
+        self.disks.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(exists)
+    }
+
+    /// Forgets a removed disk.
+    pub fn remove_disk(&mut self, name: &str) {
+        self.disks.retain(|d| d.name != name);
+        for d in &mut self.disks {
+            d.holders.retain(|h| h != name);
+            d.slaves.retain(|s| s != name);
+        }
+    }
+
     pub fn disk(&self, name: &str) -> Option<&Disk> {
         self.disks.iter().find(|d| d.name == name)
     }

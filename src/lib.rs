@@ -3,10 +3,15 @@
 //! Data flows one way: [`sys`] (the one root-prefixed handle on kernel state) ->
 //! [`inventory`] (what disks, mounts and platform there are) -> [`profile`] (what the user
 //! wants, validated) -> [`plan`] (pure: what to change and why) -> [`apply`] (journal the
-//! originals, write, verify, revert). [`cli`] is `tunerctl` on top.
+//! originals, write, verify, revert). [`daemon`] holds the machine at the profile (hotplug,
+//! drift, reload) and serves [`dbus`]; [`cli`] is `tunerctl` on top of both.
 
 pub mod apply;
 pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod dbus;
+pub mod hotplug;
 pub mod inventory;
 pub mod knob;
 pub mod plan;

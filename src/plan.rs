@@ -76,6 +76,9 @@ pub struct Change {
     pub rule: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Set once when the device appears, then left to other tools (no drift, no repair).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub once: bool,
 }
 
 impl Change {
@@ -334,6 +337,7 @@ pub fn decide(profile: &str, targets: &[Target], current: &Current) -> Plan {
             profile: t.setting.profile.clone(),
             rule: t.rule.clone(),
             note: t.via.as_ref().map(|v| format!("via {v}")),
+            once: t.setting.once,
         };
         let Some(raw) = current.get(&t.path) else {
             change.action = Action::Absent;
@@ -444,9 +448,31 @@ fn cache_risk(current: &str, desired: &str, temporary: bool) -> Option<String> {
 
 /// Plans `profile` for what is on `root` now.
 pub fn plan(root: &Root, profile: &Profile, inv: &Inventory) -> Plan {
-    let targets = targets(profile, inv);
+    plan_where(root, profile, inv, |_| true)
+}
+
+/// Plans only the targets `keep` selects (one hotplugged disk, say).
+pub fn plan_where(
+    root: &Root,
+    profile: &Profile,
+    inv: &Inventory,
+    keep: impl Fn(&Target) -> bool,
+) -> Plan {
+    let targets: Vec<Target> = targets(profile, inv)
+        .into_iter()
+        .filter(|t| keep(t))
+        .collect();
     let current = Current::read(root, &targets);
     decide(&profile.name, &targets, &current)
+}
+
+/// The objects that belong to one disk: the disk itself and its bdi.
+pub fn disk_objects(inv: &Inventory, name: &str) -> Vec<Object> {
+    let mut out = vec![Object::Disk(name.to_string())];
+    if let Some(bdi) = inv.disk(name).and_then(|d| d.bdi.clone()) {
+        out.push(Object::Bdi(bdi));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -463,6 +489,7 @@ mod tests {
                 value,
                 reason: "r".into(),
                 accept_risk,
+                once: false,
                 profile: "p".into(),
                 at: Default::default(),
             },

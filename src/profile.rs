@@ -110,6 +110,10 @@ pub struct Setting {
     pub reason: String,
     /// The profile accepts a data-loss risk this setting carries (write cache knobs).
     pub accept_risk: bool,
+    /// Set once when the device appears, then left alone: another tool owns the value
+    /// afterwards, so the daemon neither reports nor repairs its drift.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub once: bool,
     /// The profile that set it (after inheritance, maybe an ancestor).
     pub profile: String,
     #[serde(skip)]
@@ -209,13 +213,12 @@ pub const BUILTIN: &[(&str, &str)] = &[
 ];
 
 /// A TOML text and its name, turning spans into `file:line:col`.
-struct Doc<'a> {
-    file: &'a str,
-    text: &'a str,
+pub(crate) struct Doc<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) text: &'a str,
 }
-
 impl Doc<'_> {
-    fn at(&self, span: Range<usize>) -> Location {
+    pub(crate) fn at(&self, span: Range<usize>) -> Location {
         let start = span.start.min(self.text.len());
         let before = &self.text[..start];
         let line = before.matches('\n').count() + 1;
@@ -228,14 +231,14 @@ impl Doc<'_> {
         }
     }
 
-    fn err(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn err(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
         ConfigError {
             at: self.at(span),
             message: message.into(),
         }
     }
 
-    fn parse(&self) -> Result<Spanned<DeTable<'_>>, ConfigError> {
+    pub(crate) fn parse(&self) -> Result<Spanned<DeTable<'_>>, ConfigError> {
         DeTable::parse(self.text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             let message = e
@@ -249,20 +252,20 @@ impl Doc<'_> {
     }
 }
 
-type Entry<'t, 'i> = (
+pub(crate) type Entry<'t, 'i> = (
     &'t Spanned<std::borrow::Cow<'i, str>>,
     &'t Spanned<DeValue<'i>>,
 );
 
 /// A table's entries in the order they are written in the file, so errors about the second
 /// of two keys point at the second.
-fn entries<'t, 'i>(table: &'t DeTable<'i>) -> Vec<Entry<'t, 'i>> {
+pub(crate) fn entries<'t, 'i>(table: &'t DeTable<'i>) -> Vec<Entry<'t, 'i>> {
     let mut out: Vec<Entry<'t, 'i>> = table.iter().collect();
     out.sort_by_key(|(k, _)| k.span().start);
     out
 }
 
-fn type_name(v: &DeValue<'_>) -> &'static str {
+pub(crate) fn type_name(v: &DeValue<'_>) -> &'static str {
     match v {
         DeValue::String(_) => "a string",
         DeValue::Integer(_) => "an integer",
@@ -274,7 +277,11 @@ fn type_name(v: &DeValue<'_>) -> &'static str {
     }
 }
 
-fn want_str(doc: &Doc<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Result<String, ConfigError> {
+pub(crate) fn want_str(
+    doc: &Doc<'_>,
+    key: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> Result<String, ConfigError> {
     match v.get_ref() {
         DeValue::String(s) => Ok(s.to_string()),
         other => Err(doc.err(
@@ -284,7 +291,7 @@ fn want_str(doc: &Doc<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Result<String
     }
 }
 
-fn want_table<'a, 'i>(
+pub(crate) fn want_table<'a, 'i>(
     doc: &Doc<'_>,
     key: &str,
     v: &'a Spanned<DeValue<'i>>,
@@ -298,7 +305,7 @@ fn want_table<'a, 'i>(
     }
 }
 
-fn unknown_key(
+pub(crate) fn unknown_key(
     doc: &Doc<'_>,
     span: Range<usize>,
     key: &str,
@@ -314,7 +321,7 @@ fn unknown_key(
     )
 }
 
-fn parse_int(
+pub(crate) fn parse_int(
     doc: &Doc<'_>,
     key: &str,
     v: &Spanned<DeValue<'_>>,
@@ -442,11 +449,23 @@ fn parse_setting(
     let mut value = None;
     let mut reason = None;
     let mut accept_risk = false;
+    let mut once = false;
     if let DeValue::Table(t) = v.get_ref() {
         for (k, item) in entries(t) {
             match k.get_ref().as_ref() {
                 "value" => value = Some(parse_value(doc, knob, item)?),
                 "reason" => reason = Some(want_str(doc, "reason", item)?),
+                "once" => {
+                    once = match item.get_ref() {
+                        DeValue::Boolean(b) => *b,
+                        other => {
+                            return Err(doc.err(
+                                item.span(),
+                                format!("`once` must be true or false, not {}", type_name(other)),
+                            ))
+                        }
+                    };
+                }
                 "accept_risk" => {
                     if !knob.can_lose_data() {
                         return Err(doc.err(
@@ -476,7 +495,7 @@ fn parse_setting(
                         k.span(),
                         other,
                         &format!("`{}`", knob.key()),
-                        &["value", "reason", "accept_risk"],
+                        &["value", "reason", "accept_risk", "once"],
                     ))
                 }
             }
@@ -495,6 +514,7 @@ fn parse_setting(
         value: value.unwrap_or(Value::Int(0)),
         reason,
         accept_risk,
+        once,
         profile: profile.to_string(),
         at: doc.at(key_span),
     })
@@ -884,68 +904,6 @@ fn check_resolved(p: &Profile) -> Result<(), ConfigError> {
         }
     }
     Ok(())
-}
-
-/// `/etc/tunerd/tunerd.toml`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Config {
-    /// `auto` or a profile name.
-    pub profile: String,
-    /// Where it came from (the file, or `defaults` when there is none).
-    pub source: String,
-}
-
-pub const CONFIG_FILE: &str = "etc/tunerd/tunerd.toml";
-
-impl Config {
-    pub fn load(root: &Root, profiles: &ProfileSet) -> Result<Config, ConfigError> {
-        let display = root.display(CONFIG_FILE);
-        let Some(text) = root
-            .read_opt(CONFIG_FILE)
-            .map_err(|e| ConfigError::from_sys(&e))?
-        else {
-            return Ok(Config {
-                profile: "auto".to_string(),
-                source: "defaults".to_string(),
-            });
-        };
-        let doc = Doc {
-            file: &display,
-            text: &text,
-        };
-        let table = doc.parse()?;
-        let mut config = Config {
-            profile: "auto".to_string(),
-            source: display.clone(),
-        };
-        for (k, v) in entries(table.get_ref()) {
-            match k.get_ref().as_ref() {
-                "profile" => {
-                    let name = want_str(&doc, "profile", v)?;
-                    if name != "auto" && profiles.get(&name).is_none() {
-                        return Err(doc.err(
-                            v.span(),
-                            format!(
-                                "unknown profile `{name}`; allowed: auto, {}",
-                                profiles.names().join(", ")
-                            ),
-                        ));
-                    }
-                    config.profile = name;
-                }
-                other => {
-                    return Err(unknown_key(
-                        &doc,
-                        k.span(),
-                        other,
-                        "tunerd.toml",
-                        &["profile"],
-                    ))
-                }
-            }
-        }
-        Ok(config)
-    }
 }
 
 #[cfg(test)]

@@ -160,7 +160,7 @@ fn config_file_errors() {
     let (_, err) = check(&[("etc/tunerd/tunerd.toml", "profil = \"auto\"\n")]);
     assert_eq!(
         err,
-        "etc/tunerd/tunerd.toml:1:1: unknown key `profil` in tunerd.toml; allowed: profile"
+        "etc/tunerd/tunerd.toml:1:1: unknown key `profil` in tunerd.toml; allowed: profile, daemon"
     );
     let (_, err) = check(&[("etc/tunerd/profiles.d/Fast SAN.toml", "")]);
     assert!(err.contains("may hold only a-z, 0-9, - and _"), "{err}");

@@ -5,17 +5,26 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tunerd::cli::{self, TunerdArgs};
+use tunerd::daemon;
+use tunerd::sys::Root;
 
 fn main() -> ExitCode {
     let args = TunerdArgs::parse();
-    match cli::tunerd_apply_once(&args) {
-        Ok(out) => {
-            let _ = std::io::stderr().write_all(out.text.as_bytes());
-            ExitCode::from(out.code)
-        }
-        Err(fail) => {
-            eprintln!("tunerd: {}", fail.message);
-            ExitCode::from(fail.code)
-        }
+    if args.once {
+        return match cli::tunerd_apply_once(&args) {
+            Ok(out) => {
+                let _ = std::io::stderr().write_all(out.text.as_bytes());
+                ExitCode::from(out.code)
+            }
+            Err(fail) => {
+                eprintln!("tunerd: {}", fail.message);
+                ExitCode::from(fail.code)
+            }
+        };
     }
+    ExitCode::from(daemon::run(daemon::Options {
+        root: Root::new(&args.root),
+        profile: args.profile,
+        dbus: !args.no_dbus,
+    }))
 }

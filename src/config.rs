@@ -1,0 +1,169 @@
+//! `/etc/tunerd/tunerd.toml`: which profile, and how the daemon behaves. Validated like the
+//! profiles: one line with `file:line:column`, the key and the allowed values.
+//!
+//! ```toml
+//! profile = "auto"            # or a profile name
+//! [daemon]
+//! drift_interval_secs = 30    # periodic verify; 0 turns it off
+//! drift_policy = "repair"     # or "report": log and signal drift, change nothing
+//! on_stop = "keep"            # or "revert": restore the originals when the service stops
+//! ```
+
+use serde::Serialize;
+use toml::de::DeValue;
+
+use crate::profile::{
+    entries, parse_int, unknown_key, want_str, want_table, ConfigError, Doc, ProfileSet,
+};
+use crate::sys::Root;
+
+pub const CONFIG_FILE: &str = "etc/tunerd/tunerd.toml";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftPolicy {
+    /// Re-apply the profile's value.
+    Repair,
+    /// Log and signal only.
+    Report,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnStop {
+    /// Leave the settings in place: they are the resilience.
+    Keep,
+    /// Restore every original.
+    Revert,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DaemonSettings {
+    pub drift_interval_secs: u64,
+    pub drift_policy: DriftPolicy,
+    pub on_stop: OnStop,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            drift_interval_secs: 30,
+            drift_policy: DriftPolicy::Repair,
+            on_stop: OnStop::Keep,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// `auto` or a profile name.
+    pub profile: String,
+    pub daemon: DaemonSettings,
+    /// Where it came from (the file, or `defaults` when there is none).
+    pub source: String,
+}
+
+fn choice<'a>(
+    doc: &Doc<'_>,
+    key: &str,
+    v: &toml::Spanned<DeValue<'_>>,
+    allowed: &[&'a str],
+) -> Result<&'a str, ConfigError> {
+    let text = want_str(doc, key, v)?;
+    allowed.iter().copied().find(|a| *a == text).ok_or_else(|| {
+        doc.err(
+            v.span(),
+            format!(
+                "`{key}` must be one of {} (got {text:?})",
+                allowed
+                    .iter()
+                    .map(|a| format!("{a:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
+}
+
+impl Config {
+    pub fn load(root: &Root, profiles: &ProfileSet) -> Result<Config, ConfigError> {
+        let display = root.display(CONFIG_FILE);
+        let mut config = Config {
+            profile: "auto".to_string(),
+            daemon: DaemonSettings::default(),
+            source: "defaults".to_string(),
+        };
+        let Some(text) = root
+            .read_opt(CONFIG_FILE)
+            .map_err(|e| ConfigError::from_sys(&e))?
+        else {
+            return Ok(config);
+        };
+        config.source = display.clone();
+        let doc = Doc {
+            file: &display,
+            text: &text,
+        };
+        let table = doc.parse()?;
+        for (k, v) in entries(table.get_ref()) {
+            match k.get_ref().as_ref() {
+                "profile" => {
+                    let name = want_str(&doc, "profile", v)?;
+                    if name != "auto" && profiles.get(&name).is_none() {
+                        return Err(doc.err(
+                            v.span(),
+                            format!(
+                                "unknown profile `{name}`; allowed: auto, {}",
+                                profiles.names().join(", ")
+                            ),
+                        ));
+                    }
+                    config.profile = name;
+                }
+                "daemon" => {
+                    for (dk, dv) in entries(want_table(&doc, "daemon", v)?) {
+                        match dk.get_ref().as_ref() {
+                            "drift_interval_secs" => {
+                                config.daemon.drift_interval_secs =
+                                    parse_int(&doc, "drift_interval_secs", dv, 0, 86400)?
+                            }
+                            "drift_policy" => {
+                                config.daemon.drift_policy =
+                                    match choice(&doc, "drift_policy", dv, &["repair", "report"])? {
+                                        "repair" => DriftPolicy::Repair,
+                                        _ => DriftPolicy::Report,
+                                    }
+                            }
+                            "on_stop" => {
+                                config.daemon.on_stop =
+                                    match choice(&doc, "on_stop", dv, &["keep", "revert"])? {
+                                        "keep" => OnStop::Keep,
+                                        _ => OnStop::Revert,
+                                    }
+                            }
+                            other => {
+                                return Err(unknown_key(
+                                    &doc,
+                                    dk.span(),
+                                    other,
+                                    "[daemon]",
+                                    &["drift_interval_secs", "drift_policy", "on_stop"],
+                                ))
+                            }
+                        }
+                    }
+                }
+                other => {
+                    return Err(unknown_key(
+                        &doc,
+                        k.span(),
+                        other,
+                        "tunerd.toml",
+                        &["profile", "daemon"],
+                    ))
+                }
+            }
+        }
+        Ok(config)
+    }
+}

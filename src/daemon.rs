@@ -1,0 +1,744 @@
+//! The service: apply the profile at start, then hold every disk at it for the life of the
+//! machine: hotplugged disks are tuned on `add` and `change`, drift is found by a periodic
+//! verify and repaired (or reported), SIGHUP and D-Bus reload the configuration, and SIGTERM
+//! stops (leaving the settings, or reverting them, as configured).
+//!
+//! One thread runs the event loop (`poll` over the udev monitor and a signalfd, with the next
+//! timer as the timeout: idle, it wakes only for its own timers). zbus runs the D-Bus
+//! connection on its helper thread; both reach the [`State`] through one mutex.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::os::fd::BorrowedFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::apply::{self, Drift, JournalError, Report, Status};
+use crate::config::{Config, DriftPolicy, OnStop};
+use crate::hotplug::{BlockAction, BlockEvent, Watcher};
+use crate::inventory::Inventory;
+use crate::knob::Knob;
+use crate::plan::{self, Action, Object, Plan};
+use crate::profile::{ConfigError, Profile, ProfileSet};
+use crate::sys::Root;
+
+/// A log line for the journal: systemd reads the `<N>` priority prefix on stderr.
+#[macro_export]
+macro_rules! log {
+    (err, $($arg:tt)*) => { eprintln!("<3>{}", format!($($arg)*)) };
+    (warn, $($arg:tt)*) => { eprintln!("<4>{}", format!($($arg)*)) };
+    (notice, $($arg:tt)*) => { eprintln!("<5>{}", format!($($arg)*)) };
+    (info, $($arg:tt)*) => { eprintln!("<6>{}", format!($($arg)*)) };
+}
+
+/// How the machine is doing, as the `Health` property says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Health {
+    Ok,
+    /// A knob differs from the profile and policy is to report only.
+    Drift,
+    /// The kernel rejected a knob.
+    Degraded,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Ok => "ok",
+            Health::Drift => "drift",
+            Health::Degraded => "degraded",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftRecord {
+    /// Seconds since the epoch.
+    pub at: u64,
+    pub target: String,
+    pub path: String,
+    pub expected: String,
+    pub actual: Option<String>,
+    pub repaired: bool,
+}
+
+/// What the D-Bus side must announce after an operation (sent outside the state lock).
+#[derive(Debug, Clone)]
+pub enum Announce {
+    Drift(DriftRecord),
+    ProfileChanged { old: String, new: String },
+    PropertiesChanged,
+}
+
+/// Retries for disks whose attributes appear after their `add` event.
+const RETRY_DELAYS_MS: [u64; 5] = [20, 40, 80, 160, 320];
+const RECENT_DRIFT: usize = 64;
+
+pub struct State {
+    pub root: Root,
+    pub config: Config,
+    pub profiles: ProfileSet,
+    pub profile: Profile,
+    pub chosen_by: String,
+    /// `--profile` or a D-Bus switch: wins over the configuration until the next switch.
+    pinned_profile: Option<String>,
+    pub inventory: Inventory,
+    pub started: SystemTime,
+    pub last_verify: Option<SystemTime>,
+    pub recent_drift: VecDeque<DriftRecord>,
+    pub health: Health,
+    /// `once` knobs already set: (object, knob).
+    once_done: BTreeSet<(Object, Knob)>,
+    /// Disk -> (attempt, when).
+    retries: Vec<(String, usize, Instant)>,
+    pub hotplug_source: &'static str,
+    pub events_handled: u64,
+}
+
+fn epoch(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Loads configuration and profiles and picks the profile: what start and reload share.
+fn load(
+    root: &Root,
+    pinned: Option<&str>,
+    inv: &Inventory,
+) -> Result<(Config, ProfileSet, Profile, String), ConfigError> {
+    let profiles = ProfileSet::load(root)?;
+    let config = Config::load(root, &profiles)?;
+    let (name, chosen_by) = match pinned {
+        Some(name) => (name.to_string(), "pinned".to_string()),
+        None if config.profile == "auto" => (
+            inv.platform.kind.profile().to_string(),
+            format!("auto: platform {}", inv.platform.kind.as_str()),
+        ),
+        None => (config.profile.clone(), format!("config {}", config.source)),
+    };
+    let profile = profiles.resolve(&name)?;
+    Ok((config, profiles, profile, chosen_by))
+}
+
+#[derive(Debug)]
+pub enum StartError {
+    Config(ConfigError),
+    Inventory(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "{e}"),
+            StartError::Inventory(e) => write!(f, "cannot read the inventory: {e}"),
+        }
+    }
+}
+
+impl State {
+    pub fn new(root: Root, pinned: Option<String>) -> Result<State, StartError> {
+        let inventory = Inventory::read(&root).map_err(|e| StartError::Inventory(e.to_string()))?;
+        let (config, profiles, profile, chosen_by) =
+            load(&root, pinned.as_deref(), &inventory).map_err(StartError::Config)?;
+        Ok(State {
+            root,
+            config,
+            profiles,
+            profile,
+            chosen_by,
+            pinned_profile: pinned,
+            inventory,
+            started: SystemTime::now(),
+            last_verify: None,
+            recent_drift: VecDeque::new(),
+            health: Health::Ok,
+            once_done: BTreeSet::new(),
+            retries: Vec::new(),
+            hotplug_source: "none",
+            events_handled: 0,
+        })
+    }
+
+    /// Applies a plan, remembering `once` knobs and the health it leaves.
+    fn apply_plan(&mut self, plan: &Plan) -> Result<Report, JournalError> {
+        let mut plan = plan.clone();
+        plan.changes.retain(|c| {
+            !(c.once
+                && c.action == Action::Set
+                && self.once_done.contains(&(c.object.clone(), c.knob)))
+        });
+        let report = apply::apply(&self.root, &plan)?;
+        for c in plan.changes.iter().filter(|c| c.once) {
+            self.once_done.insert((c.object.clone(), c.knob));
+        }
+        if !report.ok() {
+            self.health = Health::Degraded;
+            for o in report
+                .outcomes
+                .iter()
+                .filter(|o| o.status == Status::Rejected)
+            {
+                log!(
+                    warn,
+                    "{}: the kernel rejected {}: {}",
+                    o.target,
+                    o.wanted,
+                    o.error.as_deref().unwrap_or("")
+                );
+            }
+        }
+        Ok(report)
+    }
+
+    /// Applies the whole profile.
+    pub fn apply_all(&mut self) -> Result<Report, JournalError> {
+        let plan = plan::plan(&self.root, &self.profile, &self.inventory);
+        self.health = Health::Ok;
+        self.apply_plan(&plan)
+    }
+
+    pub fn plan(&self) -> Plan {
+        plan::plan(&self.root, &self.profile, &self.inventory)
+    }
+
+    /// Knobs that differ from the profile, `once` knobs left out.
+    pub fn verify(&mut self) -> Vec<Drift> {
+        self.last_verify = Some(SystemTime::now());
+        let mut plan = self.plan();
+        plan.changes.retain(|c| !c.once);
+        apply::verify(&plan)
+    }
+
+    /// The periodic check: find drift, log it, repair it if the policy says so.
+    pub fn drift_check(&mut self) -> Vec<Announce> {
+        let drift = self.verify();
+        if drift.is_empty() {
+            if self.health == Health::Drift {
+                self.health = Health::Ok;
+                return vec![Announce::PropertiesChanged];
+            }
+            return Vec::new();
+        }
+        let repair = self.config.daemon.drift_policy == DriftPolicy::Repair;
+        let mut announce = Vec::new();
+        for d in &drift {
+            log!(
+                notice,
+                "drift: {} is {} (expected {}){}",
+                d.target,
+                d.actual.as_deref().unwrap_or("absent"),
+                d.desired,
+                if repair { "; repairing" } else { "" }
+            );
+            let record = DriftRecord {
+                at: epoch(SystemTime::now()),
+                target: d.target.clone(),
+                path: d.path.clone(),
+                expected: d.desired.clone(),
+                actual: d.actual.clone(),
+                repaired: repair,
+            };
+            if self.recent_drift.len() == RECENT_DRIFT {
+                self.recent_drift.pop_front();
+            }
+            self.recent_drift.push_back(record.clone());
+            announce.push(Announce::Drift(record));
+        }
+        let before = self.health;
+        if repair {
+            let paths: BTreeSet<&str> = drift.iter().map(|d| d.path.as_str()).collect();
+            let mut plan = self.plan();
+            // Repair what drifted; a scheduler repair needs its nr_requests re-written too.
+            let objects: BTreeSet<Object> = plan
+                .changes
+                .iter()
+                .filter(|c| paths.contains(c.path.as_str()))
+                .map(|c| c.object.clone())
+                .collect();
+            plan.changes.retain(|c| {
+                !c.once
+                    && (paths.contains(c.path.as_str())
+                        || (c.knob == Knob::NrRequests && objects.contains(&c.object)))
+            });
+            if let Err(e) = self.apply_plan(&plan) {
+                log!(err, "drift repair failed: {e}");
+            }
+        } else {
+            self.health = Health::Drift;
+        }
+        if self.health != before {
+            announce.push(Announce::PropertiesChanged);
+        }
+        announce
+    }
+
+    /// Tunes one disk after `add` or `change`; forgets it after `remove`.
+    pub fn hotplug(&mut self, event: &BlockEvent) -> Option<Report> {
+        self.events_handled += 1;
+        match event.action {
+            BlockAction::Remove => {
+                self.inventory.remove_disk(&event.name);
+                self.retries.retain(|(d, _, _)| d != &event.name);
+                self.once_done
+                    .retain(|(o, _)| o != &Object::Disk(event.name.clone()));
+                match apply::forget_disk(&self.root, &event.name) {
+                    Ok(n) if n > 0 => log!(
+                        info,
+                        "{} removed: dropped {n} recorded originals",
+                        event.name
+                    ),
+                    Ok(_) => {}
+                    Err(e) => log!(err, "{} removed: {e}", event.name),
+                }
+                None
+            }
+            BlockAction::Add | BlockAction::Change => {
+                if event.action == BlockAction::Add {
+                    // A new device: its `once` knobs are due again.
+                    self.once_done
+                        .retain(|(o, _)| o != &Object::Disk(event.name.clone()));
+                }
+                let report = self.tune_disk(&event.name);
+                let incomplete = report.as_ref().is_some_and(|r| {
+                    r.outcomes.iter().any(|o| {
+                        matches!(
+                            o.status,
+                            Status::Absent | Status::Rejected | Status::Unsupported
+                        )
+                    })
+                });
+                self.retries.retain(|(d, _, _)| d != &event.name);
+                if incomplete {
+                    self.retries.push((
+                        event.name.clone(),
+                        0,
+                        Instant::now() + Duration::from_millis(RETRY_DELAYS_MS[0]),
+                    ));
+                }
+                report
+            }
+        }
+    }
+
+    fn tune_disk(&mut self, name: &str) -> Option<Report> {
+        match self.inventory.refresh_disk(&self.root, name) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                log!(warn, "{name}: cannot read it: {e}");
+                return None;
+            }
+        }
+        let objects = plan::disk_objects(&self.inventory, name);
+        let plan = plan::plan_where(&self.root, &self.profile, &self.inventory, |t| {
+            objects.contains(&t.object)
+        });
+        if plan.changes.is_empty() {
+            return None;
+        }
+        match self.apply_plan(&plan) {
+            Ok(report) => {
+                if report.written() > 0 {
+                    log!(info, "{name}: {} knobs set", report.written());
+                }
+                Some(report)
+            }
+            Err(e) => {
+                log!(err, "{name}: {e}");
+                None
+            }
+        }
+    }
+
+    /// When the next retry is due.
+    pub fn next_retry(&self) -> Option<Instant> {
+        self.retries.iter().map(|(_, _, at)| *at).min()
+    }
+
+    /// Retries disks whose attributes were missing: their scheduler list or queue may appear
+    /// some milliseconds after `add`.
+    pub fn run_retries(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(String, usize)> = self
+            .retries
+            .iter()
+            .filter(|(_, _, at)| *at <= now)
+            .map(|(d, n, _)| (d.clone(), *n))
+            .collect();
+        self.retries.retain(|(_, _, at)| *at > now);
+        for (disk, attempt) in due {
+            let report = self.tune_disk(&disk);
+            let incomplete = report.as_ref().is_some_and(|r| {
+                r.outcomes.iter().any(|o| {
+                    matches!(
+                        o.status,
+                        Status::Absent | Status::Rejected | Status::Unsupported
+                    )
+                })
+            });
+            if incomplete && attempt + 1 < RETRY_DELAYS_MS.len() {
+                self.retries.push((
+                    disk,
+                    attempt + 1,
+                    Instant::now() + Duration::from_millis(RETRY_DELAYS_MS[attempt + 1]),
+                ));
+            }
+        }
+    }
+
+    /// Re-reads the configuration. A broken one is refused and the running one kept; a new
+    /// profile is switched to.
+    pub fn reload(&mut self) -> Result<Vec<Announce>, ConfigError> {
+        let (config, profiles, profile, chosen_by) =
+            load(&self.root, self.pinned_profile.as_deref(), &self.inventory)?;
+        self.config = config;
+        self.profiles = profiles;
+        let announce = self
+            .switch_to(profile, chosen_by)
+            .map_err(|e| ConfigError::file("journal", e.to_string()))?;
+        log!(
+            info,
+            "configuration reloaded: profile {}",
+            self.profile.name
+        );
+        Ok(announce)
+    }
+
+    /// Switches to a profile by name (D-Bus SwitchProfile): pins it until the next switch.
+    pub fn switch(&mut self, name: &str) -> Result<Vec<Announce>, ConfigError> {
+        let profile = self.profiles.resolve(name)?;
+        self.pinned_profile = Some(name.to_string());
+        self.switch_to(profile, "pinned".to_string())
+            .map_err(|e| ConfigError::file("journal", e.to_string()))
+    }
+
+    /// Reverts what the old profile set and the new one does not want, then applies the new.
+    fn switch_to(
+        &mut self,
+        new: Profile,
+        chosen_by: String,
+    ) -> Result<Vec<Announce>, JournalError> {
+        let old_keys: BTreeSet<String> = plan::targets(&self.profile, &self.inventory)
+            .iter()
+            .map(|t| apply::journal_key(&t.object, t.knob))
+            .collect();
+        let new_keys: BTreeSet<String> = plan::targets(&new, &self.inventory)
+            .iter()
+            .map(|t| apply::journal_key(&t.object, t.knob))
+            .collect();
+        let dropped: BTreeSet<&String> = old_keys.difference(&new_keys).collect();
+        if !dropped.is_empty() {
+            apply::revert_where(&self.root, |k| dropped.iter().any(|d| d.as_str() == k))?;
+        }
+        let old = std::mem::replace(&mut self.profile, new);
+        self.chosen_by = chosen_by;
+        self.once_done.clear();
+        self.apply_all()?;
+        let mut announce = vec![Announce::PropertiesChanged];
+        if old.name != self.profile.name {
+            log!(
+                notice,
+                "profile switched: {} -> {}",
+                old.name,
+                self.profile.name
+            );
+            announce.push(Announce::ProfileChanged {
+                old: old.name,
+                new: self.profile.name.clone(),
+            });
+        }
+        Ok(announce)
+    }
+
+    pub fn status(&self) -> DaemonStatus {
+        let plan = self.plan();
+        DaemonStatus {
+            running: true,
+            pid: std::process::id(),
+            root: self.root.base().display().to_string(),
+            uptime_secs: self.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
+            started: epoch(self.started),
+            profile: self.profile.name.clone(),
+            chosen_by: self.chosen_by.clone(),
+            platform: self.inventory.platform.kind.as_str().to_string(),
+            health: self.health,
+            last_verify: self.last_verify.map(epoch),
+            drift_interval_secs: self.config.daemon.drift_interval_secs,
+            drift_policy: self.config.daemon.drift_policy,
+            on_stop: self.config.daemon.on_stop,
+            hotplug_source: self.hotplug_source,
+            hotplug_events: self.events_handled,
+            disks: self.inventory.disks.len(),
+            knobs: plan.changes.len(),
+            at_value: plan.count(Action::Unchanged),
+            drift: plan.count(Action::Set),
+            recent_drift: self.recent_drift.iter().cloned().collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DaemonStatus {
+    pub running: bool,
+    pub pid: u32,
+    pub root: String,
+    pub uptime_secs: u64,
+    pub started: u64,
+    pub profile: String,
+    pub chosen_by: String,
+    pub platform: String,
+    pub health: Health,
+    pub last_verify: Option<u64>,
+    pub drift_interval_secs: u64,
+    pub drift_policy: DriftPolicy,
+    pub on_stop: OnStop,
+    pub hotplug_source: &'static str,
+    pub hotplug_events: u64,
+    pub disks: usize,
+    pub knobs: usize,
+    pub at_value: usize,
+    pub drift: usize,
+    pub recent_drift: Vec<DriftRecord>,
+}
+
+pub type Shared = Arc<Mutex<State>>;
+
+/// Locks the state; a panic elsewhere while holding it leaves the data usable.
+pub fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub struct Options {
+    pub root: Root,
+    pub profile: Option<String>,
+    /// Serve org.tunerd.Tuner1 on the system bus.
+    pub dbus: bool,
+}
+
+/// Locks the daemon's pages in memory so a hung root disk cannot stall it on a page-in: what
+/// is mapped now is faulted in and locked; later mappings (heap growth, thread stacks) are
+/// locked as they are touched, so an 8 MiB thread stack costs only the pages it uses.
+fn lock_memory() {
+    use nix::sys::mman::{mlockall, MlockAllFlags};
+    if let Err(e) = mlockall(MlockAllFlags::MCL_CURRENT) {
+        log!(
+            warn,
+            "mlockall: {e}: pages may be read back from disk under memory pressure"
+        );
+        return;
+    }
+    // MCL_ONFAULT (4, Linux 4.4) is not among nix's named flags.
+    let onfault = MlockAllFlags::from_bits_retain(4);
+    if let Err(e) = mlockall(MlockAllFlags::MCL_FUTURE | onfault) {
+        log!(warn, "mlockall(MCL_FUTURE): {e}");
+    }
+}
+
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    let _ = sd_notify::notify(state);
+}
+
+/// Runs the service until SIGTERM or SIGINT. Returns the process exit code.
+pub fn run(opts: Options) -> u8 {
+    use nix::sys::signal::{SigSet, Signal};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+    let exec = Instant::now();
+    // Signals arrive through a signalfd in the loop, never asynchronously.
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
+        mask.add(s);
+    }
+    if let Err(e) = mask.thread_block() {
+        log!(err, "cannot block signals: {e}");
+        return 1;
+    }
+    let signals = match SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+    {
+        Ok(fd) => fd,
+        Err(e) => {
+            log!(err, "signalfd: {e}");
+            return 1;
+        }
+    };
+
+    let mut state = match State::new(opts.root.clone(), opts.profile.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            log!(err, "{e}");
+            return match e {
+                StartError::Config(_) => 4,
+                StartError::Inventory(_) => 1,
+            };
+        }
+    };
+    // Watch before applying, so a disk that appears meanwhile is not missed.
+    let mut watcher = match Watcher::open() {
+        Ok(w) => {
+            state.hotplug_source = w.source.as_str();
+            Some(w)
+        }
+        Err(e) => {
+            log!(warn, "no hotplug events (libudev monitor: {e}); disks are tuned at start and on drift checks only");
+            None
+        }
+    };
+    let report = match state.apply_all() {
+        Ok(r) => r,
+        Err(e) => {
+            log!(err, "{e}");
+            return 1;
+        }
+    };
+    let applied_in = exec.elapsed();
+    log!(
+        info,
+        "profile {} ({}): {} knobs set, {} already at value, {} rejected, in {:.1} ms",
+        state.profile.name,
+        state.chosen_by,
+        report.written(),
+        report.count(Status::Unchanged),
+        report.count(Status::Rejected),
+        applied_in.as_secs_f64() * 1000.0
+    );
+    let status_line = format!(
+        "profile {}: {} disks",
+        state.profile.name,
+        state.inventory.disks.len()
+    );
+    let shared: Shared = Arc::new(Mutex::new(state));
+
+    let bus = if opts.dbus {
+        match crate::dbus::serve(shared.clone()) {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                log!(warn, "D-Bus: {e}; running without the bus API");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&status_line),
+    ]);
+    lock_memory();
+
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    let mut next_watchdog = watchdog.map(|d| Instant::now() + d);
+    let drift_every = {
+        let secs = lock(&shared).config.daemon.drift_interval_secs;
+        (secs > 0).then(|| Duration::from_secs(secs))
+    };
+    let mut next_drift = drift_every.map(|d| Instant::now() + d);
+
+    loop {
+        let next_retry = lock(&shared).next_retry();
+        let deadline = [next_watchdog, next_drift, next_retry]
+            .into_iter()
+            .flatten()
+            .min();
+        let timeout = match deadline {
+            Some(at) => {
+                let ms = at.saturating_duration_since(Instant::now()).as_millis();
+                nix::poll::PollTimeout::try_from(ms.min(60_000) as i32)
+                    .unwrap_or(nix::poll::PollTimeout::MAX)
+            }
+            None => nix::poll::PollTimeout::NONE,
+        };
+        let (udev_ready, signal_ready) = {
+            use nix::poll::{poll, PollFd, PollFlags};
+            use std::os::fd::AsFd;
+            let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+            // SAFETY: the watcher outlives this poll call; the fd is only borrowed for it.
+            let udev_fd = watcher
+                .as_ref()
+                .map(|w| unsafe { BorrowedFd::borrow_raw(w.fd()) });
+            if let Some(fd) = udev_fd {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    log!(err, "poll: {e}");
+                    return 1;
+                }
+            }
+            let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
+            (fds.get(1).is_some_and(ready), ready(&fds[0]))
+        };
+
+        let mut announce = Vec::new();
+        if udev_ready {
+            if let Some(w) = watcher.as_mut() {
+                let events = w.drain();
+                let mut st = lock(&shared);
+                for ev in &events {
+                    st.hotplug(ev);
+                }
+            }
+        }
+        if signal_ready {
+            let mut stop = false;
+            while let Ok(Some(info)) = signals.read_signal() {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGHUP) => {
+                        notify(&[sd_notify::NotifyState::Reloading]);
+                        match lock(&shared).reload() {
+                            Ok(a) => announce.extend(a),
+                            Err(e) => log!(
+                                err,
+                                "reload refused, keeping the running configuration: {e}"
+                            ),
+                        }
+                        notify(&[sd_notify::NotifyState::Ready]);
+                    }
+                    Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => stop = true,
+                    _ => {}
+                }
+            }
+            if stop {
+                break;
+            }
+        }
+        let now = Instant::now();
+        if next_retry.is_some_and(|at| at <= now) {
+            lock(&shared).run_retries();
+        }
+        if let (Some(at), Some(every)) = (next_drift, drift_every) {
+            if at <= now {
+                announce.extend(lock(&shared).drift_check());
+                next_drift = Some(now + every);
+            }
+        }
+        if let (Some(at), Some(every)) = (next_watchdog, watchdog) {
+            if at <= now {
+                notify(&[sd_notify::NotifyState::Watchdog]);
+                next_watchdog = Some(now + every);
+            }
+        }
+        if let Some(conn) = &bus {
+            crate::dbus::announce(conn, &shared, announce);
+        }
+    }
+
+    notify(&[sd_notify::NotifyState::Stopping]);
+    let st = lock(&shared);
+    if st.config.daemon.on_stop == OnStop::Revert {
+        match apply::revert(&st.root) {
+            Ok(r) => log!(info, "stopping: {} originals restored", r.written()),
+            Err(e) => log!(err, "stopping: revert failed: {e}"),
+        }
+    } else {
+        log!(
+            info,
+            "stopping: settings stay in place (on_stop = \"keep\")"
+        );
+    }
+    0
+}
