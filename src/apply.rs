@@ -105,7 +105,7 @@ impl std::fmt::Display for JournalError {
 impl std::error::Error for JournalError {}
 
 /// The outcome of one knob.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Written, and reads back as desired.
@@ -126,7 +126,7 @@ pub enum Status {
     Gone,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Outcome {
     pub target: String,
     pub path: String,
@@ -138,11 +138,11 @@ pub struct Outcome {
     pub after: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Report {
     pub outcomes: Vec<Outcome>,
 }
@@ -367,7 +367,7 @@ pub fn apply(root: &Root, plan: &Plan) -> Result<Report, JournalError> {
 
 /// Drift: every knob the profile wants that the kernel does not have now. `plan` already
 /// holds the comparison; verify keeps the knobs that would be written.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Drift {
     pub target: String,
     pub path: String,

@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use crate::apply::{self, Journal, Report, Status};
+use crate::apply::{self, Drift, Journal, Report, Status};
 use crate::config::Config;
+use crate::daemon::DaemonStatus;
+use crate::dbus::Client;
 use crate::inventory::Inventory;
 use crate::plan::{self, Action, Plan};
 use crate::profile::{ConfigError, Profile, ProfileSet};
@@ -48,9 +50,13 @@ pub struct Tunerctl {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Use this profile instead of the one configured in /etc/tunerd/tunerd.toml.
+    /// Use this profile instead of the one configured in /etc/tunerd/tunerd.toml (works
+    /// directly on the kernel, not through the daemon).
     #[arg(long, global = true, value_name = "NAME")]
     pub profile: Option<String>,
+    /// Work directly on the kernel even when tunerd runs.
+    #[arg(long, global = true)]
+    pub direct: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -76,6 +82,11 @@ pub enum Command {
     },
     /// Validate /etc/tunerd/tunerd.toml and every profile; exit 4 with the first error.
     CheckConfig,
+    /// Switch the running daemon to another profile (what the old one set and the new one
+    /// does not want is reverted first).
+    Switch { name: String },
+    /// Make the running daemon re-read /etc/tunerd (a broken configuration is refused).
+    Reload,
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,10 +175,49 @@ impl Context {
     }
 }
 
-/// Runs one `tunerctl` command.
+fn from_daemon<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Failure> {
+    serde_json::from_str(text).map_err(|e| Failure {
+        message: format!("unexpected answer from tunerd: {e}"),
+        code: exit::FAILURE,
+    })
+}
+
+fn daemon_call(client: &Client, method: &str, arg: Option<&str>) -> Result<String, Failure> {
+    client.call(method, arg).map_err(|message| Failure {
+        message: format!("tunerd: {message}"),
+        code: exit::FAILURE,
+    })
+}
+
+/// Said on stderr when there is no daemon to go through.
+const DIRECT: &str = "tunerctl: tunerd is not running; working directly on the kernel";
+
+/// Runs one `tunerctl` command: through the running daemon when there is one for this root
+/// (so its state, journal and signals stay whole), directly on the kernel when not.
 pub fn run(args: &Tunerctl) -> Result<Output, Failure> {
     let root = Root::new(&args.root);
     let profile = args.profile.as_deref();
+    let needs_daemon = matches!(
+        args.command,
+        Command::Status
+            | Command::Plan
+            | Command::Apply
+            | Command::Verify
+            | Command::Revert
+            | Command::Switch { .. }
+            | Command::Reload
+    );
+    // An explicit --profile asks for that profile, not the daemon's: work directly.
+    let daemon = if needs_daemon && !args.direct && profile.is_none() {
+        Client::find(&args.root)
+    } else {
+        None
+    };
+    let say_direct = |json: bool| {
+        if !json && !args.direct && profile.is_none() {
+            eprintln!("{DIRECT}");
+        }
+    };
     match &args.command {
         Command::Profiles => profiles(&root, args.json),
         Command::Profile {
@@ -175,12 +225,31 @@ pub fn run(args: &Tunerctl) -> Result<Output, Failure> {
         } => profile_show(&root, name, args.json),
         Command::CheckConfig => check_config(&root, profile, args.json),
         Command::Status => {
-            let ctx = Context::load(root, profile)?;
-            status(&ctx, args.json)
+            let daemon_status = match &daemon {
+                Some(c) => Some(from_daemon::<DaemonStatus>(&daemon_call(
+                    c, "Status", None,
+                )?)?),
+                None => None,
+            };
+            // The daemon's profile is the one in force (it may be pinned by a switch).
+            let mut ctx = Context::load(
+                root,
+                daemon_status
+                    .as_ref()
+                    .map(|d| d.profile.as_str())
+                    .or(profile),
+            )?;
+            if let Some(d) = &daemon_status {
+                ctx.chosen_by = d.chosen_by.clone();
+            }
+            status(&ctx, daemon_status.as_ref(), args.json)
         }
         Command::Plan => {
             let ctx = Context::load(root, profile)?;
-            let plan = ctx.plan();
+            let plan: Plan = match &daemon {
+                Some(c) => from_daemon(&daemon_call(c, "Plan", None)?)?,
+                None => ctx.plan(),
+            };
             let text = if args.json {
                 json(&plan)
             } else {
@@ -192,49 +261,118 @@ pub fn run(args: &Tunerctl) -> Result<Output, Failure> {
             })
         }
         Command::Apply => {
-            let ctx = Context::load(root, profile)?;
-            let report = apply::apply(&ctx.root, &ctx.plan())?;
+            let report: Report = match &daemon {
+                Some(c) => from_daemon(&daemon_call(c, "Apply", None)?)?,
+                None => {
+                    let ctx = Context::load(root, profile)?;
+                    say_direct(args.json);
+                    apply::apply(&ctx.root, &ctx.plan())?
+                }
+            };
             Ok(report_output(&report, args.json, "apply"))
         }
         Command::Verify => {
-            let ctx = Context::load(root, profile)?;
-            let drift = apply::verify(&ctx.plan());
-            let code = if drift.is_empty() {
-                exit::OK
-            } else {
-                exit::DRIFT
-            };
-            let text = if args.json {
-                json(&serde_json::json!({ "profile": ctx.profile.name, "drift": drift }))
-            } else if drift.is_empty() {
-                format!(
-                    "ok: every knob of profile {} is at its value\n",
-                    ctx.profile.name
-                )
-            } else {
-                let mut rows = vec![row(&["TARGET", "ACTUAL", "DESIRED", "REASON"])];
-                for d in &drift {
-                    rows.push(vec![
-                        d.target.clone(),
-                        d.actual.clone().unwrap_or_else(|| "-".into()),
-                        d.desired.clone(),
-                        d.reason.clone(),
-                    ]);
+            let (profile_name, drift): (String, Vec<Drift>) = match &daemon {
+                Some(c) => {
+                    let v: serde_json::Value = from_daemon(&daemon_call(c, "Verify", None)?)?;
+                    (
+                        v["profile"].as_str().unwrap_or("").to_string(),
+                        serde_json::from_value(v["drift"].clone()).map_err(|e| Failure {
+                            message: format!("unexpected answer from tunerd: {e}"),
+                            code: exit::FAILURE,
+                        })?,
+                    )
                 }
-                format!(
-                    "{}drift: {} knob(s) differ from profile {}\n",
-                    table(&rows),
-                    drift.len(),
-                    ctx.profile.name
-                )
+                None => {
+                    let ctx = Context::load(root, profile)?;
+                    (ctx.profile.name.clone(), apply::verify(&ctx.plan()))
+                }
             };
-            Ok(Output { text, code })
+            Ok(verify_output(&profile_name, &drift, args.json))
         }
         Command::Revert => {
-            let report = apply::revert(&root)?;
+            let report: Report = match &daemon {
+                Some(c) => from_daemon(&daemon_call(c, "Revert", None)?)?,
+                None => {
+                    say_direct(args.json);
+                    apply::revert(&root)?
+                }
+            };
             Ok(report_output(&report, args.json, "revert"))
         }
+        Command::Switch { name } => {
+            let Some(c) = &daemon else {
+                return Err(not_running("switch"));
+            };
+            let st: DaemonStatus = from_daemon(&daemon_call(c, "SwitchProfile", Some(name))?)?;
+            let text = if args.json {
+                json(&st)
+            } else {
+                format!(
+                    "switched: profile {} (health {})\n",
+                    st.profile,
+                    st.health.as_str()
+                )
+            };
+            Ok(Output {
+                text,
+                code: exit::OK,
+            })
+        }
+        Command::Reload => {
+            let Some(c) = &daemon else {
+                return Err(not_running("reload"));
+            };
+            let message = daemon_call(c, "Reload", None)?;
+            let text = if args.json {
+                json(&serde_json::json!({ "ok": true, "message": message }))
+            } else {
+                format!("{message}\n")
+            };
+            Ok(Output {
+                text,
+                code: exit::OK,
+            })
+        }
     }
+}
+
+fn not_running(what: &str) -> Failure {
+    Failure {
+        message: format!(
+            "{what} needs the running tunerd (none answers on the system bus for this root); without it, set `profile` in /etc/tunerd/tunerd.toml and run `tunerctl apply`"
+        ),
+        code: exit::FAILURE,
+    }
+}
+
+fn verify_output(profile: &str, drift: &[Drift], as_json: bool) -> Output {
+    let code = if drift.is_empty() {
+        exit::OK
+    } else {
+        exit::DRIFT
+    };
+    let text = if as_json {
+        json(&serde_json::json!({ "profile": profile, "drift": drift }))
+    } else if drift.is_empty() {
+        format!("ok: every knob of profile {profile} is at its value\n")
+    } else {
+        let mut rows = vec![row(&["TARGET", "ACTUAL", "DESIRED", "REASON"])];
+        for d in drift {
+            rows.push(vec![
+                d.target.clone(),
+                d.actual.clone().unwrap_or_else(|| "-".into()),
+                d.desired.clone(),
+                d.reason.clone(),
+            ]);
+        }
+        format!(
+            "{}drift: {} knob(s) differ from profile {profile}\n",
+            table(&rows),
+            drift.len()
+        )
+    };
+    Output { text, code }
 }
 
 fn row(cells: &[&str]) -> Vec<String> {
@@ -388,6 +526,8 @@ fn report_output(report: &Report, as_json: bool, verb: &str) -> Output {
 
 #[derive(Serialize)]
 struct StatusJson<'a> {
+    /// The running daemon's own status; `null` when it does not run.
+    daemon: Option<&'a DaemonStatus>,
     profile: &'a str,
     chosen_by: &'a str,
     config: &'a str,
@@ -400,12 +540,30 @@ struct StatusJson<'a> {
     originals_recorded: usize,
 }
 
-fn status(ctx: &Context, as_json: bool) -> Result<Output, Failure> {
+fn ago(epoch_secs: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    human_duration(now.saturating_sub(epoch_secs)) + " ago"
+}
+
+fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m{}s", s / 60, s % 60),
+        s if s < 172_800 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+fn status(ctx: &Context, daemon: Option<&DaemonStatus>, as_json: bool) -> Result<Output, Failure> {
     let plan = ctx.plan();
     let drift = apply::verify(&plan).len();
     let journal = Journal::load(&ctx.root)?;
     if as_json {
         let s = StatusJson {
+            daemon,
             profile: &ctx.profile.name,
             chosen_by: &ctx.chosen_by,
             config: &ctx.config.source,
@@ -424,6 +582,44 @@ fn status(ctx: &Context, as_json: bool) -> Result<Output, Failure> {
     }
     let inv = &ctx.inventory;
     let mut out = String::new();
+    match daemon {
+        Some(d) => {
+            let _ = writeln!(
+                out,
+                "daemon    running (pid {}, up {}), health {}, hotplug from {} ({} events), drift check every {}s ({}){}",
+                d.pid,
+                human_duration(d.uptime_secs),
+                d.health.as_str(),
+                d.hotplug_source,
+                d.hotplug_events,
+                d.drift_interval_secs,
+                match d.drift_policy {
+                    crate::config::DriftPolicy::Repair => "repair",
+                    crate::config::DriftPolicy::Report => "report only",
+                },
+                d.last_verify
+                    .map(|t| format!(", last {}", ago(t)))
+                    .unwrap_or_default()
+            );
+            for r in d.recent_drift.iter().rev().take(5) {
+                let _ = writeln!(
+                    out,
+                    "drift     {} {}: was {}, expected {}{}",
+                    ago(r.at),
+                    r.target,
+                    r.actual.as_deref().unwrap_or("absent"),
+                    r.expected,
+                    if r.repaired { " (repaired)" } else { "" }
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "daemon    not running (tunerctl works directly on the kernel)"
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "platform  {} ({})",

@@ -19,7 +19,7 @@ use crate::sys::Root;
 
 pub const CONFIG_FILE: &str = "etc/tunerd/tunerd.toml";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DriftPolicy {
     /// Re-apply the profile's value.
@@ -28,7 +28,7 @@ pub enum DriftPolicy {
     Report,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnStop {
     /// Leave the settings in place: they are the resilience.

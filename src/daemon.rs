@@ -33,7 +33,7 @@ macro_rules! log {
 }
 
 /// How the machine is doing, as the `Health` property says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Health {
     Ok,
@@ -53,7 +53,7 @@ impl Health {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct DriftRecord {
     /// Seconds since the epoch.
     pub at: u64,
@@ -469,7 +469,7 @@ impl State {
             drift_interval_secs: self.config.daemon.drift_interval_secs,
             drift_policy: self.config.daemon.drift_policy,
             on_stop: self.config.daemon.on_stop,
-            hotplug_source: self.hotplug_source,
+            hotplug_source: self.hotplug_source.to_string(),
             hotplug_events: self.events_handled,
             disks: self.inventory.disks.len(),
             knobs: plan.changes.len(),
@@ -480,7 +480,7 @@ impl State {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct DaemonStatus {
     pub running: bool,
     pub pid: u32,
@@ -495,7 +495,7 @@ pub struct DaemonStatus {
     pub drift_interval_secs: u64,
     pub drift_policy: DriftPolicy,
     pub on_stop: OnStop,
-    pub hotplug_source: &'static str,
+    pub hotplug_source: String,
     pub hotplug_events: u64,
     pub disks: usize,
     pub knobs: usize,
@@ -579,6 +579,7 @@ pub fn run(opts: Options) -> u8 {
     let mut watcher = match Watcher::open() {
         Ok(w) => {
             state.hotplug_source = w.source.as_str();
+            log!(info, "hotplug: {} events", w.source.as_str());
             Some(w)
         }
         Err(e) => {
@@ -611,17 +612,31 @@ pub fn run(opts: Options) -> u8 {
     );
     let shared: Shared = Arc::new(Mutex::new(state));
 
-    let bus = if opts.dbus {
-        match crate::dbus::serve(shared.clone()) {
-            Ok(conn) => Some(conn),
-            Err(e) => {
-                log!(warn, "D-Bus: {e}; running without the bus API");
-                None
+    // At early boot tunerd runs before the system bus: it tunes first and connects to the
+    // bus when there is one, retrying with backoff (1 s, doubling to 30 s) until then.
+    let mut bus = None;
+    let mut bus_backoff = Duration::from_secs(1);
+    let mut next_bus_try = opts.dbus.then(Instant::now);
+    let mut try_bus =
+        |bus: &mut Option<zbus::Connection>, next: &mut Option<Instant>| match crate::dbus::serve(
+            shared.clone(),
+        ) {
+            Ok(conn) => {
+                log!(info, "serving {} on the system bus", crate::dbus::NAME);
+                *bus = Some(conn);
+                *next = None;
             }
-        }
-    } else {
-        None
-    };
+            Err(e) => {
+                if bus_backoff == Duration::from_secs(1) {
+                    log!(warn, "D-Bus: {e}; retrying until the system bus is there");
+                }
+                *next = Some(Instant::now() + bus_backoff);
+                bus_backoff = (bus_backoff * 2).min(Duration::from_secs(30));
+            }
+        };
+    if next_bus_try.is_some() {
+        try_bus(&mut bus, &mut next_bus_try);
+    }
     notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&status_line),
@@ -638,7 +653,7 @@ pub fn run(opts: Options) -> u8 {
 
     loop {
         let next_retry = lock(&shared).next_retry();
-        let deadline = [next_watchdog, next_drift, next_retry]
+        let deadline = [next_watchdog, next_drift, next_retry, next_bus_try]
             .into_iter()
             .flatten()
             .min();
@@ -721,6 +736,9 @@ pub fn run(opts: Options) -> u8 {
                 notify(&[sd_notify::NotifyState::Watchdog]);
                 next_watchdog = Some(now + every);
             }
+        }
+        if next_bus_try.is_some_and(|at| at <= now) {
+            try_bus(&mut bus, &mut next_bus_try);
         }
         if let Some(conn) = &bus {
             crate::dbus::announce(conn, &shared, announce);

@@ -44,14 +44,17 @@ async fn require_root(hdr: &Header<'_>, conn: &Connection) -> fdo::Result<()> {
 
 #[zbus::interface(name = "org.tunerd.Tuner1", introspection_docs = false)]
 impl Tuner {
+    #[zbus(out_args("status"))]
     async fn status(&self) -> String {
         json(&lock(&self.shared).status())
     }
 
+    #[zbus(out_args("plan"))]
     async fn plan(&self) -> String {
         json(&lock(&self.shared).plan())
     }
 
+    #[zbus(out_args("report"))]
     async fn apply(
         &self,
         #[zbus(header)] hdr: Header<'_>,
@@ -66,12 +69,14 @@ impl Tuner {
         ))
     }
 
+    #[zbus(out_args("drift"))]
     async fn verify(&self) -> String {
         let mut st = lock(&self.shared);
         let drift = st.verify();
         json(&serde_json::json!({ "profile": st.profile.name, "drift": drift }))
     }
 
+    #[zbus(out_args("report"))]
     async fn revert(
         &self,
         #[zbus(header)] hdr: Header<'_>,
@@ -85,10 +90,12 @@ impl Tuner {
         ))
     }
 
+    #[zbus(out_args("names"))]
     async fn list_profiles(&self) -> Vec<String> {
         lock(&self.shared).profiles.names()
     }
 
+    #[zbus(out_args("report"))]
     async fn switch_profile(
         &self,
         name: String,
@@ -108,6 +115,7 @@ impl Tuner {
         Ok(status)
     }
 
+    #[zbus(out_args("result"))]
     async fn reload(
         &self,
         #[zbus(header)] hdr: Header<'_>,

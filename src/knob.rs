@@ -44,7 +44,9 @@ pub enum Domain {
 
 /// Knobs in the order they are applied on one object. The derive(Ord) is the apply order:
 /// the scheduler comes first because switching the elevator resets `nr_requests`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Knob {
     Scheduler,

@@ -15,7 +15,7 @@ use crate::profile::{Profile, Setting, Value};
 use crate::sys::Root;
 
 /// What a knob is set on.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(tag = "type", content = "name", rename_all = "kebab-case")]
 pub enum Object {
     Disk(String),
@@ -48,7 +48,7 @@ pub struct Target {
 }
 
 /// What to do with one knob.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// Write the desired value.
@@ -63,7 +63,7 @@ pub enum Action {
     Unsupported,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Change {
     pub object: Object,
     pub knob: Knob,
@@ -77,7 +77,7 @@ pub struct Change {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// Set once when the device appears, then left to other tools (no drift, no repair).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub once: bool,
 }
 
@@ -88,7 +88,7 @@ impl Change {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Plan {
     pub profile: String,
     pub changes: Vec<Change>,

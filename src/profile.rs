@@ -112,7 +112,7 @@ pub struct Setting {
     pub accept_risk: bool,
     /// Set once when the device appears, then left alone: another tool owns the value
     /// afterwards, so the daemon neither reports nor repairs its drift.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub once: bool,
     /// The profile that set it (after inheritance, maybe an ancestor).
     pub profile: String,
@@ -170,32 +170,73 @@ pub struct Profile {
     inherits_at: Location,
 }
 
-/// `*` matches any run of characters, `?` one character; everything else is literal.
-/// Written by hand: two wildcards over short attribute strings do not need a crate.
+/// Shell-style globs: `*` matches any run of characters, `?` one character, `[abc]` and
+/// `[a-z]` one character of a set (`[!...]` one not in it); everything else is literal.
+/// Written by hand: three wildcards over short attribute strings do not need a crate.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
+        let step = if pi < p.len() {
+            match p[pi] {
+                '*' => {
+                    star = Some((pi, ti));
+                    pi += 1;
+                    continue;
+                }
+                '?' => Some(1),
+                '[' => class_match(&p[pi..], t[ti]),
+                c if c == t[ti] => Some(1),
+                _ => None,
+            }
         } else {
-            return false;
+            None
+        };
+        match step {
+            Some(len) => {
+                pi += len;
+                ti += 1;
+            }
+            None => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
         }
     }
     while pi < p.len() && p[pi] == '*' {
         pi += 1;
     }
     pi == p.len()
+}
+
+/// `[...]` at the start of `p` against `c`: the class's length in the pattern if `c` is in it.
+/// An unclosed `[` is a literal `[`.
+fn class_match(p: &[char], c: char) -> Option<usize> {
+    let Some(end) = p.iter().skip(2).position(|&x| x == ']').map(|i| i + 2) else {
+        return (c == '[').then_some(1);
+    };
+    let (negate, body) = match p[1] {
+        '!' | '^' => (true, &p[2..end]),
+        _ => (false, &p[1..end]),
+    };
+    let mut hit = false;
+    let mut i = 0;
+    while i < body.len() {
+        if i + 2 < body.len() && body[i + 1] == '-' {
+            hit |= body[i] <= c && c <= body[i + 2];
+            i += 3;
+        } else {
+            hit |= body[i] == c;
+            i += 1;
+        }
+    }
+    (hit != negate).then_some(end + 1)
 }
 
 /// The built-in profiles, embedded so a bare binary can tune a machine.
@@ -926,6 +967,12 @@ mod tests {
         assert!(glob_match("*", ""));
         assert!(glob_match("a*b*c", "aXXbYYc"));
         assert!(!glob_match("a*b*c", "aXXbYY"));
+        assert!(glob_match("loop[3-9]??", "loop300"));
+        assert!(!glob_match("loop[3-9]??", "loop200"));
+        assert!(glob_match("sd[!a]", "sdb"));
+        assert!(!glob_match("sd[!a]", "sda"));
+        assert!(glob_match("nvme[0-9]n1", "nvme0n1"));
+        assert!(glob_match("a[", "a["));
     }
 
     #[test]

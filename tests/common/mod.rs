@@ -475,3 +475,4 @@ impl Drop for FakeRoot {
         }
     }
 }
+pub mod harness;

@@ -1,0 +1,731 @@
+//! tunerd, the service, on the real kernel: a private system bus loaded with the project's own
+//! policy, loop devices the tests create, systemd-udevd for hotplug, the daemon as a child
+//! process with a notify socket. Select with `cargo test --test daemon`.
+
+mod common;
+
+use std::fs;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::harness::{LoopNode, PrivateBus, Udevd, UeventListener};
+use common::*;
+
+const IFACE: &str = "org.tunerd.Tuner1";
+const PATH: &str = "/org/tunerd/Tuner1";
+
+/// A running `tunerd --root ROOT`, stopped on drop.
+struct Tunerd {
+    child: Option<Child>,
+    log: PathBuf,
+    /// From spawn to READY=1 on the notify socket.
+    ready_after: Duration,
+}
+
+impl Tunerd {
+    fn start(root: &KernelRoot, bus: Option<&PrivateBus>) -> Tunerd {
+        Self::start_with(root, bus, &[])
+    }
+
+    fn start_with(root: &KernelRoot, bus: Option<&PrivateBus>, extra: &[&str]) -> Tunerd {
+        let notify_path = root.scratch.join("notify.sock");
+        let _ = fs::remove_file(&notify_path);
+        let notify = UnixDatagram::bind(&notify_path).expect("notify socket");
+        notify
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let log = root.scratch.join("tunerd.log");
+        let mut cmd = match bus {
+            Some(b) => b.command(env!("CARGO_BIN_EXE_tunerd")),
+            None => Command::new(env!("CARGO_BIN_EXE_tunerd")),
+        };
+        cmd.arg("--root").arg(root.path()).args(extra);
+        if bus.is_none() {
+            cmd.arg("--no-dbus");
+        }
+        cmd.env("NOTIFY_SOCKET", &notify_path)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).expect("log"));
+        let spawned = Instant::now();
+        let mut child = cmd.spawn().expect("spawn tunerd");
+        let mut buf = [0u8; 512];
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let ready_after = loop {
+            if let Ok(n) = notify.recv(&mut buf) {
+                if String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .any(|l| l == "READY=1")
+                {
+                    break spawned.elapsed();
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "tunerd exited ({status}) before READY: {}",
+                    fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "tunerd never sent READY=1");
+        };
+        Tunerd {
+            child: Some(child),
+            log,
+            ready_after,
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).expect("kill");
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        child.wait().ok().and_then(|s| s.code())
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Tunerd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Waits until `cond` holds, checking every millisecond; the time it took, or None.
+fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    None
+}
+
+fn busctl(bus: &PrivateBus, args: &[&str]) -> Output {
+    bus.command("busctl")
+        .arg("--system")
+        .args(args)
+        .output()
+        .expect("busctl")
+}
+
+/// Calls a method returning one string and parses it as JSON.
+fn call_json(bus: &PrivateBus, method: &str, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["--json=short", "call", IFACE, PATH, IFACE, method];
+    a.extend_from_slice(args);
+    let out = busctl(bus, &a);
+    assert!(
+        out.status.success(),
+        "{method}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("busctl json");
+    let inner = v["data"][0].as_str().expect("a string reply");
+    serde_json::from_str(inner).unwrap_or(serde_json::Value::String(inner.to_string()))
+}
+
+fn property(bus: &PrivateBus, name: &str) -> String {
+    let out = busctl(
+        bus,
+        &["--json=short", "get-property", IFACE, PATH, IFACE, name],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    v["data"].as_str().unwrap_or("").to_string()
+}
+
+/// Signals of our interface, captured by dbus-monitor into a file.
+struct Monitor {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Monitor {
+    fn start(bus: &PrivateBus, dir: &Path) -> Monitor {
+        let out = dir.join("monitor.txt");
+        let child = bus
+            .command("dbus-monitor")
+            .args(["--system", &format!("type='signal',interface='{IFACE}'")])
+            .stdout(fs::File::create(&out).expect("monitor out"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-monitor");
+        // dbus-monitor is ready once it has become a monitor (it prints NameLost/Acquired).
+        eventually(Duration::from_secs(5), || {
+            fs::read_to_string(&out).is_ok_and(|t| t.contains("NameLost"))
+        });
+        Monitor { child, out }
+    }
+
+    fn text(&self) -> String {
+        fs::read_to_string(&self.out).unwrap_or_default()
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(root: &KernelRoot, text: &str) {
+    fs::write(root.scratch.join("etc/tunerd/tunerd.toml"), text).expect("config");
+}
+
+/// Two profiles over the test's own loop devices: `t` and `t2`.
+fn two_profiles(root: &KernelRoot, names: &[&str]) {
+    let list = names
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    root.add_profile(
+        "t",
+        &format!(
+            "[[disk]]\nmatch = {{ name = [{list}] }}\nread_ahead_kb = {{ value = 1024, reason = \"test t\" }}\nscheduler = \"mq-deadline\"\nnomerges = 1\n"
+        ),
+    );
+    root.add_profile(
+        "t2",
+        &format!(
+            "[[disk]]\nmatch = {{ name = [{list}] }}\nread_ahead_kb = {{ value = 2048, reason = \"test t2\" }}\nscheduler = \"mq-deadline\"\n"
+        ),
+    );
+}
+
+#[test]
+fn real_kernel_daemon_dbus_api_properties_methods_and_policy() {
+    require_root();
+    let _serial = kernel_lock();
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("dbus-api");
+    let disks: Vec<LoopDev> = (0..2).map(|_| LoopDev::new(&root.loop_dir(), 16)).collect();
+    let names: Vec<&str> = disks.iter().map(|d| d.name.as_str()).collect();
+    two_profiles(&root, &names);
+    write_config(
+        &root,
+        "profile = \"t\"\n[daemon]\ndrift_interval_secs = 0\n",
+    );
+    let daemon = Tunerd::start(&root, Some(&bus));
+    eprintln!("exec -> READY (applied): {:?}", daemon.ready_after);
+
+    // The knobs are applied at start.
+    for d in &disks {
+        assert_eq!(d.read("queue/read_ahead_kb"), "1024");
+        assert!(d.read("queue/scheduler").contains("[mq-deadline]"));
+    }
+
+    // Properties.
+    assert_eq!(property(&bus, "ActiveProfile"), "t");
+    assert_eq!(property(&bus, "Health"), "ok");
+    assert_eq!(property(&bus, "Root"), root.path().display().to_string());
+    assert!(!property(&bus, "Platform").is_empty());
+
+    // Methods anyone may call.
+    let status = call_json(&bus, "Status", &[]);
+    assert_eq!(status["running"], true);
+    assert_eq!(status["profile"], "t");
+    assert_eq!(status["drift"], 0, "{status}");
+    let plan = call_json(&bus, "Plan", &[]);
+    let changes = plan["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 6, "{plan}");
+    assert!(changes.iter().all(|c| c["action"] == "unchanged"), "{plan}");
+    let verify = call_json(&bus, "Verify", &[]);
+    assert_eq!(verify["drift"].as_array().map(Vec::len), Some(0));
+    let out = busctl(
+        &bus,
+        &["--json=short", "call", IFACE, PATH, IFACE, "ListProfiles"],
+    );
+    let profiles: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let names_listed: Vec<&str> = profiles["data"][0]
+        .as_array()
+        .expect("as")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    for p in ["t", "t2", "default", "vmware"] {
+        assert!(names_listed.contains(&p), "{names_listed:?}");
+    }
+
+    // As nobody: reading works, changing is denied, by the policy and by the daemon.
+    for method in ["Status", "Plan", "Verify"] {
+        let out = bus
+            .command_as_nobody("busctl")
+            .args(["--system", "call", IFACE, PATH, IFACE, method])
+            .output()
+            .expect("busctl");
+        assert!(
+            out.status.success(),
+            "nobody {method}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = bus
+        .command_as_nobody("busctl")
+        .args(["--system", "get-property", IFACE, PATH, IFACE, "Health"])
+        .output()
+        .expect("busctl");
+    assert!(out.status.success());
+    let denied: [(&str, &[&str]); 4] = [
+        ("Apply", &[]),
+        ("Revert", &[]),
+        ("SwitchProfile", &["s", "t2"]),
+        ("Reload", &[]),
+    ];
+    for (method, args) in denied {
+        let out = bus
+            .command_as_nobody("busctl")
+            .args(["--system", "call", IFACE, PATH, IFACE, method])
+            .args(args)
+            .output()
+            .expect("busctl");
+        assert!(!out.status.success(), "nobody may not call {method}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("Access denied"), "{method}: {err}");
+    }
+    assert_eq!(property(&bus, "ActiveProfile"), "t", "nothing changed");
+
+    // Root may apply.
+    let report = call_json(&bus, "Apply", &[]);
+    assert_eq!(report["ok"], true);
+
+    // tunerctl goes through the daemon and says so.
+    let out = bus
+        .command(tunerctl())
+        .arg("--root")
+        .arg(root.path())
+        .arg("status")
+        .output()
+        .expect("tunerctl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("daemon    running (pid {}", daemon.pid())),
+        "{text}"
+    );
+    assert!(text.contains("profile   t ("), "{text}");
+    // Without the daemon it works directly and says that too.
+    let out = Command::new(tunerctl())
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
+        .arg("--root")
+        .arg(root.path())
+        .arg("status")
+        .output()
+        .expect("tunerctl");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("daemon    not running"));
+
+    // The interface a client sees is the one in dbus/org.tunerd.Tuner1.xml.
+    let out = busctl(&bus, &["introspect", "--xml-interface", IFACE, PATH]);
+    let seen = members(&String::from_utf8_lossy(&out.stdout));
+    let documented = members(
+        &fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/dbus/org.tunerd.Tuner1.xml"
+        ))
+        .expect("xml"),
+    );
+    assert_eq!(seen, documented);
+
+    // Revert through the daemon restores everything.
+    let out = bus
+        .command(tunerctl())
+        .arg("--root")
+        .arg(root.path())
+        .args(["revert", "--json"])
+        .output()
+        .expect("tunerctl");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for d in &disks {
+        assert_eq!(d.read("queue/read_ahead_kb"), "128");
+        assert!(d.read("queue/scheduler").contains("[none]"));
+    }
+}
+
+/// `(kind, name, signature)` of every method argument, signal and property of our interface
+/// in an introspection document, sorted.
+fn members(xml: &str) -> Vec<String> {
+    let start = xml
+        .find(&format!("<interface name=\"{IFACE}\">"))
+        .expect("interface in the XML");
+    let body = &xml[start..];
+    let body = &body[..body.find("</interface>").expect("end")];
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in body.lines().map(str::trim) {
+        let attr = |name: &str| {
+            line.find(&format!("{name}=\""))
+                .map(|i| &line[i + name.len() + 2..])
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        if line.starts_with("<method") || line.starts_with("<signal") {
+            current = format!("{} {}", &line[1..7], attr("name"));
+            out.push(current.clone());
+        } else if line.starts_with("<property") {
+            out.push(format!(
+                "property {} {} {}",
+                attr("name"),
+                attr("type"),
+                attr("access")
+            ));
+        } else if line.starts_with("<arg") {
+            out.push(format!(
+                "{current} arg {} {} {}",
+                attr("name"),
+                attr("type"),
+                attr("direction")
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn real_kernel_daemon_drift_is_repaired_and_signalled() {
+    require_root();
+    let _serial = kernel_lock();
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("drift");
+    let disk = LoopDev::new(&root.loop_dir(), 16);
+    two_profiles(&root, &[&disk.name]);
+    write_config(
+        &root,
+        "profile = \"t\"\n[daemon]\ndrift_interval_secs = 1\n",
+    );
+    let _daemon = Tunerd::start(&root, Some(&bus));
+    let monitor = Monitor::start(&bus, &root.scratch.path);
+    assert_eq!(disk.read("queue/read_ahead_kb"), "1024");
+    fs::write(disk.sys("queue/read_ahead_kb"), "128").expect("drift behind tunerd's back");
+    let repaired = eventually(Duration::from_secs(5), || {
+        disk.read("queue/read_ahead_kb") == "1024"
+    });
+    assert!(repaired.is_some(), "drift not repaired within the interval");
+    let seen = eventually(Duration::from_secs(3), || {
+        monitor.text().contains("member=DriftDetected")
+    });
+    assert!(
+        seen.is_some(),
+        "no DriftDetected signal: {}",
+        monitor.text()
+    );
+    let text = monitor.text();
+    let at = text.find("member=DriftDetected").expect("signal");
+    let args = &text[at..];
+    assert!(
+        args.contains(&format!("string \"{} read_ahead_kb\"", disk.name)),
+        "{args}"
+    );
+    assert!(args.contains("string \"1024\""), "{args}");
+    assert!(args.contains("string \"128\""), "{args}");
+    let status = call_json(&bus, "Status", &[]);
+    assert_eq!(status["recent_drift"][0]["actual"], "128", "{status}");
+    assert_eq!(status["recent_drift"][0]["repaired"], true);
+    let _ = call_json(&bus, "Revert", &[]);
+}
+
+#[test]
+fn real_kernel_daemon_report_policy_and_once_knobs_leave_values() {
+    require_root();
+    let _serial = kernel_lock();
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("report");
+    let a = LoopDev::new(&root.loop_dir(), 16);
+    let b = LoopDev::new(&root.loop_dir(), 16);
+    root.add_profile(
+        "t",
+        &format!(
+            "[[disk]]\nmatch = {{ name = \"{}\" }}\nread_ahead_kb = 1024\n[[disk]]\nmatch = {{ name = \"{}\" }}\nread_ahead_kb = {{ value = 1024, once = true, reason = \"another tool owns it later\" }}\n",
+            a.name, b.name
+        ),
+    );
+    write_config(
+        &root,
+        "profile = \"t\"\n[daemon]\ndrift_interval_secs = 1\ndrift_policy = \"report\"\n",
+    );
+    let _daemon = Tunerd::start(&root, Some(&bus));
+    let monitor = Monitor::start(&bus, &root.scratch.path);
+    assert_eq!(a.read("queue/read_ahead_kb"), "1024");
+    assert_eq!(
+        b.read("queue/read_ahead_kb"),
+        "1024",
+        "a once knob is set at start"
+    );
+    fs::write(a.sys("queue/read_ahead_kb"), "256").expect("drift a");
+    fs::write(b.sys("queue/read_ahead_kb"), "512").expect("drift b");
+    let seen = eventually(Duration::from_secs(5), || {
+        monitor.text().contains("member=DriftDetected")
+    });
+    assert!(seen.is_some(), "report policy still signals");
+    let health = eventually(Duration::from_secs(3), || {
+        property(&bus, "Health") == "drift"
+    });
+    assert!(health.is_some(), "Health shows drift");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        a.read("queue/read_ahead_kb"),
+        "256",
+        "report policy changes nothing"
+    );
+    assert_eq!(
+        b.read("queue/read_ahead_kb"),
+        "512",
+        "a once knob is left alone"
+    );
+    assert!(
+        !monitor
+            .text()
+            .contains(&format!("\"{} read_ahead_kb\"", b.name)),
+        "no drift reported for a once knob"
+    );
+    let _ = call_json(&bus, "Revert", &[]);
+}
+
+#[test]
+fn real_kernel_daemon_switch_and_reload() {
+    require_root();
+    let _serial = kernel_lock();
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("switch");
+    let disk = LoopDev::new(&root.loop_dir(), 16);
+    two_profiles(&root, &[&disk.name]);
+    write_config(
+        &root,
+        "profile = \"t\"\n[daemon]\ndrift_interval_secs = 0\n",
+    );
+    let mut daemon = Tunerd::start(&root, Some(&bus));
+    let monitor = Monitor::start(&bus, &root.scratch.path);
+    assert_eq!(disk.read("queue/nomerges"), "1");
+
+    // Switch: t2 sets read_ahead 2048 and no nomerges; t's nomerges goes back to its original.
+    let status = call_json(&bus, "SwitchProfile", &["s", "t2"]);
+    assert_eq!(status["profile"], "t2");
+    assert_eq!(disk.read("queue/read_ahead_kb"), "2048");
+    assert_eq!(
+        disk.read("queue/nomerges"),
+        "0",
+        "what t2 does not want is reverted"
+    );
+    assert_eq!(property(&bus, "ActiveProfile"), "t2");
+    let seen = eventually(Duration::from_secs(3), || {
+        monitor.text().contains("member=ProfileChanged")
+    });
+    assert!(seen.is_some());
+    let text = monitor.text();
+    let at = text.find("member=ProfileChanged").expect("signal");
+    assert!(text[at..].contains("string \"t\"") && text[at..].contains("string \"t2\""));
+
+    // A broken configuration is refused, over D-Bus and on SIGHUP; the daemon keeps running.
+    write_config(
+        &root,
+        "profile = \"t\"\n[daemon]\ndrift_interval_secs = \"often\"\n",
+    );
+    let out = busctl(&bus, &["call", IFACE, PATH, IFACE, "Reload"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tunerd.toml:3:23"), "{err}");
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    let logged = eventually(Duration::from_secs(3), || {
+        daemon.log().contains("reload refused")
+    });
+    assert!(logged.is_some(), "{}", daemon.log());
+    assert!(daemon.alive());
+    assert_eq!(property(&bus, "ActiveProfile"), "t2");
+    assert_eq!(disk.read("queue/read_ahead_kb"), "2048");
+
+    // A good reload keeps the pinned profile and re-reads the rest.
+    write_config(
+        &root,
+        "profile = \"t\"\n[daemon]\ndrift_interval_secs = 0\n",
+    );
+    let out = busctl(&bus, &["call", IFACE, PATH, IFACE, "Reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = call_json(&bus, "Revert", &[]);
+    assert_eq!(disk.read("queue/read_ahead_kb"), "128");
+}
+
+#[test]
+fn real_kernel_daemon_kill9_restart_then_revert_is_exact() {
+    require_root();
+    let _serial = kernel_lock();
+    let root = KernelRoot::new("restart");
+    let disks: Vec<LoopDev> = (0..2).map(|_| LoopDev::new(&root.loop_dir(), 16)).collect();
+    let names: Vec<&str> = disks.iter().map(|d| d.name.as_str()).collect();
+    two_profiles(&root, &names);
+    write_config(&root, "profile = \"t\"\n");
+    let before: Vec<_> = disks.iter().map(LoopDev::snapshot).collect();
+    let mut daemon = Tunerd::start(&root, None);
+    daemon.kill9();
+    // Restart: the originals are still in run/tunerd; a switch to t2 and back changes nothing
+    // about them.
+    let mut daemon = Tunerd::start(&root, None);
+    assert_eq!(daemon.stop(), Some(0));
+    assert_eq!(
+        disks[0].read("queue/read_ahead_kb"),
+        "1024",
+        "on_stop = keep"
+    );
+    let (code, report) = root.tunerctl_json(&["revert"]);
+    assert_eq!(code, 0, "{report}");
+    for (d, snap) in disks.iter().zip(&before) {
+        assert_eq!(
+            &d.snapshot(),
+            snap,
+            "{} differs after kill -9, restart, revert",
+            d.name
+        );
+    }
+}
+
+#[test]
+fn real_kernel_daemon_on_stop_revert_restores() {
+    require_root();
+    let _serial = kernel_lock();
+    let root = KernelRoot::new("onstop");
+    let disk = LoopDev::new(&root.loop_dir(), 16);
+    two_profiles(&root, &[&disk.name]);
+    write_config(&root, "profile = \"t\"\n[daemon]\non_stop = \"revert\"\n");
+    let before = disk.snapshot();
+    let mut daemon = Tunerd::start(&root, None);
+    assert_eq!(disk.read("queue/read_ahead_kb"), "1024");
+    assert_eq!(daemon.stop(), Some(0));
+    assert_eq!(disk.snapshot(), before);
+}
+
+#[test]
+fn real_kernel_daemon_invalid_config_at_start_exits_4() {
+    require_root();
+    let _serial = kernel_lock();
+    let root = KernelRoot::new("badstart");
+    write_config(&root, "profile = \"nope\"\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_tunerd"))
+        .arg("--root")
+        .arg(root.path())
+        .arg("--no-dbus")
+        .output()
+        .expect("tunerd");
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tunerd.toml:1:11: unknown profile `nope`"),
+        "{err}"
+    );
+}
+
+/// Real hotplug: systemd-udevd runs, brand-new loop devices appear (`add`), are attached
+/// (`change`) and removed (`remove`). Each new device gets every knob of its rule; the test
+/// records how long after the kernel's uevent.
+#[test]
+fn real_kernel_daemon_hotplug_with_udevd() {
+    require_root();
+    let _serial = kernel_lock();
+    let _udevd = Udevd::start();
+    let root = KernelRoot::new("hotplug");
+    root.add_profile(
+        "t",
+        "[[disk]]\nmatch = { name = \"loop[3-9]??\" }\nscheduler = \"mq-deadline\"\nnr_requests = 64\nread_ahead_kb = 1024\nnomerges = 1\n",
+    );
+    write_config(
+        &root,
+        "profile = \"t\"\n[daemon]\ndrift_interval_secs = 0\n",
+    );
+    let daemon = Tunerd::start(&root, None);
+    assert!(
+        daemon.log().is_empty() || !daemon.log().contains("<3>"),
+        "{}",
+        daemon.log()
+    );
+
+    let mut listener = UeventListener::new();
+    let mut latencies = Vec::new();
+    for _ in 0..5 {
+        let mut node = LoopNode::create();
+        let name = node.name();
+        let (event_at, _) = listener
+            .wait_for("add", &name, Duration::from_secs(5))
+            .expect("kernel add event");
+        let tuned = eventually(Duration::from_secs(5), || {
+            fs::read_to_string(node.sys("queue/nomerges")).is_ok_and(|v| v.trim() == "1")
+                && fs::read_to_string(node.sys("queue/read_ahead_kb"))
+                    .is_ok_and(|v| v.trim() == "1024")
+        });
+        assert!(tuned.is_some(), "{name} not tuned: {}", daemon.log());
+        latencies.push(event_at.elapsed().saturating_sub(Duration::ZERO));
+        let sched = fs::read_to_string(node.sys("queue/scheduler")).expect("scheduler");
+        assert!(sched.contains("[mq-deadline]"), "{sched}");
+        assert_eq!(
+            fs::read_to_string(node.sys("queue/nr_requests"))
+                .expect("nr")
+                .trim(),
+            "64"
+        );
+
+        // change: values reset behind tunerd's back, then a change event re-tunes.
+        fs::write(node.sys("queue/read_ahead_kb"), "128").expect("reset");
+        fs::write(node.sys("uevent"), "change").expect("change event");
+        let retuned = eventually(Duration::from_secs(5), || {
+            fs::read_to_string(node.sys("queue/read_ahead_kb")).is_ok_and(|v| v.trim() == "1024")
+        });
+        assert!(retuned.is_some(), "{name}: change did not re-tune");
+
+        // remove: nothing of it stays in the journal.
+        let journal = root.scratch.join("run/tunerd/originals.json");
+        assert!(fs::read_to_string(&journal)
+            .unwrap_or_default()
+            .contains(&format!("\"{name}\"")));
+        node.remove().expect("remove");
+        let forgotten = eventually(Duration::from_secs(5), || {
+            !fs::read_to_string(&journal)
+                .unwrap_or_default()
+                .contains(&format!("\"{name}\""))
+        });
+        assert!(
+            forgotten.is_some(),
+            "{name}: removed device left state behind"
+        );
+    }
+    eprintln!("hotplug (upper bound incl. test polling): {latencies:?}");
+}
