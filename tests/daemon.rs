@@ -687,10 +687,12 @@ fn real_kernel_daemon_hotplug_with_udevd() {
         let (event_at, _) = listener
             .wait_for("add", &name, Duration::from_secs(5))
             .expect("kernel add event");
+        // Every knob of the rule: the elevator and nr_requests are written last.
         let tuned = eventually(Duration::from_secs(5), || {
             fs::read_to_string(node.sys("queue/nomerges")).is_ok_and(|v| v.trim() == "1")
                 && fs::read_to_string(node.sys("queue/read_ahead_kb"))
                     .is_ok_and(|v| v.trim() == "1024")
+                && fs::read_to_string(node.sys("queue/nr_requests")).is_ok_and(|v| v.trim() == "64")
         });
         assert!(tuned.is_some(), "{name} not tuned: {}", daemon.log());
         latencies.push(event_at.elapsed().saturating_sub(Duration::ZERO));
