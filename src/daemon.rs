@@ -611,6 +611,9 @@ pub fn run(opts: Options) -> u8 {
         state.inventory.disks.len()
     );
     let shared: Shared = Arc::new(Mutex::new(state));
+    // Before any thread starts: its stack then falls under MCL_ONFAULT (only touched pages
+    // are resident) instead of being faulted in whole by MCL_CURRENT.
+    lock_memory();
 
     // At early boot tunerd runs before the system bus: it tunes first and connects to the
     // bus when there is one, retrying with backoff (1 s, doubling to 30 s) until then.
@@ -641,7 +644,6 @@ pub fn run(opts: Options) -> u8 {
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&status_line),
     ]);
-    lock_memory();
 
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let mut next_watchdog = watchdog.map(|d| Instant::now() + d);
