@@ -10,6 +10,7 @@ pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod event;
 pub mod dbus;
 pub mod hotplug;
 pub mod inventory;

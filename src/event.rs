@@ -1,0 +1,161 @@
+//! The types that flow from the watchers to the alert sinks:
+//! [`LogRecord`] (a kernel or journal log line, whatever it was read from) -> [`Observation`]
+//! (what the catalog makes of one record or one sample of /proc and /sys) -> [`Incident`] (one
+//! failure, however many lines it printed, open until its condition clears) ->
+//! [`Notification`] (one state change of an incident, delivered at least once).
+
+use serde::{Deserialize, Serialize};
+
+/// One log record: from /dev/kmsg, a saved `dmesg`, `journalctl -k` (short or JSON), or the
+/// systemd journal of a storage daemon.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// /dev/kmsg sequence number, when known.
+    pub seq: Option<u64>,
+    /// Microseconds since boot (kmsg, dmesg) when known.
+    pub monotonic_us: Option<u64>,
+    /// Microseconds since the epoch (journal), when known.
+    pub realtime_us: Option<u64>,
+    /// syslog level 0 (emerg) .. 7 (debug).
+    pub level: Option<u8>,
+    /// The text, with kmsg's `\xNN` escapes decoded and continuation lines dropped.
+    pub message: String,
+    /// kmsg's ` SUBSYSTEM=` continuation, or the journal's `_KERNEL_SUBSYSTEM`.
+    pub subsystem: Option<String>,
+    /// kmsg's ` DEVICE=` continuation (`b8:0`, `+scsi:2:0:0:0`, `n2`, ...).
+    pub device: Option<String>,
+    /// The userspace program, for journal records (`iscsid`, `multipathd`).
+    pub program: Option<String>,
+}
+
+/// How bad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// The catalog of storage trouble tunerd recognises. `snake_case` names are stable: they are
+/// the `kind` of incidents, the `alertname` label in Alertmanager and the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Ext4Error,
+    Ext4JournalAbort,
+    Ext4ReadOnly,
+    Ext4DataLoss,
+    Ext4Shutdown,
+    XfsShutdown,
+    XfsLogError,
+    BtrfsError,
+    BtrfsReadOnly,
+    BtrfsTransactionAbort,
+    BtrfsDeviceErrors,
+    /// `I/O error, dev ...` and its siblings (`timeout error`, `critical medium error`, ...).
+    BlockIoError,
+    BufferIoError,
+    WritebackError,
+    ScsiTimeout,
+    ScsiOffline,
+    ScsiRejectedIo,
+    HungTask,
+    NfsNotResponding,
+    NfsOk,
+    IscsiConnectionError,
+    IscsiPingTimeout,
+    MultipathPathFailed,
+    MultipathPathReinstated,
+    MultipathNoPaths,
+    NvmeTimeout,
+    NvmeReset,
+    /// A filesystem mounted read-only by an error (mount flags `ro`/`emergency_ro`/`shutdown`).
+    FilesystemReadOnly,
+    /// ext4's persistent error counter (`/sys/fs/ext4/DEV/errors_count`) is non-zero.
+    FilesystemErrorsRecorded,
+    /// Requests in flight and no completions for the configured time (diskstats).
+    IoStall,
+    /// Average latency per I/O above the threshold (diskstats).
+    IoLatencyHigh,
+    /// Dirty + writeback memory at the dirty threshold: every writer is throttled.
+    DirtyThrottling,
+    /// Kernel log records were lost (ring overwrite) before tunerd read them.
+    LogGap,
+}
+
+/// What one record or one sample says. `device` is as the kernel named it in the message
+/// (`loop2`, `sda`, `dm-0`, `0:0:0:0`, an NFS server name); the health layer maps it to a disk
+/// and its mounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub kind: Kind,
+    pub severity: Severity,
+    pub device: Option<String>,
+    /// This observation ends an open incident of its key (`nfs: server X OK`, path reinstated).
+    pub resolves: bool,
+    /// The evidence: the log line, or what a sample measured.
+    pub message: String,
+    /// Microseconds since the epoch when it happened, if known.
+    pub at_us: Option<u64>,
+}
+
+/// Whether an incident is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentState {
+    Firing,
+    Resolved,
+}
+
+/// One failure, however many lines it printed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    /// Stable for the life of the incident (and across daemon restarts): `kind/device`,
+    /// plus the start time, e.g. `ext4_journal_abort/loop3/1795330000`.
+    pub id: String,
+    pub kind: Kind,
+    pub severity: Severity,
+    pub state: IncidentState,
+    /// One line for a person: `ext4 journal aborted on loop3 (/mnt/data)`.
+    pub summary: String,
+    /// The whole disk (`sda`), when known.
+    pub disk: Option<String>,
+    /// As named in the messages (`sda1`, `dm-0`, `nfs.example:/export`).
+    pub device: Option<String>,
+    pub mounts: Vec<String>,
+    pub fstype: Option<String>,
+    /// Unix seconds.
+    pub started: u64,
+    pub last_seen: u64,
+    pub ended: Option<u64>,
+    /// Observations folded into this incident.
+    pub count: u64,
+    /// The first lines, as evidence (bounded).
+    pub evidence: Vec<String>,
+    /// Where it was seen: `kmsg`, `diskstats`, `mounts`, `ext4-sysfs`, `fanotify`, `journal`,
+    /// `meminfo`.
+    pub source: String,
+}
+
+/// One state change of an incident, as delivered to a sink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Unique per notification and stable across retries: receivers deduplicate on it.
+    pub id: String,
+    /// `firing` when the incident opens (or is re-announced), `resolved` when it ends.
+    pub event: IncidentState,
+    pub incident: Incident,
+    /// Unix milliseconds when the notification was made.
+    pub created_ms: u64,
+}
