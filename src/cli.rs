@@ -12,6 +12,7 @@ use crate::apply::{self, Drift, Journal, Report, Status};
 use crate::config::Config;
 use crate::daemon::DaemonStatus;
 use crate::dbus::Client;
+use crate::event::Incident;
 use crate::inventory::Inventory;
 use crate::plan::{self, Action, Plan};
 use crate::profile::{ConfigError, Profile, ProfileSet};
@@ -29,6 +30,8 @@ pub mod exit {
     pub const DRIFT: u8 = 3;
     /// The configuration or a profile is invalid; nothing was written.
     pub const CONFIG: u8 = 4;
+    /// `events`: a storage incident is open; `scan`: the log shows storage trouble.
+    pub const INCIDENT: u8 = 5;
 }
 
 const EXIT_HELP: &str =
@@ -87,6 +90,11 @@ pub enum Command {
     Switch { name: String },
     /// Make the running daemon re-read /etc/tunerd (a broken configuration is refused).
     Reload,
+    /// Open and recent storage incidents (exit 5 while one is open).
+    Events,
+    /// Find storage incidents in a saved kernel log: raw /dev/kmsg records, dmesg output (with
+    /// or without timestamps), journalctl -k (short or JSON). `-` reads standard input.
+    Scan { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,7 +207,8 @@ pub fn run(args: &Tunerctl) -> Result<Output, Failure> {
     let profile = args.profile.as_deref();
     let needs_daemon = matches!(
         args.command,
-        Command::Status
+        Command::Events
+            | Command::Status
             | Command::Plan
             | Command::Apply
             | Command::Verify
@@ -319,6 +328,42 @@ pub fn run(args: &Tunerctl) -> Result<Output, Failure> {
                 code: exit::OK,
             })
         }
+        Command::Events => {
+            let events: serde_json::Value = match &daemon {
+                Some(c) => from_daemon(&daemon_call(c, "Events", None)?)?,
+                None => {
+                    let state = root
+                        .read_opt("run/tunerd/incidents.json")
+                        .ok()
+                        .flatten()
+                        .and_then(|t| serde_json::from_str::<crate::health::Incidents>(&t).ok())
+                        .unwrap_or_default();
+                    let open: Vec<_> = state.open.values().map(|o| o.incident.clone()).collect();
+                    serde_json::json!({ "open": open, "recent": state.recent })
+                }
+            };
+            let open: Vec<Incident> =
+                serde_json::from_value(events["open"].clone()).unwrap_or_default();
+            let recent: Vec<Incident> =
+                serde_json::from_value(events["recent"].clone()).unwrap_or_default();
+            let code = if open.is_empty() {
+                exit::OK
+            } else {
+                exit::INCIDENT
+            };
+            let text = if args.json {
+                json(&events)
+            } else {
+                let mut text = render_incidents("open", &open);
+                text.push_str(&render_incidents("recent", &recent));
+                if daemon.is_none() {
+                    text.push_str("(tunerd is not running: from its last saved state)\n");
+                }
+                text
+            };
+            Ok(Output { text, code })
+        }
+        Command::Scan { file } => scan(file, args.json),
         Command::Reload => {
             let Some(c) = &daemon else {
                 return Err(not_running("reload"));
@@ -335,6 +380,111 @@ pub fn run(args: &Tunerctl) -> Result<Output, Failure> {
             })
         }
     }
+}
+
+fn render_incidents(label: &str, list: &[Incident]) -> String {
+    if list.is_empty() {
+        return format!("no {label} incidents\n");
+    }
+    let mut rows = vec![row(&[
+        "ID", "SEVERITY", "STARTED", "ENDED", "COUNT", "SUMMARY",
+    ])];
+    for i in list {
+        rows.push(vec![
+            i.id.clone(),
+            i.severity.as_str().to_string(),
+            if i.started > 1_000_000_000 {
+                ago(i.started)
+            } else {
+                "-".into()
+            },
+            i.ended.map_or("-".to_string(), |e| {
+                if e > 1_000_000_000 {
+                    ago(e)
+                } else {
+                    "yes".into()
+                }
+            }),
+            i.count.to_string(),
+            i.summary.clone(),
+        ]);
+    }
+    format!("{label}:\n{}", table(&rows))
+}
+
+/// `tunerctl scan`: the incidents a saved log shows, as the daemon would have raised them.
+fn scan(file: &std::path::Path, as_json: bool) -> Result<Output, Failure> {
+    use std::io::Read;
+    let mut text = String::new();
+    let read = if file.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text)
+    } else {
+        std::fs::File::open(file).and_then(|mut f| f.read_to_string(&mut text))
+    };
+    read.map_err(|e| Failure {
+        message: format!("{}: {e}", file.display()),
+        code: exit::FAILURE,
+    })?;
+    let records = crate::logfile::parse_log(&text);
+    let mut engine = crate::health::Health::new(
+        crate::health::HealthConfig {
+            max_open: 4096,
+            ..Default::default()
+        },
+        Default::default(),
+    );
+    let mut found = 0u64;
+    for rec in &records {
+        if let Some(obs) = crate::catalog::classify(rec) {
+            found += 1;
+            let origin = rec.seq.map(|s| format!("k{s}"));
+            // A saved log may come from another machine: devices stay as the log names them.
+            let place = crate::health::Place::default();
+            let t = rec
+                .realtime_us
+                .map(|us| us / 1_000_000)
+                .or(rec.monotonic_us.map(|us| us / 1_000_000))
+                .unwrap_or(0);
+            engine.observe(&obs, &place, origin.as_deref(), t);
+        }
+    }
+    let mut incidents: Vec<Incident> = engine.open().into_iter().cloned().collect();
+    incidents.extend(engine.state.recent.iter().cloned());
+    incidents.sort_by(|a, b| (a.started, &a.id).cmp(&(b.started, &b.id)));
+    let code = if incidents.is_empty() {
+        exit::OK
+    } else {
+        exit::INCIDENT
+    };
+    let text = if as_json {
+        json(
+            &serde_json::json!({ "records": records.len(), "observations": found, "incidents": incidents }),
+        )
+    } else if incidents.is_empty() {
+        format!("{} records, no storage trouble found\n", records.len())
+    } else {
+        let mut rows = vec![row(&["KIND", "SEVERITY", "DEVICE", "COUNT", "FIRST LINE"])];
+        for i in &incidents {
+            rows.push(vec![
+                serde_json::to_string(&i.kind)
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_string(),
+                i.severity.as_str().to_string(),
+                i.device.clone().unwrap_or_else(|| "-".into()),
+                i.count.to_string(),
+                i.evidence.first().cloned().unwrap_or_default(),
+            ]);
+        }
+        format!(
+            "{}\n{} records, {} lines about storage trouble, {} incidents\n",
+            table(&rows),
+            records.len(),
+            found,
+            incidents.len()
+        )
+    };
+    Ok(Output { text, code })
 }
 
 fn not_running(what: &str) -> Failure {

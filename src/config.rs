@@ -54,11 +54,42 @@ impl Default for DaemonSettings {
     }
 }
 
+/// `[watch]`: failure detection.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchSettings {
+    /// Read the kernel log (/dev/kmsg).
+    pub kmsg: bool,
+    /// Sample diskstats, mount flags, ext4 counters and dirty memory this often (ms); 0: never.
+    pub sample_ms: u64,
+    /// Requests in flight with no completion this long is a stall.
+    pub stall_secs: u64,
+    /// Average ms per I/O over one sample above this is high latency.
+    pub latency_ms: u64,
+    /// Dirty + writeback at this percent of the dirty threshold: writers are throttled.
+    pub dirty_threshold_pct: u64,
+    /// An incident with no lasting condition ends after this long without new evidence.
+    pub quiet_secs: u64,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        WatchSettings {
+            kmsg: true,
+            sample_ms: 1000,
+            stall_secs: 10,
+            latency_ms: 2000,
+            dirty_threshold_pct: 95,
+            quiet_secs: 300,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
     /// `auto` or a profile name.
     pub profile: String,
     pub daemon: DaemonSettings,
+    pub watch: WatchSettings,
     /// Where it came from (the file, or `defaults` when there is none).
     pub source: String,
 }
@@ -91,6 +122,7 @@ impl Config {
         let mut config = Config {
             profile: "auto".to_string(),
             daemon: DaemonSettings::default(),
+            watch: WatchSettings::default(),
             source: "defaults".to_string(),
         };
         let Some(text) = root
@@ -153,13 +185,54 @@ impl Config {
                         }
                     }
                 }
+                "watch" => {
+                    let w = &mut config.watch;
+                    for (wk, wv) in entries(want_table(&doc, "watch", v)?) {
+                        let key = wk.get_ref().as_ref();
+                        match key {
+                            "kmsg" => {
+                                w.kmsg = match wv.get_ref() {
+                                    DeValue::Boolean(b) => *b,
+                                    _ => {
+                                        return Err(
+                                            doc.err(wv.span(), "`kmsg` must be true or false")
+                                        )
+                                    }
+                                }
+                            }
+                            "sample_ms" => w.sample_ms = parse_int(&doc, key, wv, 0, 3_600_000)?,
+                            "stall_secs" => w.stall_secs = parse_int(&doc, key, wv, 1, 86_400)?,
+                            "latency_ms" => w.latency_ms = parse_int(&doc, key, wv, 1, 3_600_000)?,
+                            "dirty_threshold_pct" => {
+                                w.dirty_threshold_pct = parse_int(&doc, key, wv, 1, 100)?
+                            }
+                            "quiet_secs" => w.quiet_secs = parse_int(&doc, key, wv, 1, 86_400)?,
+                            other => {
+                                return Err(unknown_key(
+                                    &doc,
+                                    wk.span(),
+                                    other,
+                                    "[watch]",
+                                    &[
+                                        "kmsg",
+                                        "sample_ms",
+                                        "stall_secs",
+                                        "latency_ms",
+                                        "dirty_threshold_pct",
+                                        "quiet_secs",
+                                    ],
+                                ))
+                            }
+                        }
+                    }
+                }
                 other => {
                     return Err(unknown_key(
                         &doc,
                         k.span(),
                         other,
                         "tunerd.toml",
-                        &["profile", "daemon"],
+                        &["profile", "daemon", "watch", "alert"],
                     ))
                 }
             }

@@ -136,6 +136,18 @@ impl Tuner {
         }
     }
 
+    /// Open and recently resolved incidents (JSON).
+    #[zbus(out_args("events"))]
+    async fn events(&self) -> String {
+        json(&lock(&self.shared).events())
+    }
+
+    /// The open incidents (JSON array).
+    #[zbus(property)]
+    async fn incidents(&self) -> String {
+        json(&lock(&self.shared).incidents.open())
+    }
+
     #[zbus(property)]
     async fn active_profile(&self) -> String {
         lock(&self.shared).profile.name.clone()
@@ -164,6 +176,18 @@ impl Tuner {
     #[zbus(signal)]
     async fn profile_changed(emitter: &SignalEmitter<'_>, old: &str, new: &str)
         -> zbus::Result<()>;
+
+    /// An incident opened, escalated or ended: `event` is `firing` or `resolved`, and
+    /// `notification` the whole notification as JSON (incident, disk, mounts, evidence).
+    #[zbus(signal)]
+    async fn incident(
+        emitter: &SignalEmitter<'_>,
+        id: &str,
+        event: &str,
+        severity: &str,
+        summary: &str,
+        notification: &str,
+    ) -> zbus::Result<()>;
 
     #[zbus(signal)]
     async fn drift_detected(
@@ -194,10 +218,26 @@ async fn emit(emitter: &SignalEmitter<'_>, shared: &Shared, announce: Vec<Announ
             Announce::ProfileChanged { old, new } => {
                 Tuner::profile_changed(emitter, old, new).await
             }
+            Announce::Incident(n) => {
+                let event = match n.event {
+                    crate::event::IncidentState::Firing => "firing",
+                    crate::event::IncidentState::Resolved => "resolved",
+                };
+                Tuner::incident(
+                    emitter,
+                    &n.id,
+                    event,
+                    n.incident.severity.as_str(),
+                    &n.incident.summary,
+                    &json(n),
+                )
+                .await
+            }
             Announce::PropertiesChanged => {
                 let a = iface.active_profile_changed(emitter).await;
                 let b = iface.health_changed(emitter).await;
-                a.and(b)
+                let c = iface.incidents_changed(emitter).await;
+                a.and(b).and(c)
             }
         };
         if let Err(e) = sent {

@@ -298,6 +298,12 @@ impl Inventory {
         Ok(exists)
     }
 
+    /// Re-reads the mount table (for the failure watchers: mounts come and go).
+    pub fn refresh_mounts(&mut self, root: &Root) -> Result<(), SysError> {
+        self.mounts = read_mounts(root, &self.disks)?;
+        Ok(())
+    }
+
     /// Forgets a removed disk.
     pub fn remove_disk(&mut self, name: &str) {
         self.disks.retain(|d| d.name != name);

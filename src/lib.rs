@@ -7,14 +7,20 @@
 //! drift, reload) and serves [`dbus`]; [`cli`] is `tunerctl` on top of both.
 
 pub mod apply;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod event;
 pub mod dbus;
+pub mod event;
+pub mod health;
 pub mod hotplug;
 pub mod inventory;
+pub mod journal;
+pub mod kmsg;
 pub mod knob;
+pub mod logfile;
 pub mod plan;
 pub mod profile;
 pub mod sys;
+pub mod watch;

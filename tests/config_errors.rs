@@ -161,7 +161,7 @@ fn config_file_errors() {
     let (_, err) = check(&[("etc/tunerd/tunerd.toml", "profil = \"auto\"\n")]);
     assert_eq!(
         err,
-        "etc/tunerd/tunerd.toml:1:1: unknown key `profil` in tunerd.toml; allowed: profile, daemon"
+        "etc/tunerd/tunerd.toml:1:1: unknown key `profil` in tunerd.toml; allowed: profile, daemon, watch, alert"
     );
     let (_, err) = check(&[("etc/tunerd/profiles.d/Fast SAN.toml", "")]);
     assert!(err.contains("may hold only a-z, 0-9, - and _"), "{err}");

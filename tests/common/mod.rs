@@ -267,6 +267,7 @@ impl KernelRoot {
         let scratch = Scratch::new(tag);
         std::os::unix::fs::symlink("/sys", scratch.join("sys")).expect("sys link");
         std::os::unix::fs::symlink("/proc", scratch.join("proc")).expect("proc link");
+        std::os::unix::fs::symlink("/dev", scratch.join("dev")).expect("dev link");
         fs::create_dir_all(scratch.join("etc/tunerd/profiles.d")).expect("etc");
         fs::create_dir_all(scratch.join("run/tunerd")).expect("run");
         KernelRoot { scratch }
@@ -476,3 +477,4 @@ impl Drop for FakeRoot {
     }
 }
 pub mod harness;
+pub mod tunerd;

@@ -1,0 +1,558 @@
+//! Observations -> incidents. A failure that prints ten thousand lines is one incident: keyed
+//! by what failed (the disk, the NFS server, the iSCSI connection, ...), escalated to the worst
+//! kind seen, counted, with its first lines as evidence, and ended when its condition clears
+//! (NFS "OK", the stall is over, the filesystem is back to rw or unmounted) or, for errors
+//! without a lasting condition, after a quiet period. Memory is bounded whatever the flood.
+//!
+//! Pure: time and the inventory come in as arguments; notifications go out as values.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Incident, IncidentState, Kind, Notification, Observation, Severity};
+use crate::inventory::Inventory;
+
+/// Tunables of the incident engine.
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    /// An incident without a lasting condition ends after this long without new observations.
+    pub quiet_secs: u64,
+    /// Open incidents kept at most; beyond, the oldest least severe one is closed.
+    pub max_open: usize,
+    /// Evidence lines kept per incident.
+    pub evidence_lines: usize,
+    /// Resolved incidents remembered for `tunerctl events`.
+    pub recent: usize,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            quiet_secs: 300,
+            max_open: 256,
+            evidence_lines: 10,
+            recent: 100,
+        }
+    }
+}
+
+/// What an incident is about: failures of one disk are one incident, whatever layer reports
+/// them (block, buffer cache, filesystem, SCSI); stalls and latency of a disk are their own,
+/// since they clear on their own.
+fn category(kind: Kind) -> &'static str {
+    use Kind::*;
+    match kind {
+        IoStall => "stall",
+        IoLatencyHigh => "latency",
+        NfsNotResponding | NfsOk => "nfs",
+        IscsiConnectionError | IscsiPingTimeout => "iscsi",
+        MultipathPathFailed | MultipathPathReinstated | MultipathNoPaths => "multipath",
+        HungTask => "hung-task",
+        DirtyThrottling => "dirty",
+        LogGap => "log-gap",
+        _ => "disk",
+    }
+}
+
+/// Kinds whose incident lasts while a condition holds, checked by the caller each tick; the
+/// others end after the quiet period.
+fn has_condition(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Ext4ReadOnly
+            | Kind::Ext4JournalAbort
+            | Kind::Ext4Shutdown
+            | Kind::XfsShutdown
+            | Kind::BtrfsReadOnly
+            | Kind::FilesystemReadOnly
+            | Kind::IoStall
+            | Kind::IoLatencyHigh
+            | Kind::DirtyThrottling
+            | Kind::NfsNotResponding
+            | Kind::MultipathPathFailed
+            | Kind::MultipathNoPaths
+    )
+}
+
+/// Which of two kinds names an incident better: the more severe, then the later in the
+/// failure chain (an I/O error, then a journal abort, then read-only).
+fn worse(a: Kind, sa: Severity, b: Kind, sb: Severity) -> bool {
+    (sb, b) > (sa, a)
+}
+
+/// Where a device named in a message lives: its whole disk, mounts and filesystem type.
+#[derive(Debug, Clone, Default)]
+pub struct Place {
+    pub disk: Option<String>,
+    pub mounts: Vec<String>,
+    pub fstype: Option<String>,
+}
+
+/// Maps a device as the kernel names it in a message (`sda`, `sda1`, `nvme0n1p2`, `dm-0`,
+/// `0:0:0:0`, `8:16`) to the disk it is on and the filesystems mounted from it.
+pub fn locate(inv: &Inventory, device: &str) -> Place {
+    let device = device.trim_start_matches("/dev/");
+    let disk = inv
+        .disks
+        .iter()
+        .find(|d| d.name == device || d.dev == device || d.hctl.as_deref() == Some(device))
+        .or_else(|| {
+            // A partition: the disk whose name prefixes it (sda1, nvme0n1p2, loop2p1).
+            inv.disks
+                .iter()
+                .filter(|d| device.starts_with(&d.name))
+                .filter(|d| {
+                    let rest = &device[d.name.len()..];
+                    let rest = rest.strip_prefix('p').unwrap_or(rest);
+                    !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit())
+                })
+                .max_by_key(|d| d.name.len())
+        })
+        .map(|d| d.name.clone());
+    let mut mounts = Vec::new();
+    let mut fstype = None;
+    for m in &inv.mounts {
+        let from_device = m.source.trim_start_matches("/dev/") == device;
+        let on_disk = disk.is_some() && m.disk == disk;
+        if from_device || on_disk {
+            mounts.push(m.mount_point.clone());
+            fstype.get_or_insert_with(|| m.fstype.clone());
+        }
+    }
+    // An NFS server name: its mounts.
+    if disk.is_none() && mounts.is_empty() {
+        for m in inv.mounts.iter().filter(|m| m.is_network()) {
+            if m.source.split(':').next() == Some(device) {
+                mounts.push(m.mount_point.clone());
+                fstype.get_or_insert_with(|| m.fstype.clone());
+            }
+        }
+    }
+    Place {
+        disk,
+        mounts,
+        fstype,
+    }
+}
+
+/// A short text for a person.
+fn describe(kind: Kind) -> &'static str {
+    use Kind::*;
+    match kind {
+        Ext4Error => "ext4 error",
+        Ext4JournalAbort => "ext4 journal aborted",
+        Ext4ReadOnly => "ext4 remounted read-only",
+        Ext4DataLoss => "ext4 data loss",
+        Ext4Shutdown => "ext4 shut down",
+        XfsShutdown => "XFS shut down",
+        XfsLogError => "XFS log I/O error",
+        BtrfsError => "btrfs error",
+        BtrfsReadOnly => "btrfs forced read-only",
+        BtrfsTransactionAbort => "btrfs transaction aborted",
+        BtrfsDeviceErrors => "btrfs device errors",
+        BlockIoError => "I/O errors",
+        BufferIoError => "buffer I/O errors",
+        WritebackError => "writeback errors",
+        ScsiTimeout => "SCSI command timeouts",
+        ScsiOffline => "SCSI device offlined",
+        ScsiRejectedIo => "I/O rejected: device offline",
+        HungTask => "tasks hung on I/O",
+        NfsNotResponding => "NFS server not responding",
+        NfsOk => "NFS server OK",
+        IscsiConnectionError => "iSCSI connection error",
+        IscsiPingTimeout => "iSCSI ping timeout",
+        MultipathPathFailed => "multipath path failed",
+        MultipathPathReinstated => "multipath path reinstated",
+        MultipathNoPaths => "multipath: no paths left",
+        NvmeTimeout => "NVMe I/O timeouts",
+        NvmeReset => "NVMe controller reset",
+        FilesystemReadOnly => "filesystem read-only after an error",
+        FilesystemErrorsRecorded => "filesystem has recorded errors",
+        IoStall => "I/O stalled",
+        IoLatencyHigh => "I/O latency high",
+        DirtyThrottling => "writers throttled by dirty memory",
+        LogGap => "kernel log records lost",
+    }
+}
+
+fn summary(kind: Kind, subject: &str, place: &Place) -> String {
+    let mut s = describe(kind).to_string();
+    if !subject.is_empty() {
+        s.push_str(" on ");
+        s.push_str(subject);
+    }
+    if !place.mounts.is_empty() {
+        s.push_str(&format!(" ({})", place.mounts.join(", ")));
+    }
+    s
+}
+
+/// Persistent part of the engine, saved in /run/tunerd so resolves survive a restart.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Incidents {
+    pub open: BTreeMap<String, OpenIncident>,
+    pub recent: VecDeque<Incident>,
+    /// Observations not folded anywhere because the open table was full (bounded memory).
+    pub dropped: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenIncident {
+    pub incident: Incident,
+    /// Firing notifications sent for it (escalations make more).
+    pub notified: u32,
+    /// Whether its condition is known to hold (set by the condition checks).
+    pub condition: bool,
+}
+
+pub struct Health {
+    pub cfg: HealthConfig,
+    pub state: Incidents,
+}
+
+impl Health {
+    pub fn new(cfg: HealthConfig, state: Incidents) -> Health {
+        Health { cfg, state }
+    }
+
+    pub fn open(&self) -> Vec<&Incident> {
+        self.state.open.values().map(|o| &o.incident).collect()
+    }
+
+    /// Folds one observation in; returns the notifications it causes. `origin` makes the
+    /// incident id reproducible when the same record is read again after a restart (the
+    /// kmsg sequence number of the first record, `k1234`); without one, the time is used.
+    pub fn observe(
+        &mut self,
+        obs: &Observation,
+        place: &Place,
+        origin: Option<&str>,
+        now: u64,
+    ) -> Vec<Notification> {
+        let subject = match category(obs.kind) {
+            "disk" | "stall" | "latency" => place
+                .disk
+                .clone()
+                .or_else(|| obs.device.clone())
+                .unwrap_or_default(),
+            "hung-task" | "dirty" | "log-gap" => String::new(),
+            _ => obs.device.clone().unwrap_or_default(),
+        };
+        let key = format!("{}/{subject}", category(obs.kind));
+        if obs.resolves {
+            return self.resolve(&key, now, Some(&obs.message));
+        }
+        if let Some(open) = self.state.open.get_mut(&key) {
+            let inc = &mut open.incident;
+            inc.count += 1;
+            inc.last_seen = now;
+            if inc.evidence.len() < self.cfg.evidence_lines {
+                inc.evidence.push(obs.message.clone());
+            }
+            for m in &place.mounts {
+                if !inc.mounts.contains(m) {
+                    inc.mounts.push(m.clone());
+                }
+            }
+            if worse(inc.kind, inc.severity, obs.kind, obs.severity) {
+                let escalates = obs.severity > inc.severity;
+                inc.kind = obs.kind;
+                inc.severity = inc.severity.max(obs.severity);
+                inc.summary = summary(obs.kind, &subject, place);
+                if escalates {
+                    open.notified += 1;
+                    let n = open.notified;
+                    let inc = open.incident.clone();
+                    return vec![notification(&inc, IncidentState::Firing, n, now)];
+                }
+            }
+            return Vec::new();
+        }
+        if self.state.open.len() >= self.cfg.max_open && !self.make_room(obs.severity, now) {
+            self.state.dropped += 1;
+            return Vec::new();
+        }
+        let start = origin.map_or_else(|| format!("t{now}"), str::to_string);
+        let incident = Incident {
+            id: format!("{key}/{start}"),
+            kind: obs.kind,
+            severity: obs.severity,
+            state: IncidentState::Firing,
+            summary: summary(obs.kind, &subject, place),
+            disk: place.disk.clone(),
+            device: obs.device.clone(),
+            mounts: place.mounts.clone(),
+            fstype: place.fstype.clone(),
+            started: now,
+            last_seen: now,
+            ended: None,
+            count: 1,
+            evidence: vec![obs.message.clone()],
+            source: String::new(),
+        };
+        let n = notification(&incident, IncidentState::Firing, 1, now);
+        self.state.open.insert(
+            key,
+            OpenIncident {
+                incident,
+                notified: 1,
+                condition: has_condition(obs.kind),
+            },
+        );
+        vec![n]
+    }
+
+    /// Closes the oldest least severe incident less severe than `severity`, if any.
+    fn make_room(&mut self, severity: Severity, now: u64) -> bool {
+        let victim = self
+            .state
+            .open
+            .iter()
+            .filter(|(_, o)| o.incident.severity < severity)
+            .min_by_key(|(_, o)| (o.incident.severity, o.incident.last_seen))
+            .map(|(k, _)| k.clone());
+        match victim {
+            Some(k) => {
+                self.resolve(&k, now, None);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ends the incident of `key`, if open.
+    pub fn resolve(&mut self, key: &str, now: u64, why: Option<&str>) -> Vec<Notification> {
+        let Some(mut open) = self.state.open.remove(key) else {
+            return Vec::new();
+        };
+        open.incident.state = IncidentState::Resolved;
+        open.incident.ended = Some(now);
+        if let Some(w) = why {
+            if open.incident.evidence.len() < self.cfg.evidence_lines + 1 {
+                open.incident.evidence.push(w.to_string());
+            }
+        }
+        let n = notification(&open.incident, IncidentState::Resolved, 0, now);
+        if self.state.recent.len() >= self.cfg.recent {
+            self.state.recent.pop_front();
+        }
+        self.state.recent.push_back(open.incident);
+        vec![n]
+    }
+
+    /// Sets whether the lasting condition of the incident of `key` holds; used by the
+    /// condition checks (mount flags, diskstats, meminfo).
+    pub fn set_condition(&mut self, key: &str, holds: bool) {
+        if let Some(o) = self.state.open.get_mut(key) {
+            o.condition = holds;
+        }
+    }
+
+    /// Keys of open incidents, for the condition checks.
+    pub fn keys(&self) -> Vec<String> {
+        self.state.open.keys().cloned().collect()
+    }
+
+    /// Ends incidents whose condition cleared and whose quiet period passed.
+    pub fn tick(&mut self, now: u64) -> Vec<Notification> {
+        let quiet = self.cfg.quiet_secs;
+        let due: Vec<String> = self
+            .state
+            .open
+            .iter()
+            .filter(|(_, o)| !o.condition && o.incident.last_seen + quiet <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        due.iter()
+            .flat_map(|k| self.resolve(k, now, None))
+            .collect()
+    }
+
+    /// Ends an incident at once when its condition cleared (stall over, back to rw).
+    pub fn clear(&mut self, key: &str, now: u64, why: &str) -> Vec<Notification> {
+        self.resolve(key, now, Some(why))
+    }
+}
+
+/// The incident key an observation of `kind` about `subject` goes to.
+pub fn key(kind: Kind, subject: &str) -> String {
+    format!("{}/{subject}", category(kind))
+}
+
+fn notification(inc: &Incident, event: IncidentState, n: u32, now: u64) -> Notification {
+    let suffix = match (event, n) {
+        (IncidentState::Resolved, _) => "resolved".to_string(),
+        (IncidentState::Firing, 0 | 1) => "firing".to_string(),
+        (IncidentState::Firing, n) => format!("firing-{n}"),
+    };
+    Notification {
+        id: format!("{}/{suffix}", inc.id),
+        event,
+        incident: inc.clone(),
+        created_ms: now * 1000,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(kind: Kind, sev: Severity, dev: &str, msg: &str) -> Observation {
+        Observation {
+            kind,
+            severity: sev,
+            device: Some(dev.to_string()),
+            resolves: false,
+            message: msg.to_string(),
+            at_us: None,
+        }
+    }
+
+    fn place(disk: &str, mount: &str) -> Place {
+        Place {
+            disk: Some(disk.into()),
+            mounts: vec![mount.into()],
+            fstype: Some("ext4".into()),
+        }
+    }
+
+    #[test]
+    fn a_flood_is_one_incident_escalated_and_bounded() {
+        let mut h = Health::new(HealthConfig::default(), Incidents::default());
+        let p = place("loop2", "/mnt");
+        let first = h.observe(
+            &obs(
+                Kind::BlockIoError,
+                Severity::Warning,
+                "loop2",
+                "I/O error, dev loop2",
+            ),
+            &p,
+            Some("k10"),
+            100,
+        );
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].id, "disk/loop2/k10/firing");
+        for i in 0..100_000 {
+            let n = h.observe(
+                &obs(
+                    Kind::BlockIoError,
+                    Severity::Warning,
+                    "loop2",
+                    &format!("I/O error {i}"),
+                ),
+                &p,
+                None,
+                101,
+            );
+            assert!(n.is_empty());
+        }
+        let esc = h.observe(
+            &obs(
+                Kind::Ext4ReadOnly,
+                Severity::Critical,
+                "loop2",
+                "Remounting filesystem read-only",
+            ),
+            &p,
+            None,
+            102,
+        );
+        assert_eq!(esc.len(), 1, "escalation re-fires");
+        assert_eq!(esc[0].id, "disk/loop2/k10/firing-2");
+        let open = h.open();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].count, 100_002);
+        assert_eq!(open[0].evidence.len(), 10);
+        assert_eq!(open[0].kind, Kind::Ext4ReadOnly);
+        assert_eq!(open[0].mounts, vec!["/mnt"]);
+    }
+
+    #[test]
+    fn resolve_by_message_condition_or_quiet_period() {
+        let mut h = Health::new(
+            HealthConfig {
+                quiet_secs: 60,
+                ..Default::default()
+            },
+            Incidents::default(),
+        );
+        let nfs = Place::default();
+        h.observe(
+            &obs(
+                Kind::NfsNotResponding,
+                Severity::Critical,
+                "srv",
+                "nfs: server srv not responding",
+            ),
+            &nfs,
+            None,
+            10,
+        );
+        let mut ok = obs(Kind::NfsOk, Severity::Info, "srv", "nfs: server srv OK");
+        ok.resolves = true;
+        let r = h.observe(&ok, &nfs, None, 20);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].event, IncidentState::Resolved);
+        assert_eq!(r[0].incident.ended, Some(20));
+
+        h.observe(
+            &obs(Kind::BlockIoError, Severity::Warning, "sda", "I/O error"),
+            &place("sda", "/"),
+            None,
+            100,
+        );
+        assert!(h.tick(150).is_empty(), "not quiet long enough");
+        assert_eq!(h.tick(161).len(), 1, "quiet period over");
+
+        h.observe(
+            &obs(Kind::Ext4ReadOnly, Severity::Critical, "sdb", "ro"),
+            &place("sdb", "/data"),
+            None,
+            200,
+        );
+        assert!(
+            h.tick(10_000).is_empty(),
+            "read-only lasts while its condition holds"
+        );
+        h.set_condition(&key(Kind::Ext4ReadOnly, "sdb"), false);
+        assert_eq!(h.tick(10_001).len(), 1);
+    }
+
+    #[test]
+    fn memory_stays_bounded_and_criticals_are_kept() {
+        let mut h = Health::new(
+            HealthConfig {
+                max_open: 4,
+                ..Default::default()
+            },
+            Incidents::default(),
+        );
+        for i in 0..4 {
+            h.observe(
+                &obs(
+                    Kind::NfsNotResponding,
+                    Severity::Critical,
+                    &format!("s{i}"),
+                    "x",
+                ),
+                &Place::default(),
+                None,
+                1,
+            );
+        }
+        let n = h.observe(
+            &obs(Kind::IscsiPingTimeout, Severity::Warning, "c1", "x"),
+            &Place::default(),
+            None,
+            2,
+        );
+        assert!(
+            n.is_empty(),
+            "a lesser incident does not push out a critical one"
+        );
+        assert_eq!(h.state.dropped, 1);
+        assert_eq!(h.open().len(), 4);
+    }
+}

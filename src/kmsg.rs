@@ -1,0 +1,129 @@
+//! The kernel log, live, straight from /dev/kmsg: during a storage failure journald itself may
+//! be stuck on the failing disk, so tunerd reads the kernel's ring buffer itself.
+//!
+//! Resumes after the last sequence number it handled (kept in /run/tunerd, with the boot id),
+//! so nothing is missed or reported twice across restarts; records the kernel overwrote before
+//! tunerd read them (`read()` says EPIPE, or the sequence jumps) are reported as a gap.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::OpenOptionsExt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::LogRecord;
+use crate::logfile::parse_kmsg_record;
+use crate::sys::Root;
+
+const STATE: &str = "run/tunerd/kmsg.json";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+struct Position {
+    boot_id: String,
+    seq: u64,
+}
+
+/// What one read of the ring gave.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub records: Vec<LogRecord>,
+    /// Records lost before they could be read (ring overwrite), when known; `Some(0)` when
+    /// the kernel said records were lost without saying how many.
+    pub lost: Option<u64>,
+}
+
+pub struct KmsgReader {
+    file: File,
+    boot_id: String,
+    /// The last sequence number handled and committed.
+    committed: Option<u64>,
+    /// The last sequence number read (committed once its notifications are spooled).
+    read_up_to: Option<u64>,
+}
+
+impl KmsgReader {
+    /// Opens /dev/kmsg (non-blocking) at the oldest record still held; records up to the
+    /// saved position of this boot are skipped as they come.
+    pub fn open(root: &Root) -> io::Result<KmsgReader> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+            .open(root.path("dev/kmsg"))?;
+        let boot_id = root
+            .read_lossy("proc/sys/kernel/random/boot_id")
+            .unwrap_or_default();
+        let committed = root
+            .read_opt(STATE)
+            .ok()
+            .flatten()
+            .and_then(|t| serde_json::from_str::<Position>(&t).ok())
+            .filter(|p| p.boot_id == boot_id)
+            .map(|p| p.seq);
+        Ok(KmsgReader {
+            file,
+            boot_id,
+            committed,
+            read_up_to: committed,
+        })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    /// Reads what is available, at most `max` records.
+    pub fn read(&mut self, max: usize) -> Batch {
+        let mut batch = Batch::default();
+        // One read() returns one record; 8 KiB is more than a record can be (EINVAL below).
+        let mut buf = vec![0u8; 8192];
+        while batch.records.len() < max {
+            match self.file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let Some(rec) = parse_kmsg_record(&buf[..n]) else {
+                        continue;
+                    };
+                    let Some(seq) = rec.seq else { continue };
+                    if self.read_up_to.is_some_and(|last| seq <= last) {
+                        continue; // handled before a restart
+                    }
+                    if let Some(last) = self.read_up_to {
+                        if seq > last + 1 {
+                            let lost = seq - last - 1;
+                            batch.lost = Some(batch.lost.unwrap_or(0) + lost);
+                        }
+                    }
+                    self.read_up_to = Some(seq);
+                    batch.records.push(rec);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // The reader fell behind and records were overwritten: say so, go on. The
+                // next record's sequence number tells how many (counted above).
+                Err(e) if e.raw_os_error() == Some(nix::libc::EPIPE) => {
+                    batch.lost.get_or_insert(0);
+                }
+                Err(_) => break,
+            }
+        }
+        batch
+    }
+
+    /// Records the position after the notifications of everything read were handed over.
+    pub fn commit(&mut self, root: &Root) {
+        if self.read_up_to == self.committed {
+            return;
+        }
+        let Some(seq) = self.read_up_to else { return };
+        let pos = Position {
+            boot_id: self.boot_id.clone(),
+            seq,
+        };
+        if let Ok(text) = serde_json::to_vec(&pos) {
+            if root.write_atomic(STATE, &text).is_ok() {
+                self.committed = Some(seq);
+            }
+        }
+    }
+}

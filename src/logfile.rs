@@ -1,0 +1,629 @@
+//! Kernel and journal log records from whatever they were read or saved as: one `read()` of
+//! /dev/kmsg ([`parse_kmsg_record`]), one line of `journalctl -o json`
+//! ([`parse_journal_json_line`]), or a whole saved log in any of the usual text formats
+//! ([`parse_log`]). Pure functions: no I/O, no panics on any input.
+//!
+//! Formats [`parse_log`] recognises, line by line (a file may mix them):
+//!
+//! | looks like | from |
+//! |---|---|
+//! | `6,1234,5678901,-;msg` then ` SUBSYSTEM=scsi`, ` DEVICE=+scsi:2:0:0:0` | `cat /dev/kmsg` |
+//! | `[  123.456789] msg` | `dmesg` |
+//! | `[  123.456789] [  T123] msg` | `dmesg` with the caller id |
+//! | `msg` | `dmesg -t`, or a file of bare messages |
+//! | `kern  :err   : [  123.456789] msg` (and without the timestamp) | `dmesg -x` |
+//! | `<3>[  123.456789] msg` | `dmesg -r` |
+//! | `[Sun Nov 22 06:39:45 2026] msg` | `dmesg -T` (the local time is not converted) |
+//! | `2026-11-22T06:39:45,123456+00:00 msg` | `dmesg --time-format iso` |
+//! | `Nov 22 05:52:03 host kernel: msg` (`.123456` after the seconds too) | `journalctl -k`, `-o short-precise`, syslog files |
+//! | `2026-11-22T05:52:03+0000 host kernel: msg` | `journalctl -o short-iso`, `short-iso-precise`, RFC 3339 syslog |
+//! | `[  123.456789] host kernel: msg` | `journalctl -o short-monotonic` (decided per file) |
+//! | `{"MESSAGE": ...}` | `journalctl -o json` |
+//!
+//! In the journal and syslog formats a `[  123.456789] ` left at the start of a kernel message
+//! (rsyslog's kern.log) is taken as its monotonic time; `host` may be missing
+//! (`--no-hostname`). Userspace records (`multipathd[812]: ...`) get [`LogRecord::program`]. A
+//! line indented by 8 or more spaces after a timestamped line continues that record's message
+//! (how dmesg and journalctl print a message with a newline in it). journalctl's `-- Boot ... --`
+//! and `-- No entries --` lines are skipped; any other line is taken as a bare message.
+
+use crate::event::LogRecord;
+
+/// One record as one `read()` of /dev/kmsg returns it:
+/// `PRI,SEQ,TS_USEC,FLAG[,more fields];MESSAGE\n` then optional continuation lines that start
+/// with a space (` SUBSYSTEM=scsi`, ` DEVICE=+scsi:2:0:0:0`). `level` is `PRI & 7`; header
+/// fields after the third (the flag, `caller=T123`, anything newer) are ignored; `\xNN`
+/// escapes are decoded and invalid UTF-8 is replaced. A record cut short (no newline) keeps
+/// what it has. None when the header is not `PRI,SEQ,TS_USEC` numbers followed by `;`.
+pub fn parse_kmsg_record(buf: &[u8]) -> Option<LogRecord> {
+    let semi = buf.iter().position(|&b| b == b';')?;
+    let mut fields = buf[..semi].split(|&b| b == b',');
+    let pri = parse_u64(fields.next()?)?;
+    let seq = parse_u64(fields.next()?)?;
+    let ts = parse_u64(fields.next()?)?;
+    let body = &buf[semi + 1..];
+    let (msg, mut rest) = match body.iter().position(|&b| b == b'\n') {
+        Some(i) => (&body[..i], &body[i + 1..]),
+        None => (body, &body[body.len()..]),
+    };
+    let mut rec = LogRecord {
+        seq: Some(seq),
+        monotonic_us: Some(ts),
+        level: Some((pri & 7) as u8),
+        message: unescape(msg),
+        ..LogRecord::default()
+    };
+    while !rest.is_empty() {
+        let (line, next) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = next;
+        if let Some(kv) = line.strip_prefix(b" ") {
+            apply_continuation(&mut rec, kv);
+        }
+    }
+    Some(rec)
+}
+
+/// One line of `journalctl -o json`. `MESSAGE` may be a string or an array of bytes (the
+/// journal's form for non-UTF-8 text); a field the journal saw more than once is an array and
+/// its first value is taken. Kernel records (`_TRANSPORT=kernel`) keep `program` None and take
+/// their monotonic time from `_SOURCE_MONOTONIC_TIMESTAMP` (the kmsg timestamp) when present,
+/// else `__MONOTONIC_TIMESTAMP`; other records get `program` from `SYSLOG_IDENTIFIER` (or
+/// `_COMM`). None when the line is not a JSON object with a `MESSAGE`.
+pub fn parse_journal_json_line(line: &str) -> Option<LogRecord> {
+    use serde_json::Value;
+    let line = line.trim();
+    if !line.starts_with('{') {
+        return None;
+    }
+    let map: serde_json::Map<String, Value> = serde_json::from_str(line).ok()?;
+    let message = json_text(map.get("MESSAGE")?)?;
+    let num = |k: &str| {
+        map.get(k)
+            .and_then(json_text)
+            .and_then(|s| s.trim().parse().ok())
+    };
+    let text = |k: &str| map.get(k).and_then(json_text).filter(|s| !s.is_empty());
+    let transport = text("_TRANSPORT");
+    let ident = text("SYSLOG_IDENTIFIER");
+    let kernel = transport.as_deref() == Some("kernel")
+        || (transport.is_none() && ident.as_deref() == Some("kernel"));
+    let program = if kernel {
+        None
+    } else {
+        ident.or_else(|| text("_COMM"))
+    };
+    let monotonic_us = if kernel {
+        num("_SOURCE_MONOTONIC_TIMESTAMP").or_else(|| num("__MONOTONIC_TIMESTAMP"))
+    } else {
+        num("__MONOTONIC_TIMESTAMP")
+    };
+    Some(LogRecord {
+        seq: None,
+        monotonic_us,
+        realtime_us: num("__REALTIME_TIMESTAMP"),
+        level: num("PRIORITY").and_then(|p: u64| u8::try_from(p & 7).ok()),
+        message,
+        subsystem: text("_KERNEL_SUBSYSTEM"),
+        device: text("_KERNEL_DEVICE"),
+        program,
+    })
+}
+
+/// A saved log in any of the formats of the module documentation, in order. Never fails: a line
+/// that is none of them is a bare message.
+pub fn parse_log(text: &str) -> Vec<LogRecord> {
+    let journal_mono = is_journal_monotonic(text);
+    let mut out: Vec<LogRecord> = Vec::new();
+    // How the previous record was read: continuation lines depend on it.
+    let mut prev = Prev::None;
+    for raw in text.split('\n') {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let first = line.as_bytes()[0];
+        if first == b' ' {
+            if prev == Prev::Kmsg && is_kmsg_continuation(line) {
+                if let Some(last) = out.last_mut() {
+                    apply_continuation(last, &line.as_bytes()[1..]);
+                }
+                continue;
+            }
+            if prev == Prev::Stamped && line.starts_with("        ") {
+                if let Some(last) = out.last_mut() {
+                    last.message.push('\n');
+                    last.message.push_str(line.trim_start());
+                }
+                continue;
+            }
+        }
+        if line.starts_with("-- ") && line.ends_with(" --") {
+            continue; // journalctl: "-- Boot 1a2b... --", "-- No entries --"
+        }
+        let (rec, how) = parse_line(line, journal_mono);
+        prev = how;
+        out.push(rec);
+    }
+    out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Prev {
+    None,
+    Kmsg,
+    Stamped,
+    Bare,
+}
+
+fn parse_line(line: &str, journal_mono: bool) -> (LogRecord, Prev) {
+    let b = line.as_bytes();
+    match b[0] {
+        b'{' => {
+            if let Some(rec) = parse_journal_json_line(line) {
+                return (rec, Prev::Bare);
+            }
+        }
+        b'0'..=b'9' => {
+            if let Some(rec) = kmsg_text_line(line) {
+                return (rec, Prev::Kmsg);
+            }
+            if let Some(rec) = iso_line(line) {
+                return (rec, Prev::Stamped);
+            }
+        }
+        b'[' => {
+            if let Some((mono, rest)) = bracket_stamp(line) {
+                let mut rec = if journal_mono {
+                    journal_tail(rest)
+                } else {
+                    bare(strip_caller(rest))
+                };
+                rec.monotonic_us = rec.monotonic_us.or(mono);
+                return (rec, Prev::Stamped);
+            }
+        }
+        b'<' => {
+            if let Some(rec) = raw_dmesg_line(line) {
+                return (rec, Prev::Stamped);
+            }
+        }
+        b'A'..=b'Z' => {
+            if let Some(rec) = syslog_line(line) {
+                return (rec, Prev::Stamped);
+            }
+        }
+        _ => {}
+    }
+    if b[0].is_ascii_lowercase() {
+        if let Some(rec) = decoded_line(line) {
+            return (rec, Prev::Stamped);
+        }
+    }
+    (bare(line), Prev::Bare)
+}
+
+fn bare(msg: &str) -> LogRecord {
+    LogRecord {
+        message: msg.to_string(),
+        ..LogRecord::default()
+    }
+}
+
+/// A line of `cat /dev/kmsg`: the record without its continuation lines.
+fn kmsg_text_line(line: &str) -> Option<LogRecord> {
+    // Cheap check first: digits then a comma.
+    let comma = line.find(',')?;
+    if comma == 0 || !line.as_bytes()[..comma].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    parse_kmsg_record(line.as_bytes())
+}
+
+fn is_kmsg_continuation(line: &str) -> bool {
+    let kv = &line[1..];
+    match kv.find('=') {
+        Some(eq) if eq > 0 => kv.as_bytes()[..eq]
+            .iter()
+            .all(|&c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_'),
+        _ => false,
+    }
+}
+
+fn apply_continuation(rec: &mut LogRecord, kv: &[u8]) {
+    let Some(eq) = kv.iter().position(|&b| b == b'=') else {
+        return;
+    };
+    let value = unescape(&kv[eq + 1..]);
+    match &kv[..eq] {
+        b"SUBSYSTEM" => rec.subsystem = Some(value),
+        b"DEVICE" => rec.device = Some(value),
+        _ => {}
+    }
+}
+
+/// `[  123.456789] rest` (dmesg, journalctl short-monotonic) or `[Sun Nov 22 06:39:45 2026]
+/// rest` (dmesg -T): the monotonic time when there is one, and the rest after one space.
+fn bracket_stamp(line: &str) -> Option<(Option<u64>, &str)> {
+    let close = line.find(']')?;
+    let inner = &line[1..close];
+    let rest = &line[close + 1..];
+    let rest = rest.strip_prefix(' ').unwrap_or(rest);
+    if let Some(us) = parse_seconds(inner.trim_start()) {
+        return Some((Some(us), rest));
+    }
+    // dmesg -T / --ctime: "Sun Nov 22 06:39:45 2026"
+    let t = inner.trim();
+    let words: Vec<&str> = t.split_ascii_whitespace().collect();
+    if words.len() == 5
+        && month(words[1]).is_some()
+        && words[3].len() >= 8
+        && words[3].as_bytes()[2] == b':'
+        && words[4].bytes().all(|c| c.is_ascii_digit())
+    {
+        return Some((None, rest));
+    }
+    None
+}
+
+/// dmesg's caller id after the timestamp: `[  T123] ` or `[    C1] `.
+fn strip_caller(rest: &str) -> &str {
+    if let Some(r) = rest.strip_prefix('[') {
+        if let Some(close) = r.find(']') {
+            let inner = r[..close].trim_start();
+            let mut chars = inner.bytes();
+            if matches!(chars.next(), Some(b'T' | b'C'))
+                && inner.len() > 1
+                && chars.all(|c| c.is_ascii_digit())
+            {
+                let after = &r[close + 1..];
+                return after.strip_prefix(' ').unwrap_or(after);
+            }
+        }
+    }
+    rest
+}
+
+/// `123.456789` -> microseconds.
+fn parse_seconds(s: &str) -> Option<u64> {
+    let (secs, frac) = s.split_once('.')?;
+    if frac.is_empty() || frac.len() > 9 {
+        return None;
+    }
+    let secs = parse_u64(secs.as_bytes())?;
+    let mut f = parse_u64(frac.as_bytes())?;
+    let mut digits = frac.len();
+    while digits > 6 {
+        f /= 10;
+        digits -= 1;
+    }
+    while digits < 6 {
+        f *= 10;
+        digits += 1;
+    }
+    secs.checked_mul(1_000_000)?.checked_add(f)
+}
+
+/// `<3>[  123.456789] msg` or `<3>msg` (dmesg -r).
+fn raw_dmesg_line(line: &str) -> Option<LogRecord> {
+    let close = line.find('>')?;
+    let pri = parse_u64(line[1..close].as_bytes())?;
+    let rest = &line[close + 1..];
+    let mut rec = match rest.strip_prefix('[').map(|_| bracket_stamp(rest)) {
+        Some(Some((mono, msg))) => {
+            let mut r = bare(strip_caller(msg));
+            r.monotonic_us = mono;
+            r
+        }
+        _ => bare(rest),
+    };
+    rec.level = Some((pri & 7) as u8);
+    Some(rec)
+}
+
+const LEVELS: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warn", "notice", "info", "debug",
+];
+const FACILITIES: [&str; 20] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+];
+
+/// `kern  :err   : [  123.456789] msg` (dmesg -x), with or without the timestamp.
+fn decoded_line(line: &str) -> Option<LogRecord> {
+    let (fac, rest) = line.split_once(':')?;
+    if !FACILITIES.contains(&fac.trim_end()) {
+        return None;
+    }
+    let (lvl, rest) = rest.split_once(':')?;
+    let level = LEVELS.iter().position(|l| *l == lvl.trim_end())?;
+    let rest = rest.strip_prefix(' ').unwrap_or(rest);
+    let mut rec = match rest.strip_prefix('[').map(|_| bracket_stamp(rest)) {
+        Some(Some((mono, msg))) => {
+            let mut r = bare(strip_caller(msg));
+            r.monotonic_us = mono;
+            r
+        }
+        _ => bare(rest),
+    };
+    rec.level = u8::try_from(level).ok();
+    Some(rec)
+}
+
+fn month(s: &str) -> Option<u32> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    MONTHS
+        .iter()
+        .position(|m| *m == s)
+        .and_then(|i| u32::try_from(i + 1).ok())
+}
+
+/// `Nov 22 05:52:03[.123456] [host] ident[pid]: msg` (journalctl short, short-precise; syslog).
+fn syslog_line(line: &str) -> Option<LogRecord> {
+    let mon = line.get(..3)?;
+    month(mon)?;
+    let rest = line[3..].strip_prefix(' ')?;
+    let rest = rest.trim_start_matches(' ');
+    let (day, rest) = rest.split_once(' ')?;
+    if day.is_empty() || day.len() > 2 || !day.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let (time, rest) = rest.split_once(' ')?;
+    let hms = time.split('.').next().unwrap_or(time);
+    if hms.len() != 8 || hms.as_bytes()[2] != b':' || hms.as_bytes()[5] != b':' {
+        return None;
+    }
+    Some(journal_tail(rest))
+}
+
+/// `2026-11-22T05:52:03[.123456|,123456][Z|+0000|+00:00] rest`: journalctl short-iso (host and
+/// ident follow) or dmesg --time-format iso (a comma before the fraction; the message follows).
+fn iso_line(line: &str) -> Option<LogRecord> {
+    let (stamp, rest) = line.split_once(' ')?;
+    let realtime = parse_iso(stamp)?;
+    let mut rec = if stamp.contains(',') {
+        bare(rest)
+    } else {
+        journal_tail(rest)
+    };
+    rec.realtime_us = Some(realtime);
+    Some(rec)
+}
+
+/// Microseconds since the epoch from an ISO 8601 / RFC 3339 time with an offset (none = UTC).
+fn parse_iso(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| -> Option<i64> {
+        let v = parse_u64(s.get(r)?.as_bytes())?;
+        i64::try_from(v).ok()
+    };
+    let (y, mo, d, h, mi, sec) = (
+        n(0..4)?,
+        n(5..7)?,
+        n(8..10)?,
+        n(11..13)?,
+        n(14..16)?,
+        n(17..19)?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut micros: i64 = 0;
+    if let Some(r) = rest.strip_prefix(['.', ',']) {
+        let end = r
+            .bytes()
+            .position(|c| !c.is_ascii_digit())
+            .unwrap_or(r.len());
+        let frac = &r[..end];
+        if frac.is_empty() {
+            return None;
+        }
+        for (i, c) in frac.bytes().take(6).enumerate() {
+            micros += i64::from(c - b'0') * 10_i64.pow(5 - i as u32);
+        }
+        rest = &r[end..];
+    }
+    let offset_s: i64 = match rest.as_bytes().first() {
+        None => 0,
+        Some(b'Z') if rest.len() == 1 => 0,
+        Some(&sign @ (b'+' | b'-')) => {
+            let digits: String = rest[1..].chars().filter(|c| *c != ':').collect();
+            if digits.len() != 4 || !digits.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let hh = i64::try_from(parse_u64(digits[..2].as_bytes())?).ok()?;
+            let mm = i64::try_from(parse_u64(digits[2..].as_bytes())?).ok()?;
+            let v = hh * 3600 + mm * 60;
+            if sign == b'-' {
+                -v
+            } else {
+                v
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, mo, d);
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_s;
+    u64::try_from(secs.checked_mul(1_000_000)?.checked_add(micros)?).ok()
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// What follows the time in the journal and syslog formats: `[host] ident[pid]: message`.
+fn journal_tail(rest: &str) -> LogRecord {
+    let (ident, msg) = match split_ident(rest) {
+        Some(x) => x,
+        None => match rest.split_once(' ') {
+            // host, then the identifier
+            Some((_host, after)) => match split_ident(after) {
+                Some(x) => x,
+                None => ("", after),
+            },
+            None => ("", rest),
+        },
+    };
+    let mut rec = if ident == "kernel" || ident.is_empty() {
+        // rsyslog's kern.log keeps the kernel's own timestamp in the message.
+        match msg.strip_prefix('[').map(|_| bracket_stamp(msg)) {
+            Some(Some((Some(mono), m))) => {
+                let mut r = bare(m);
+                r.monotonic_us = Some(mono);
+                r
+            }
+            _ => bare(msg),
+        }
+    } else {
+        let mut r = bare(msg);
+        r.program = Some(ident.to_string());
+        r
+    };
+    if ident == "kernel" {
+        rec.program = None;
+    }
+    rec
+}
+
+/// `ident[pid]: msg` or `ident: msg` at the start of `s`, ident without spaces or colons.
+fn split_ident(s: &str) -> Option<(&str, &str)> {
+    let end = s.find(|c: char| c == ' ' || c == ':')?;
+    if end == 0 || s.as_bytes()[end] != b':' {
+        return None;
+    }
+    let after = &s[end + 1..];
+    if !(after.is_empty() || after.starts_with(' ')) {
+        return None;
+    }
+    let word = &s[..end];
+    let name = match word.find('[') {
+        Some(open) => {
+            let pid = word[open + 1..].strip_suffix(']')?;
+            if pid.is_empty() || !pid.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            &word[..open]
+        }
+        None => word,
+    };
+    if name.is_empty() {
+        return None;
+    }
+    Some((name, after.strip_prefix(' ').unwrap_or(after)))
+}
+
+/// Whether the `[  123.456789] ` lines of this text are journalctl's short-monotonic
+/// (`[  123.456789] host ident: msg`) rather than dmesg's: most of the first 200 such lines
+/// carry the same host and a journal identifier (`kernel:` or `name[pid]:`).
+fn is_journal_monotonic(text: &str) -> bool {
+    let mut stamped = 0usize;
+    let mut journal = 0usize;
+    let mut host: Option<&str> = None;
+    for line in text.split('\n').filter(|l| l.starts_with('[')).take(200) {
+        let Some((Some(_), rest)) = bracket_stamp(line) else {
+            continue;
+        };
+        stamped += 1;
+        let Some((h, after)) = rest.split_once(' ') else {
+            continue;
+        };
+        let Some((ident, _)) = split_ident(after) else {
+            continue;
+        };
+        let pid_form = after.as_bytes().get(ident.len()) == Some(&b'[');
+        if (ident == "kernel" || pid_form) && host.is_none_or(|x| x == h) {
+            host = Some(h);
+            journal += 1;
+        }
+    }
+    journal > 0 && journal * 2 > stamped
+}
+
+fn json_text(v: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Array(items) => {
+            if !items.is_empty() && items.iter().all(Value::is_u64) {
+                let bytes: Vec<u8> = items
+                    .iter()
+                    .map(|x| {
+                        x.as_u64()
+                            .and_then(|n| u8::try_from(n).ok())
+                            .unwrap_or(b'?')
+                    })
+                    .collect();
+                Some(String::from_utf8_lossy(&bytes).into_owned())
+            } else {
+                items.first().and_then(json_text)
+            }
+        }
+        _ => None,
+    }
+}
+
+fn parse_u64(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(v)
+}
+
+/// kmsg's `\xNN` escapes decoded; invalid UTF-8 replaced.
+fn unescape(b: &[u8]) -> String {
+    if !b.contains(&b'\\') {
+        return String::from_utf8_lossy(b).into_owned();
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] == b'x' {
+            if let (Some(h), Some(l)) = (hex(b[i + 2]), hex(b[i + 3])) {
+                out.push(h << 4 | l);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    match String::from_utf8(out) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}

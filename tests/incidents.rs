@@ -1,0 +1,280 @@
+//! Storage failures on the real kernel, seen by the running daemon: an ext4 error on a loop
+//! device (the kernel log), a stalled device behind a FUSE gate (diskstats). A client on a
+//! private bus gets the signal once per incident, with the disk and the mount point; the
+//! incident ends when its condition clears. Select with `cargo test --test incidents`.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::harness::PrivateBus;
+use common::tunerd::*;
+use common::*;
+
+/// A mount the test made, unmounted on drop.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        if fs::read_to_string("/proc/self/mountinfo")
+            .is_ok_and(|m| m.contains(&format!(" {} ", self.0.display())))
+        {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn mount(dev: &str, dir: &Path, opts: &str) -> Mounted {
+    fs::create_dir_all(dir).expect("mountpoint");
+    run(Command::new("mount").args(["-o", opts, dev]).arg(dir));
+    Mounted(dir.to_path_buf())
+}
+
+/// The `Incident` signals in a dbus-monitor capture: (event, notification JSON).
+fn incident_signals(text: &str) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for block in text
+        .split("\nsignal ")
+        .filter(|b| b.contains("member=Incident"))
+    {
+        let strings: Vec<&str> = block
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("string \""))
+            .map(|l| l.strip_suffix('"').unwrap_or(l))
+            .collect();
+        if strings.len() < 5 {
+            continue;
+        }
+        let json = strings[4].replace("\\\"", "\"");
+        let value = serde_json::from_str(&json).unwrap_or(serde_json::Value::Null);
+        out.push((strings[1].to_string(), value));
+    }
+    out
+}
+
+fn config(root: &KernelRoot, extra: &str) {
+    // A profile that tunes nothing on this machine: these tests watch, they do not tune.
+    root.add_profile(
+        "watch-only",
+        "[[disk]]\nmatch = { name = \"nothing-matches\" }\nnomerges = 1\n",
+    );
+    fs::write(
+        root.scratch.join("etc/tunerd/tunerd.toml"),
+        format!("profile = \"watch-only\"\n[daemon]\ndrift_interval_secs = 0\n[watch]\nsample_ms = 200\n{extra}"),
+    )
+    .expect("config");
+}
+
+#[test]
+fn real_kernel_ext4_error_is_one_incident_with_disk_and_mount_then_resolved() {
+    require_root();
+    let _serial = kernel_lock();
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("ext4-incident");
+    let disk = LoopDev::new(&root.loop_dir(), 64);
+    let dev = format!("/dev/{}", disk.name);
+    run(Command::new("mkfs.ext4").args(["-q", "-F", &dev]));
+    let mnt_dir = root.scratch.join("mnt");
+    let mounted = mount(&dev, &mnt_dir, "errors=remount-ro");
+    config(&root, "quiet_secs = 1\n");
+    let daemon = Tunerd::start(&root, Some(&bus));
+    let monitor = Monitor::start(&bus, &root.scratch.path);
+
+    fs::write(
+        format!("/sys/fs/ext4/{}/trigger_fs_error", disk.name),
+        "tunerd test error",
+    )
+    .expect("trigger_fs_error");
+    let ours = |sigs: &[(String, serde_json::Value)], event: &str| -> Vec<serde_json::Value> {
+        sigs.iter()
+            .filter(|(e, n)| e == event && n["incident"]["disk"] == disk.name.as_str())
+            .map(|(_, n)| n.clone())
+            .collect()
+    };
+    let fired = eventually(Duration::from_secs(10), || {
+        !ours(&incident_signals(&monitor.text()), "firing").is_empty()
+    });
+    assert!(
+        fired.is_some(),
+        "no Incident signal: {}\ndaemon: {}",
+        monitor.text(),
+        daemon.log()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let firing = ours(&incident_signals(&monitor.text()), "firing");
+    let first = &firing[0]["incident"];
+    assert_eq!(first["mounts"][0], mnt_dir.display().to_string(), "{first}");
+    assert_eq!(first["fstype"], "ext4");
+    assert_eq!(first["severity"], "critical");
+    // One incident: the ext4 error, the journal abort and the read-only remount are one
+    // failure of one disk (a later line may escalate it, never open a second).
+    let ids: std::collections::BTreeSet<&str> = firing
+        .iter()
+        .filter_map(|n| n["incident"]["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 1, "{firing:#?}");
+    let open = property(&bus, "Incidents");
+    assert!(open.contains(&disk.name), "{open}");
+    assert_eq!(property(&bus, "Health"), "failing");
+
+    // tunerctl events shows it, through the daemon.
+    let out = bus
+        .command(tunerctl())
+        .arg("--root")
+        .arg(root.path())
+        .args(["events", "--json"])
+        .output()
+        .expect("tunerctl events");
+    let events: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        events["open"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|i| i["disk"] == disk.name.as_str())),
+        "{events}"
+    );
+
+    // Unmounting ends it.
+    drop(mounted);
+    let resolved = eventually(Duration::from_secs(10), || {
+        !ours(&incident_signals(&monitor.text()), "resolved").is_empty()
+    });
+    assert!(
+        resolved.is_some(),
+        "not resolved after unmount: {}",
+        monitor.text()
+    );
+    let resolved = ours(&incident_signals(&monitor.text()), "resolved");
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0]["incident"]["id"], first["id"]);
+}
+
+/// A FUSE filesystem whose I/O waits while a gate file exists; unmounted on drop.
+struct GateFs {
+    child: Child,
+    mnt: PathBuf,
+    gate: PathBuf,
+}
+
+impl GateFs {
+    fn start(dir: &Path) -> GateFs {
+        let src = dir.join("gate-src");
+        let mnt = dir.join("gate-mnt");
+        fs::create_dir_all(&src).expect("src");
+        fs::create_dir_all(&mnt).expect("mnt");
+        let gate = dir.join("gate-closed");
+        let child = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/gatefs/gatefs.py"
+            ))
+            .arg(&src)
+            .arg(&mnt)
+            .arg(&gate)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("python3 tests/gatefs/gatefs.py (needs fusepy)");
+        let up = eventually(Duration::from_secs(10), || {
+            fs::read_to_string("/proc/self/mountinfo")
+                .is_ok_and(|m| m.contains(&format!(" {} ", mnt.display())))
+        });
+        assert!(up.is_some(), "gatefs did not mount");
+        GateFs { child, mnt, gate }
+    }
+}
+
+impl Drop for GateFs {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.gate);
+        let _ = Command::new("fusermount").arg("-u").arg(&self.mnt).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn real_kernel_stalled_device_opens_an_incident_that_ends_when_io_resumes() {
+    require_root();
+    let _serial = kernel_lock();
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("stall");
+    let gatefs = GateFs::start(&root.scratch.path);
+    let backing = gatefs.mnt.join("disk.img");
+    fs::File::create(&backing)
+        .and_then(|f| f.set_len(16 << 20))
+        .expect("backing file");
+    let out = Command::new("losetup")
+        .args(["-f", "--show", "--direct-io=on"])
+        .arg(&backing)
+        .output()
+        .expect("losetup");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("/dev/")
+        .to_string();
+    struct Detach(String);
+    impl Drop for Detach {
+        fn drop(&mut self) {
+            let _ = Command::new("losetup")
+                .arg("-d")
+                .arg(format!("/dev/{}", self.0))
+                .status();
+        }
+    }
+    let _detach = Detach(name.clone());
+    config(&root, "stall_secs = 2\n");
+    let _daemon = Tunerd::start(&root, Some(&bus));
+    let monitor = Monitor::start(&bus, &root.scratch.path);
+
+    // Close the gate and write: the requests hang in flight, nothing completes.
+    fs::write(&gatefs.gate, "closed").expect("close the gate");
+    let dev = format!("/dev/{name}");
+    let mut writer = Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            &format!("of={dev}"),
+            "bs=4k",
+            "count=16",
+            "oflag=direct",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dd");
+    let stalled = |event: &str| {
+        incident_signals(&monitor.text())
+            .into_iter()
+            .filter(|(e, n)| e == event && n["incident"]["kind"] == "io_stall")
+            .filter(|(_, n)| n["incident"]["disk"] == name.as_str())
+            .count()
+    };
+    let opened = eventually(Duration::from_secs(15), || stalled("firing") > 0);
+    assert!(opened.is_some(), "no stall incident: {}", monitor.text());
+    eprintln!("stall incident after the gate closed: {opened:?} (stall_secs = 2)");
+    fs::remove_file(&gatefs.gate).expect("open the gate");
+    let ended = eventually(Duration::from_secs(15), || stalled("resolved") > 0);
+    assert!(
+        ended.is_some(),
+        "stall incident not resolved: {}",
+        monitor.text()
+    );
+    let _ = writer.wait();
+    assert_eq!(stalled("firing"), 1, "one incident for one stall");
+}
