@@ -751,6 +751,13 @@ fn status(ctx: &Context, daemon: Option<&DaemonStatus>, as_json: bool) -> Result
                     .map(|t| format!(", last {}", ago(t)))
                     .unwrap_or_default()
             );
+            if d.open_incidents > 0 {
+                let _ = writeln!(
+                    out,
+                    "incidents {} open (tunerctl events); {} kernel log records read",
+                    d.open_incidents, d.kmsg_records
+                );
+            }
             for r in d.recent_drift.iter().rev().take(5) {
                 let _ = writeln!(
                     out,

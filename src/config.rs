@@ -59,6 +59,8 @@ impl Default for DaemonSettings {
 pub struct WatchSettings {
     /// Read the kernel log (/dev/kmsg).
     pub kmsg: bool,
+    /// Watch ext4 mounts with fanotify FAN_FS_ERROR.
+    pub fanotify: bool,
     /// Sample diskstats, mount flags, ext4 counters and dirty memory this often (ms); 0: never.
     pub sample_ms: u64,
     /// Requests in flight with no completion this long is a stall.
@@ -75,6 +77,7 @@ impl Default for WatchSettings {
     fn default() -> Self {
         WatchSettings {
             kmsg: true,
+            fanotify: true,
             sample_ms: 1000,
             stall_secs: 10,
             latency_ms: 2000,
@@ -215,6 +218,7 @@ impl Config {
                                     "[watch]",
                                     &[
                                         "kmsg",
+                                        "fanotify",
                                         "sample_ms",
                                         "stall_secs",
                                         "latency_ms",

@@ -109,6 +109,8 @@ pub struct State {
     pub kmsg_records: u64,
     /// Unix seconds at boot (/proc/stat btime): turns kmsg's monotonic stamps into times.
     boot_time: u64,
+    /// FAN_FS_ERROR on every ext4 mount, when the kernel has it (5.16+).
+    pub fs_errors: Option<crate::fanotify::FsErrorWatch>,
 }
 
 const INCIDENTS: &str = "run/tunerd/incidents.json";
@@ -193,6 +195,7 @@ impl State {
             journal,
             kmsg_records: 0,
             boot_time,
+            fs_errors: None,
             root,
             config,
             profiles,
@@ -609,6 +612,9 @@ impl State {
         if let Err(e) = self.inventory.refresh_mounts(&self.root) {
             log!(warn, "mount table: {e}");
         }
+        if let Some(w) = self.fs_errors.as_mut() {
+            w.sync(&self.inventory.mounts);
+        }
         let disks: Vec<String> = self
             .inventory
             .disks
@@ -649,6 +655,32 @@ impl State {
             }
         }
         notes.extend(self.incidents.tick(now));
+        self.dispatch(notes)
+    }
+
+    /// FAN_FS_ERROR events: the filesystem itself says it hit an error.
+    pub fn on_fanotify(&mut self) -> Vec<Announce> {
+        let Some(watch) = self.fs_errors.as_mut() else {
+            return Vec::new();
+        };
+        let now = epoch(SystemTime::now());
+        let mut notes = Vec::new();
+        for e in watch.read() {
+            let device = e.source.trim_start_matches("/dev/").to_string();
+            let obs = crate::event::Observation {
+                kind: Kind::Ext4Error,
+                severity: Severity::Critical,
+                device: (!device.is_empty()).then(|| device.clone()),
+                resolves: false,
+                message: format!(
+                    "fanotify FS_ERROR on {} ({}): error {} x{}",
+                    e.mount_point, e.source, e.error, e.count
+                ),
+                at_us: Some(now * 1_000_000),
+            };
+            let place = health::locate(&self.inventory, &device);
+            notes.extend(self.incidents.observe(&obs, &place, None, now));
+        }
         self.dispatch(notes)
     }
 
@@ -814,6 +846,22 @@ pub fn run(opts: Options) -> u8 {
     } else {
         None
     };
+    if state.config.watch.fanotify {
+        match crate::fanotify::FsErrorWatch::open() {
+            Ok(mut w) => {
+                w.sync(&state.inventory.mounts);
+                state.fs_errors = Some(w);
+            }
+            Err(e) => log!(
+                info,
+                "no fanotify FS_ERROR events ({e}); the kernel log covers them"
+            ),
+        }
+    }
+    let fanotify_fd = state
+        .fs_errors
+        .as_ref()
+        .map(|w| std::os::fd::AsRawFd::as_raw_fd(&w.fd()));
     let report = match state.apply_all() {
         Ok(r) => r,
         Err(e) => {
@@ -921,7 +969,7 @@ pub fn run(opts: Options) -> u8 {
             }
             None => nix::poll::PollTimeout::NONE,
         };
-        let (udev_ready, signal_ready, kmsg_ready) = {
+        let (udev_ready, signal_ready, kmsg_ready, fan_ready) = {
             use nix::poll::{poll, PollFd, PollFlags};
             use std::os::fd::AsFd;
             let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
@@ -937,6 +985,14 @@ pub fn run(opts: Options) -> u8 {
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
                 fds.len() - 1
             });
+            // SAFETY: the fanotify group lives in the state for the daemon's whole life.
+            let fan_at = fanotify_fd.map(|fd| {
+                fds.push(PollFd::new(
+                    unsafe { BorrowedFd::borrow_raw(fd) },
+                    PollFlags::POLLIN,
+                ));
+                fds.len() - 1
+            });
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -950,6 +1006,7 @@ pub fn run(opts: Options) -> u8 {
                 udev_at.is_some_and(|i| ready(&fds[i])),
                 ready(&fds[0]),
                 kmsg_at.is_some_and(|i| ready(&fds[i])),
+                fan_at.is_some_and(|i| ready(&fds[i])),
             )
         };
 
@@ -962,6 +1019,9 @@ pub fn run(opts: Options) -> u8 {
                 announce.extend(lock(&shared).on_kmsg(batch));
                 k.commit(&opts.root);
             }
+        }
+        if fan_ready {
+            announce.extend(lock(&shared).on_fanotify());
         }
         if udev_ready {
             if let Some(w) = watcher.as_mut() {

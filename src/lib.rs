@@ -6,6 +6,7 @@
 //! originals, write, verify, revert). [`daemon`] holds the machine at the profile (hotplug,
 //! drift, reload) and serves [`dbus`]; [`cli`] is `tunerctl` on top of both.
 
+pub mod alert;
 pub mod apply;
 pub mod catalog;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod dbus;
 pub mod event;
+pub mod fanotify;
 pub mod health;
 pub mod hotplug;
 pub mod inventory;

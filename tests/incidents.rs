@@ -161,6 +161,38 @@ fn real_kernel_ext4_error_is_one_incident_with_disk_and_mount_then_resolved() {
     assert_eq!(resolved[0]["incident"]["id"], first["id"]);
 }
 
+/// With the kernel log switched off, fanotify's FAN_FS_ERROR alone opens the incident.
+#[test]
+fn real_kernel_ext4_error_seen_by_fanotify_alone() {
+    require_root();
+    let _serial = kernel_lock();
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("fanotify");
+    let disk = LoopDev::new(&root.loop_dir(), 64);
+    let dev = format!("/dev/{}", disk.name);
+    run(Command::new("mkfs.ext4").args(["-q", "-F", &dev]));
+    let mnt_dir = root.scratch.join("mnt");
+    let _mounted = mount(&dev, &mnt_dir, "errors=continue");
+    config(&root, "kmsg = false\n");
+    let daemon = Tunerd::start(&root, Some(&bus));
+    let monitor = Monitor::start(&bus, &root.scratch.path);
+    fs::write(
+        format!("/sys/fs/ext4/{}/trigger_fs_error", disk.name),
+        "tunerd fanotify test",
+    )
+    .expect("trigger_fs_error");
+    let seen = eventually(Duration::from_secs(10), || {
+        incident_signals(&monitor.text()).iter().any(|(e, n)| {
+            e == "firing"
+                && n["incident"]["disk"] == disk.name.as_str()
+                && n["incident"]["evidence"][0]
+                    .as_str()
+                    .is_some_and(|l| l.contains("fanotify FS_ERROR"))
+        })
+    });
+    assert!(seen.is_some(), "{}\n{}", monitor.text(), daemon.log());
+}
+
 /// A FUSE filesystem whose I/O waits while a gate file exists; unmounted on drop.
 struct GateFs {
     child: Child,
