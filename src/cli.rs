@@ -751,6 +751,12 @@ fn status(ctx: &Context, daemon: Option<&DaemonStatus>, as_json: bool) -> Result
                     .map(|t| format!(", last {}", ago(t)))
                     .unwrap_or_default()
             );
+            if d.suspended {
+                let _ = writeln!(
+                    out,
+                    "tuning    suspended by a revert: originals in place, the profile is not enforced until `tunerctl apply`"
+                );
+            }
             if d.open_incidents > 0 {
                 let _ = writeln!(
                     out,

@@ -111,6 +111,9 @@ pub struct State {
     boot_time: u64,
     /// FAN_FS_ERROR on every ext4 mount, when the kernel has it (5.16+).
     pub fs_errors: Option<crate::fanotify::FsErrorWatch>,
+    /// Set by a revert: the machine is back at its originals and stays there (no drift
+    /// repair, no hotplug tuning) until the next apply, switch or reload.
+    pub suspended: bool,
 }
 
 const INCIDENTS: &str = "run/tunerd/incidents.json";
@@ -196,6 +199,7 @@ impl State {
             kmsg_records: 0,
             boot_time,
             fs_errors: None,
+            suspended: false,
             root,
             config,
             profiles,
@@ -247,6 +251,7 @@ impl State {
 
     /// Applies the whole profile.
     pub fn apply_all(&mut self) -> Result<Report, JournalError> {
+        self.suspended = false;
         let plan = plan::plan(&self.root, &self.profile, &self.inventory);
         self.health = Health::Ok;
         self.apply_plan(&plan)
@@ -254,6 +259,20 @@ impl State {
 
     pub fn plan(&self) -> Plan {
         plan::plan(&self.root, &self.profile, &self.inventory)
+    }
+
+    /// Restores every original and stops enforcing the profile until the next apply, switch
+    /// or reload: a revert that the next drift check undid would be no revert.
+    pub fn revert(&mut self) -> Result<Report, JournalError> {
+        let report = apply::revert(&self.root)?;
+        self.suspended = true;
+        self.retries.clear();
+        log!(
+            notice,
+            "reverted: {} originals restored; the profile is not enforced until the next apply",
+            report.written()
+        );
+        Ok(report)
     }
 
     /// Knobs that differ from the profile, `once` knobs left out.
@@ -266,6 +285,9 @@ impl State {
 
     /// The periodic check: find drift, log it, repair it if the policy says so.
     pub fn drift_check(&mut self) -> Vec<Announce> {
+        if self.suspended {
+            return Vec::new();
+        }
         let drift = self.verify();
         if drift.is_empty() {
             if self.health == Health::Drift {
@@ -347,6 +369,7 @@ impl State {
                 }
                 None
             }
+            BlockAction::Add | BlockAction::Change if self.suspended => None,
             BlockAction::Add | BlockAction::Change => {
                 if event.action == BlockAction::Add {
                     // A new device: its `once` knobs are due again.
@@ -717,6 +740,7 @@ impl State {
             drift: plan.count(Action::Set),
             recent_drift: self.recent_drift.iter().cloned().collect(),
             open_incidents: self.incidents.open().len(),
+            suspended: self.suspended,
             kmsg_records: self.kmsg_records,
         }
     }
@@ -746,6 +770,9 @@ pub struct DaemonStatus {
     pub recent_drift: Vec<DriftRecord>,
     #[serde(default)]
     pub open_incidents: usize,
+    /// A revert stopped enforcement until the next apply.
+    #[serde(default)]
+    pub suspended: bool,
     #[serde(default)]
     pub kmsg_records: u64,
 }
@@ -883,7 +910,12 @@ pub fn run(opts: Options) -> u8 {
     let status_line = format!(
         "profile {}: {} disks",
         state.profile.name,
-        state.inventory.disks.len()
+        state
+            .inventory
+            .disks
+            .iter()
+            .filter(|d| d.size_bytes > 0)
+            .count()
     );
     let shared: Shared = Arc::new(Mutex::new(state));
     // Before any thread starts: its stack then falls under MCL_ONFAULT (only touched pages
@@ -906,7 +938,8 @@ pub fn run(opts: Options) -> u8 {
             }
             Err(e) => {
                 if bus_backoff == Duration::from_secs(1) {
-                    log!(warn, "D-Bus: {e}; retrying until the system bus is there");
+                    // Normal at boot: tunerd starts before the system bus.
+                    log!(info, "D-Bus: {e}; connecting when the system bus is there");
                 }
                 *next = Some(Instant::now() + bus_backoff);
                 bus_backoff = (bus_backoff * 2).min(Duration::from_secs(30));
@@ -932,6 +965,7 @@ pub fn run(opts: Options) -> u8 {
         (ms > 0).then(|| Duration::from_millis(ms))
     };
     let mut next_sample = sample_every.map(|d| Instant::now() + d);
+    let mut last_kmsg_commit = Instant::now();
     // What the kernel logged before and during start.
     if let Some(k) = kmsg.as_mut() {
         let mut announce = Vec::new();
@@ -1016,8 +1050,15 @@ pub fn run(opts: Options) -> u8 {
                 // Bounded batches: a flood of 100,000 lines is taken in slices, with the
                 // other sources served in between.
                 let batch = k.read(4096);
+                let before = announce.len();
                 announce.extend(lock(&shared).on_kmsg(batch));
-                k.commit(&opts.root);
+                // The position is saved with every notification (so a restart neither
+                // repeats nor misses one) and otherwise at most once a second: a flood
+                // costs one small write a second, not one per line.
+                if announce.len() > before || last_kmsg_commit.elapsed() >= Duration::from_secs(1) {
+                    k.commit(&opts.root);
+                    last_kmsg_commit = Instant::now();
+                }
             }
         }
         if fan_ready {
@@ -1086,6 +1127,9 @@ pub fn run(opts: Options) -> u8 {
     }
 
     notify(&[sd_notify::NotifyState::Stopping]);
+    if let Some(k) = kmsg.as_mut() {
+        k.commit(&opts.root);
+    }
     let st = lock(&shared);
     if st.config.daemon.on_stop == OnStop::Revert {
         match apply::revert(&st.root) {

@@ -12,7 +12,6 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::Connection;
 
-use crate::apply;
 use crate::daemon::{lock, Announce, Shared};
 
 pub const NAME: &str = "org.tunerd.Tuner1";
@@ -83,8 +82,9 @@ impl Tuner {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<String> {
         require_root(&hdr, conn).await?;
-        let st = lock(&self.shared);
-        let report = apply::revert(&st.root).map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        let report = lock(&self.shared)
+            .revert()
+            .map_err(|e| fdo::Error::Failed(e.to_string()))?;
         Ok(json(
             &serde_json::json!({ "ok": report.ok(), "outcomes": report.outcomes }),
         ))

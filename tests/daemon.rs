@@ -270,6 +270,19 @@ fn real_kernel_daemon_drift_is_repaired_and_signalled() {
     let status = call_json(&bus, "Status", &[]);
     assert_eq!(status["recent_drift"][0]["actual"], "128", "{status}");
     assert_eq!(status["recent_drift"][0]["repaired"], true);
+    // A revert is not undone by the next drift check: enforcement waits for the next apply.
+    let _ = call_json(&bus, "Revert", &[]);
+    assert_eq!(disk.read("queue/read_ahead_kb"), "128");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        disk.read("queue/read_ahead_kb"),
+        "128",
+        "revert stays reverted"
+    );
+    assert_eq!(call_json(&bus, "Status", &[])["suspended"], true);
+    let _ = call_json(&bus, "Apply", &[]);
+    assert_eq!(disk.read("queue/read_ahead_kb"), "1024");
+    assert_eq!(call_json(&bus, "Status", &[])["suspended"], false);
     let _ = call_json(&bus, "Revert", &[]);
 }
 

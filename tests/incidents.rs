@@ -310,3 +310,107 @@ fn real_kernel_stalled_device_opens_an_incident_that_ends_when_io_resumes() {
     let _ = writer.wait();
     assert_eq!(stalled("firing"), 1, "one incident for one stall");
 }
+
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime: fields 14 and 15 of stat, 12 and 13 after the comm.
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn status_kb(pid: i32, key: &str) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// 100,000 I/O error lines written into the kernel log (/dev/kmsg, as the block layer would
+/// print them) make one incident; the daemon's CPU time and memory are printed.
+#[test]
+fn real_kernel_flood_of_io_errors_is_one_incident_with_bounded_memory() {
+    require_root();
+    let _serial = kernel_lock();
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("flood");
+    config(&root, "");
+    let daemon = Tunerd::start(&root, Some(&bus));
+    let monitor = Monitor::start(&bus, &root.scratch.path);
+    let pid = daemon.pid();
+    let rss_before = status_kb(pid, "VmRSS:");
+    let cpu_before = cpu_ticks(pid);
+    let started = std::time::Instant::now();
+    {
+        use std::io::Write;
+        let open = || {
+            fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/kmsg")
+                .expect("/dev/kmsg")
+        };
+        let mut kmsg = open();
+        for i in 0..100_000u64 {
+            // With printk.devkmsg=ratelimit (the default, and locked when set on the kernel
+            // command line) each open file may write 10 records per 5 s: reopen every 10.
+            if i % 10 == 0 {
+                kmsg = open();
+            }
+            // One write is one record; level 6 (the catalog reads the text, not the level)
+            // keeps 100,000 lines off the serial console, which would take minutes.
+            let line = format!(
+                "<6>I/O error, dev tunerdflood0, sector {} op 0x1:(WRITE) flags 0x800 phys_seg 1 prio class 2\n",
+                i * 8
+            );
+            kmsg.write_all(line.as_bytes()).expect("write /dev/kmsg");
+        }
+    }
+    let wrote = started.elapsed();
+    let ours = |m: &str| {
+        incident_signals(m)
+            .into_iter()
+            .filter(|(_, n)| n["incident"]["device"] == "tunerdflood0")
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || !ours(&monitor.text())
+            .is_empty())
+        .is_some(),
+        "{}",
+        daemon.log()
+    );
+    // Let it drain what the ring still holds.
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu_ms = (cpu_ticks(pid) - cpu_before) * 1000 / 100;
+    let signals = ours(&monitor.text());
+    assert_eq!(
+        signals.len(),
+        1,
+        "one incident, announced once: {signals:#?}"
+    );
+    let events = call_json(&bus, "Events", &[]);
+    let open: Vec<&serde_json::Value> = events["open"]
+        .as_array()
+        .expect("open")
+        .iter()
+        .filter(|i| i["device"] == "tunerdflood0")
+        .collect();
+    assert_eq!(open.len(), 1);
+    let count = open[0]["count"].as_u64().unwrap_or(0);
+    assert!(open[0]["evidence"].as_array().map_or(0, Vec::len) <= 10);
+    let rss_after = status_kb(pid, "VmRSS:");
+    let hwm = status_kb(pid, "VmHWM:");
+    eprintln!(
+        "flood: 100000 lines written in {wrote:?}; the daemon folded {count} of them (the rest \
+         were overwritten in the ring before it read them, reported as a gap), CPU {cpu_ms} ms, \
+         RSS {rss_before} -> {rss_after} kB (peak {hwm} kB)"
+    );
+    assert!(
+        rss_after < rss_before + 8 * 1024,
+        "memory grew by more than 8 MB under the flood: {rss_before} -> {rss_after} kB"
+    );
+}
