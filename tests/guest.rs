@@ -1,0 +1,884 @@
+//! tunerd as a user's machine runs it: a real Debian 12 guest under QEMU (TCG) with systemd,
+//! udev, journald and the system bus, tunerd installed as the package would install it (the
+//! unit from systemd/, the D-Bus policy from dbus/, enabled in sysinit.target), a VMware
+//! platform (`-smbios`), a pvscsi controller with a VMware "Virtual disk", and a second one
+//! hot-added from the host through QMP. Select with `cargo test --test guest`.
+//!
+//! Inside the guest, tests/guest/check.sh (a oneshot unit after multi-user.target) checks the
+//! service and prints `CHECK`/`FIGURE` lines on the second serial port; the host hot-adds the
+//! disk when it prints `MARK READY-FOR-HOTPLUG`, and after `MARK END` asserts every check and
+//! prints the figures. The kernel console goes to the first serial port.
+//!
+//! Needs root, `qemu-system-x86`, `mmdebstrap` and `e2fsprogs` (installed with apt when
+//! missing) and Debian's package mirror the first time: the root filesystem is made with
+//! mmdebstrap once and cached as a tarball in /var/cache/tunerd-guest/, keyed by its package
+//! list. Each run unpacks it on /dev/shm, adds tunerd, makes root.img with `mkfs.ext4 -d`,
+//! boots it and removes everything again (QEMU too, also on panic). The logs of the last run
+//! are kept in /var/cache/tunerd-guest/last-run/.
+//!
+//! Environment: `TUNERD_GUEST_TIMEOUT_SECS` (default 300) bounds the guest's run;
+//! `TUNERD_GUEST_UNIT=FILE` installs FILE instead of systemd/tunerd.service (to try a change
+//! to the unit before making it).
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The guest's Debian release.
+const SUITE: &str = "bookworm";
+/// What the guest's root filesystem holds: the cache key.
+const PACKAGES: &[&str] = &[
+    "systemd",
+    "systemd-sysv",
+    "udev",
+    "dbus",
+    "linux-image-cloud-amd64",
+    "e2fsprogs",
+    "kmod",
+    "util-linux",
+    "procps",
+    "jq",
+];
+/// Part of the cache key: change it when the way the tarball is made changes.
+const ROOTFS_RECIPE: &str = "mmdebstrap --variant=minbase, v1";
+const CACHE_DIR: &str = "/var/cache/tunerd-guest";
+/// (program, Debian package) the host side needs.
+const HOST_TOOLS: &[(&str, &str)] = &[
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("mmdebstrap", "mmdebstrap"),
+    ("mkfs.ext4", "e2fsprogs"),
+];
+/// Every check the guest script must report: a check that went missing fails the test too.
+const EXPECTED_CHECKS: &[&str] = &[
+    "tunerd_active",
+    "tunerd_ready_notify",
+    "boot_no_ordering_cycle",
+    "tmpfiles_setup_ran",
+    "local_fs_target_reached",
+    "fstab_mount_mounted",
+    "dbus_name_owned",
+    "dbus_property_active_profile",
+    "status_daemon_running",
+    "status_platform_vmware",
+    "status_profile_vmware",
+    "status_json",
+    "dbus_policy_user_reads",
+    "dbus_policy_user_denied",
+    "sda_timeout_180",
+    "sda_scheduler_none",
+    "vm_swappiness_30",
+    "vm_dirty_ratio_30",
+    "verify_clean",
+    "originals_recorded",
+    "originals_vm_from_sysctl_d",
+    "drift_repaired",
+    "dbus_drift_signal",
+    "hotplug_timeout_180",
+    "hotplug_scheduler_none",
+    "hotplug_journal",
+    "verify_clean_with_sdb",
+    "watchdog_armed",
+    "watchdog_fed",
+    "restart_active",
+    "restart_keeps_originals",
+    "restart_back_on_bus",
+    "revert_exit_0",
+    "revert_vm_dirty_ratio_sysctl_d",
+    "revert_sda_timeout_30",
+    "revert_sda_scheduler_mq_deadline",
+    "journal_profile_line",
+    "security_exposure_reported",
+    "tunerd_never_restarted",
+];
+
+fn manifest(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn log(msg: &str) {
+    eprintln!("[guest-test] {msg}");
+}
+
+/// Runs a command to completion; panics with its output when it fails.
+fn run(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{what} failed ({}): {cmd:?}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            tail(&String::from_utf8_lossy(&out.stdout), 40),
+            tail(&String::from_utf8_lossy(&out.stderr), 40)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn require_root() {
+    let uid = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        uid, "0",
+        "the guest test needs root (mmdebstrap, mkfs.ext4 -d of a root filesystem, apt-get)"
+    );
+}
+
+fn on_path(program: &str) -> bool {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .any(|dir| Path::new(dir).join(program).is_file());
+    found
+}
+
+/// Installs with apt what the host side lacks.
+fn ensure_host_tools() {
+    let missing: Vec<&str> = HOST_TOOLS
+        .iter()
+        .filter(|(program, _)| !on_path(program))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    log(&format!("installing with apt-get: {}", missing.join(" ")));
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .output()
+    };
+    let install = |packages: &[&str]| {
+        let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+        args.extend_from_slice(packages);
+        apt(&args)
+    };
+    let mut last = String::new();
+    let ok = |r: std::io::Result<std::process::Output>, last: &mut String| match r {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => {
+            *last = format!(
+                "{}\n{}",
+                tail(&String::from_utf8_lossy(&o.stdout), 20),
+                tail(&String::from_utf8_lossy(&o.stderr), 20)
+            );
+            false
+        }
+        Err(e) => {
+            *last = e.to_string();
+            false
+        }
+    };
+    // apt-get update only when the plain install fails; one package at a time if the joint
+    // install still cannot be resolved.
+    if !ok(install(&missing), &mut last) {
+        let _ = apt(&["update", "-q"]);
+        if !ok(install(&missing), &mut last) {
+            for p in &missing {
+                ok(install(&[p]), &mut last);
+            }
+        }
+    }
+    let still: Vec<&str> = HOST_TOOLS
+        .iter()
+        .filter(|(program, _)| !on_path(program))
+        .map(|(program, _)| *program)
+        .collect();
+    assert!(
+        still.is_empty(),
+        "the guest test needs {} and could not install them with apt-get ({}); \
+         .ci/run must install: apt-get install -y --no-install-recommends {}\n{last}",
+        still.join(", "),
+        missing.join(" "),
+        HOST_TOOLS
+            .iter()
+            .map(|(_, p)| *p)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
+
+/// FNV-1a: a cache key that stays the same across Rust releases.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A directory removed (with everything in it) when dropped.
+struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = PathBuf::from(format!(
+            "/dev/shm/tunerd-guest-{tag}-{}-{nanos}",
+            std::process::id()
+        ));
+        fs::create_dir_all(&path).expect("scratch directory on /dev/shm");
+        Scratch { path }
+    }
+
+    fn join(&self, rel: &str) -> PathBuf {
+        self.path.join(rel)
+    }
+}
+
+/// Removes what runs of this test killed before their guards ran (a SIGKILLed `cargo test`)
+/// left on /dev/shm: the directories of processes that are gone.
+fn remove_stale_scratch() {
+    let Ok(entries) = fs::read_dir("/dev/shm") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("tunerd-guest-") else {
+            continue;
+        };
+        let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// An exclusive lock on the cache while a process builds or reads the tarball.
+struct CacheLock {
+    _file: File,
+}
+
+impl CacheLock {
+    fn take() -> CacheLock {
+        let file = File::create(Path::new(CACHE_DIR).join(".lock")).expect("cache lock file");
+        // SAFETY: flock on a descriptor this function owns; released when the file closes.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(rc, 0, "flock {CACHE_DIR}/.lock");
+        CacheLock { _file: file }
+    }
+}
+
+/// The Debian root filesystem as a tarball: made once with mmdebstrap, then taken from the
+/// cache. Returns the path and whether it was cached.
+fn rootfs_tarball() -> (PathBuf, bool) {
+    fs::create_dir_all(CACHE_DIR).unwrap_or_else(|e| panic!("create {CACHE_DIR}: {e}"));
+    let key = fnv1a(&format!("{ROOTFS_RECIPE}|{SUITE}|{}", PACKAGES.join(",")));
+    let name = format!("rootfs-{SUITE}-{key:016x}.tar");
+    let tarball = Path::new(CACHE_DIR).join(&name);
+    let _lock = CacheLock::take();
+    if fs::metadata(&tarball).is_ok_and(|m| m.len() > 0) {
+        return (tarball, true);
+    }
+    // Tarballs of other package lists are stale: keep the cache to one.
+    if let Ok(entries) = fs::read_dir(CACHE_DIR) {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if (n.starts_with("rootfs-") && n != name) || n.starts_with("partial-") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    log(&format!(
+        "building the guest root filesystem with mmdebstrap (once; cached as {})",
+        tarball.display()
+    ));
+    let partial = Path::new(CACHE_DIR).join(format!("partial-{}.tar", std::process::id()));
+    // mmdebstrap's own scratch space goes to tmpfs, not to this machine's disk.
+    let tmp = Scratch::new("mmdebstrap");
+    let out = Command::new("mmdebstrap")
+        .arg("--variant=minbase")
+        .arg("--format=tar")
+        .arg(format!("--include={}", PACKAGES.join(",")))
+        .arg(SUITE)
+        .arg(&partial)
+        .env("TMPDIR", &tmp.path)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mmdebstrap");
+    if !out.status.success() {
+        let _ = fs::remove_file(&partial);
+        panic!(
+            "mmdebstrap failed ({}):\n{}\n{}",
+            out.status,
+            tail(&String::from_utf8_lossy(&out.stdout), 30),
+            tail(&String::from_utf8_lossy(&out.stderr), 30)
+        );
+    }
+    fs::rename(&partial, &tarball).expect("move the finished tarball into the cache");
+    (tarball, false)
+}
+
+fn write(path: &Path, text: &str, mode: u32) {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    }
+    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+fn link(target: &str, at: &Path) {
+    if let Some(dir) = at.parent() {
+        fs::create_dir_all(dir).expect("mkdir for a symlink");
+    }
+    let _ = fs::remove_file(at);
+    symlink(target, at).unwrap_or_else(|e| panic!("symlink {}: {e}", at.display()));
+}
+
+/// Copies a binary into the guest, stripped (the test's debug builds are large).
+fn install_binary(from: &str, to: &Path) {
+    fs::create_dir_all(to.parent().expect("parent")).expect("mkdir for a binary");
+    let stripped = Command::new("strip")
+        .arg("-o")
+        .arg(to)
+        .arg(from)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !stripped {
+        fs::copy(from, to).unwrap_or_else(|e| panic!("copy {from}: {e}"));
+    }
+    fs::set_permissions(to, fs::Permissions::from_mode(0o755)).expect("chmod binary");
+}
+
+fn read_repo(rel: &str) -> String {
+    fs::read_to_string(manifest(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+}
+
+/// What QEMU boots.
+struct Images {
+    kernel: PathBuf,
+    initrd: PathBuf,
+    root: PathBuf,
+    data: PathBuf,
+    hot: PathBuf,
+}
+
+/// Unpacks the cached root filesystem, installs tunerd and the checks, makes the disks.
+fn prepare_images(work: &Scratch, tarball: &Path) -> Images {
+    let rootfs = work.join("rootfs");
+    fs::create_dir_all(&rootfs).expect("mkdir rootfs");
+    run(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-xf")
+            .arg(tarball),
+        "unpack the cached root filesystem",
+    );
+    let r = |rel: &str| rootfs.join(rel);
+
+    // tunerd as its package installs it.
+    install_binary(env!("CARGO_BIN_EXE_tunerd"), &r("usr/bin/tunerd"));
+    install_binary(env!("CARGO_BIN_EXE_tunerctl"), &r("usr/bin/tunerctl"));
+    let unit = match std::env::var_os("TUNERD_GUEST_UNIT") {
+        Some(path) => fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("TUNERD_GUEST_UNIT {}: {e}", path.to_string_lossy())),
+        None => read_repo("systemd/tunerd.service"),
+    };
+    write(&r("usr/lib/systemd/system/tunerd.service"), &unit, 0o644);
+    link(
+        "/usr/lib/systemd/system/tunerd.service",
+        &r("etc/systemd/system/sysinit.target.wants/tunerd.service"),
+    );
+    write(
+        &r("usr/share/dbus-1/system.d/org.tunerd.Tuner1.conf"),
+        &read_repo("dbus/org.tunerd.Tuner1.conf"),
+        0o644,
+    );
+    write(
+        &r("etc/tunerd/tunerd.toml"),
+        &read_repo("tests/guest/tunerd.toml"),
+        0o644,
+    );
+
+    // The checks.
+    write(
+        &r("usr/local/sbin/tunerd-guest-check"),
+        &read_repo("tests/guest/check.sh"),
+        0o755,
+    );
+    write(
+        &r("etc/systemd/system/tunerd-guest-check.service"),
+        &read_repo("tests/guest/tunerd-guest-check.service"),
+        0o644,
+    );
+    link(
+        "/etc/systemd/system/tunerd-guest-check.service",
+        &r("etc/systemd/system/multi-user.target.wants/tunerd-guest-check.service"),
+    );
+
+    // A machine like an installed one: root mounted read-only by the kernel and remounted
+    // read-write from fstab; nothing periodic that would compete for the emulated CPUs.
+    write(
+        &r("etc/fstab"),
+        "/dev/vda / ext4 rw,errors=remount-ro 0 1\ntmpfs /srv/fstab-probe tmpfs nosuid,nodev 0 0\n",
+        0o644,
+    );
+    fs::create_dir_all(r("srv/fstab-probe")).expect("mkdir the fstab probe");
+    write(&r("etc/hostname"), "tunerd-guest\n", 0o644);
+    // An administrator's setting that tunerd's profile overrides (and must revert to).
+    write(
+        &r("etc/sysctl.d/60-tunerd-guest.conf"),
+        "vm.dirty_ratio = 25\n",
+        0o644,
+    );
+    for unit in [
+        "apt-daily.timer",
+        "apt-daily-upgrade.timer",
+        "dpkg-db-backup.timer",
+        "e2scrub_all.timer",
+        "e2scrub_reap.service",
+        "fstrim.timer",
+    ] {
+        link("/dev/null", &r(&format!("etc/systemd/system/{unit}")));
+    }
+
+    // The kernel and initrd the image carries.
+    let boot = r("boot");
+    let find = |prefix: &str| -> PathBuf {
+        let mut found: Vec<PathBuf> = fs::read_dir(&boot)
+            .expect("read rootfs/boot")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+            })
+            .collect();
+        found.sort();
+        found
+            .pop()
+            .unwrap_or_else(|| panic!("no {prefix}* in the guest's /boot"))
+    };
+    let kernel = work.join("vmlinuz");
+    let initrd = work.join("initrd.img");
+    fs::copy(find("vmlinuz-"), &kernel).expect("copy the kernel");
+    fs::copy(find("initrd.img-"), &initrd).expect("copy the initrd");
+
+    let root = work.join("root.img");
+    File::create(&root)
+        .and_then(|f| f.set_len(2 << 30))
+        .expect("root.img");
+    run(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-L", "root", "-d"])
+            .arg(&rootfs)
+            .arg(&root),
+        "mkfs.ext4 -d of the guest root",
+    );
+    let _ = fs::remove_dir_all(&rootfs);
+
+    let data = work.join("data.img");
+    let hot = work.join("hot.img");
+    for img in [&data, &hot] {
+        File::create(img)
+            .and_then(|f| f.set_len(64 << 20))
+            .expect("data disk image");
+    }
+    Images {
+        kernel,
+        initrd,
+        root,
+        data,
+        hot,
+    }
+}
+
+/// The running QEMU: killed and reaped when dropped.
+struct Qemu {
+    child: Child,
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn boot(work: &Scratch, images: &Images) -> Qemu {
+    let qemu_log = File::create(work.join("qemu.log")).expect("qemu.log");
+    let p = |path: &Path| path.display().to_string();
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-nodefaults", "-no-user-config", "-display", "none"])
+        .args(["-machine", "pc", "-accel", "tcg,thread=multi"])
+        .args(["-cpu", "max", "-smp", "2", "-m", "1024"])
+        .args(["-no-reboot", "-nic", "none"])
+        .args([
+            "-smbios",
+            "type=1,manufacturer=VMware,, Inc.,product=VMware Virtual Platform",
+        ])
+        .args(["-kernel", &p(&images.kernel), "-initrd", &p(&images.initrd)])
+        .args([
+            "-append",
+            "root=/dev/vda ro console=ttyS0 panic=-1 net.ifnames=0",
+        ])
+        .args([
+            "-drive",
+            &format!("file={},format=raw,if=virtio,cache=unsafe", p(&images.root)),
+        ])
+        .args(["-device", "pvscsi,id=pvscsi0"])
+        .args([
+            "-drive",
+            &format!(
+                "file={},format=raw,if=none,id=data0,cache=unsafe",
+                p(&images.data)
+            ),
+        ])
+        .args([
+            "-device",
+            "scsi-hd,drive=data0,bus=pvscsi0.0,scsi-id=0,lun=0,vendor=VMware,product=Virtual disk",
+        ])
+        .args(["-serial", &format!("file:{}", p(&work.join("console.log")))])
+        .args(["-serial", &format!("file:{}", p(&work.join("checks.log")))])
+        .args([
+            "-qmp",
+            &format!("unix:{},server=on,wait=off", p(&work.join("qmp.sock"))),
+        ])
+        .stdin(Stdio::null())
+        .stdout(qemu_log.try_clone().expect("dup qemu.log"))
+        .stderr(qemu_log);
+    // SAFETY: prctl is async-signal-safe; QEMU dies with the test even if the test is killed.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    Qemu {
+        child: cmd.spawn().expect("start qemu-system-x86_64"),
+    }
+}
+
+/// Sends one QMP command and waits for its answer (events in between are skipped).
+fn qmp_command(
+    stream: &mut UnixStream,
+    reader: &mut BufReader<UnixStream>,
+    command: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    writeln!(stream, "{command}").map_err(|e| format!("QMP write: {e}"))?;
+    loop {
+        let mut line = String::new();
+        let n = reader
+            .read_line(&mut line)
+            .map_err(|e| format!("QMP read: {e}"))?;
+        if n == 0 {
+            return Err("QMP: connection closed".into());
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| format!("QMP: {e}: {line}"))?;
+        if let Some(r) = v.get("return") {
+            return Ok(r.clone());
+        }
+        if let Some(e) = v.get("error") {
+            return Err(format!("QMP {command}: {e}"));
+        }
+    }
+}
+
+/// Hot-adds a VMware "Virtual disk" on the pvscsi bus.
+fn qmp_hotplug(socket: &Path, image: &Path) -> Result<(), String> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| format!("QMP connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+    let mut greeting = String::new();
+    reader
+        .read_line(&mut greeting)
+        .map_err(|e| format!("QMP greeting: {e}"))?;
+    if !greeting.contains("QMP") {
+        return Err(format!("QMP greeting: {greeting}"));
+    }
+    qmp_command(
+        &mut stream,
+        &mut reader,
+        serde_json::json!({"execute": "qmp_capabilities"}),
+    )?;
+    qmp_command(
+        &mut stream,
+        &mut reader,
+        serde_json::json!({"execute": "blockdev-add", "arguments": {
+            "node-name": "hot1", "driver": "raw",
+            "file": {"driver": "file", "filename": image.display().to_string()}
+        }}),
+    )?;
+    qmp_command(
+        &mut stream,
+        &mut reader,
+        serde_json::json!({"execute": "device_add", "arguments": {
+            "driver": "scsi-hd", "drive": "hot1", "bus": "pvscsi0.0", "id": "hotdisk",
+            "scsi-id": 1, "lun": 0, "vendor": "VMware", "product": "Virtual disk"
+        }}),
+    )?;
+    Ok(())
+}
+
+/// What the guest reported.
+#[derive(Default)]
+struct Report {
+    checks: Vec<(String, bool, String)>,
+    figures: Vec<(String, String)>,
+    info: Vec<String>,
+    end: Option<String>,
+}
+
+fn parse(text: &str) -> Report {
+    let mut report = Report::default();
+    for line in text.lines().map(|l| l.trim_end_matches('\r')) {
+        if let Some(rest) = line.strip_prefix("CHECK name=") {
+            let (name, rest) = rest.split_once(" ok=").unwrap_or((rest, ""));
+            let (ok, detail) = rest.split_once(" detail=").unwrap_or((rest, ""));
+            report
+                .checks
+                .push((name.to_string(), ok == "1", detail.to_string()));
+        } else if let Some(rest) = line.strip_prefix("FIGURE name=") {
+            let (name, value) = rest.split_once(" value=").unwrap_or((rest, ""));
+            report.figures.push((name.to_string(), value.to_string()));
+        } else if let Some(rest) = line.strip_prefix("INFO ") {
+            report.info.push(rest.to_string());
+        } else if let Some(rest) = line.strip_prefix("MARK END") {
+            report.end = Some(rest.trim().to_string());
+        }
+    }
+    report
+}
+
+/// Keeps the last run's logs where a person can read them after the scratch space is gone.
+fn keep_logs(work: &Scratch) -> PathBuf {
+    let dir = Path::new(CACHE_DIR).join("last-run");
+    let _ = fs::create_dir_all(&dir);
+    for name in ["console.log", "checks.log", "qemu.log"] {
+        let _ = fs::copy(work.join(name), dir.join(name));
+    }
+    dir
+}
+
+#[test]
+fn real_guest_service_end_to_end() {
+    require_root();
+    let started = Instant::now();
+    let timeout = Duration::from_secs(
+        std::env::var("TUNERD_GUEST_TIMEOUT_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(300),
+    );
+
+    ensure_host_tools();
+    remove_stale_scratch();
+    let t = Instant::now();
+    let (tarball, cached) = rootfs_tarball();
+    let rootfs_time = t.elapsed();
+    log(&format!(
+        "root filesystem: {} ({}, {:.1} s)",
+        tarball.display(),
+        if cached { "cached" } else { "built now" },
+        rootfs_time.as_secs_f64()
+    ));
+
+    let work = Scratch::new("run");
+    let t = Instant::now();
+    let images = prepare_images(&work, &tarball);
+    let image_time = t.elapsed();
+    log(&format!(
+        "images ready in {:.1} s in {}",
+        image_time.as_secs_f64(),
+        work.path.display()
+    ));
+
+    let boot_at = Instant::now();
+    let mut qemu = boot(&work, &images);
+    let checks_log = work.join("checks.log");
+    let mut shown = 0usize;
+    let mut first_line: Option<Duration> = None;
+    let mut hotplug: Option<Result<Duration, String>> = None;
+    let mut exited = None;
+    let mut timed_out = false;
+    loop {
+        let text = fs::read_to_string(&checks_log).unwrap_or_default();
+        // Show the guest's lines as they come (complete lines only).
+        let complete = text.rfind('\n').map_or(0, |i| i + 1);
+        if complete > shown {
+            for line in text[shown..complete].lines() {
+                let line = line.trim_end_matches('\r');
+                if line.starts_with("CHECK ")
+                    || line.starts_with("MARK ")
+                    || line.starts_with("FIGURE ")
+                {
+                    eprintln!("  guest| {line}");
+                }
+            }
+            shown = complete;
+            first_line.get_or_insert(boot_at.elapsed());
+        }
+        if hotplug.is_none() && text.contains("MARK READY-FOR-HOTPLUG") {
+            let t = Instant::now();
+            let result = qmp_hotplug(&work.join("qmp.sock"), &images.hot).map(|_| t.elapsed());
+            log(&format!("QMP hotplug of a VMware Virtual disk: {result:?}"));
+            hotplug = Some(result);
+        }
+        if text.contains("MARK END") {
+            break;
+        }
+        if let Ok(Some(status)) = qemu.child.try_wait() {
+            exited = Some(status);
+            break;
+        }
+        if boot_at.elapsed() > timeout {
+            timed_out = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let guest_time = boot_at.elapsed();
+    // The guest powers itself off after its last line.
+    let off_by = Instant::now() + Duration::from_secs(60);
+    while exited.is_none() && Instant::now() < off_by {
+        match qemu.child.try_wait() {
+            Ok(Some(status)) => exited = Some(status),
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+    let poweroff_time = boot_at.elapsed();
+    drop(qemu);
+    let logs = keep_logs(&work);
+
+    let report = parse(&fs::read_to_string(&checks_log).unwrap_or_default());
+    if report.end.is_none() {
+        let console = fs::read_to_string(work.join("console.log")).unwrap_or_default();
+        let qemu_out = fs::read_to_string(work.join("qemu.log")).unwrap_or_default();
+        panic!(
+            "the guest did not finish its checks ({}) after {:.0} s; {} checks reported \
+             (failed: {:?}); logs in {}\n--- qemu ---\n{}\n--- console (last 80 lines) ---\n{}\n\
+             --- check output (last 60 lines) ---\n{}",
+            if timed_out {
+                format!("timed out after {} s", timeout.as_secs())
+            } else {
+                format!("QEMU exited: {exited:?}")
+            },
+            guest_time.as_secs_f64(),
+            report.checks.len(),
+            report
+                .checks
+                .iter()
+                .filter(|c| !c.1)
+                .map(|c| format!("{}: {}", c.0, c.2))
+                .collect::<Vec<_>>(),
+            logs.display(),
+            tail(&qemu_out, 20),
+            tail(&console, 80),
+            tail(&report.info.join("\n"), 60),
+        );
+    }
+
+    eprintln!("\n===== tunerd in a real guest: figures =====");
+    for (name, value) in &report.figures {
+        eprintln!("  {name:<36} {value}");
+    }
+    eprintln!(
+        "  {:<36} {:.1} s ({})",
+        "host: root filesystem",
+        rootfs_time.as_secs_f64(),
+        if cached {
+            "from the cache"
+        } else {
+            "mmdebstrap now"
+        }
+    );
+    eprintln!(
+        "  {:<36} {:.1} s (unpack, install, mkfs.ext4 -d)",
+        "host: images",
+        image_time.as_secs_f64()
+    );
+    if let Some(t) = first_line {
+        eprintln!(
+            "  {:<36} {:.1} s",
+            "host: boot to first check line",
+            t.as_secs_f64()
+        );
+    }
+    eprintln!(
+        "  {:<36} {:.1} s (poweroff at {:.1} s, exit {exited:?})",
+        "host: boot to last check line",
+        guest_time.as_secs_f64(),
+        poweroff_time.as_secs_f64()
+    );
+    eprintln!(
+        "  {:<36} {hotplug:?}",
+        "host: QMP hotplug (device_add took)"
+    );
+    eprintln!(
+        "  {:<36} {:.1} s",
+        "host: whole test",
+        started.elapsed().as_secs_f64()
+    );
+    eprintln!("  {:<36} {}", "logs", logs.display());
+    eprintln!("\n===== tunerd in a real guest: checks =====");
+    for (name, ok, detail) in &report.checks {
+        eprintln!(
+            "  {} {name:<36} {detail}",
+            if *ok { "ok  " } else { "FAIL" }
+        );
+    }
+
+    let mut failures: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| !c.1)
+        .map(|c| format!("{}: {}", c.0, c.2))
+        .collect();
+    for name in EXPECTED_CHECKS {
+        if !report.checks.iter().any(|c| c.0 == *name) {
+            failures.push(format!("{name}: not reported by the guest"));
+        }
+    }
+    if let Some(Err(e)) = &hotplug {
+        failures.push(format!("host hotplug: {e}"));
+    }
+    if !failures.is_empty() {
+        eprintln!("\n===== guest output (journal of tunerd, status) =====");
+        for line in &report.info {
+            eprintln!("  {line}");
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} guest checks failed (logs in {}):\n  {}",
+        failures.len(),
+        report.checks.len(),
+        logs.display(),
+        failures.join("\n  ")
+    );
+}

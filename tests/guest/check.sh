@@ -1,0 +1,264 @@
+#!/bin/bash
+# Runs inside the test guest of tests/guest.rs (installed as /usr/local/sbin/tunerd-guest-check,
+# started by tunerd-guest-check.service after multi-user.target). It checks tunerd as a user's
+# machine runs it: the systemd unit, the D-Bus policy, udev hotplug, drift repair, restart and
+# revert. Everything goes to the second serial port (/dev/ttyS1; the kernel console is on
+# ttyS0), one line each, which the host parses:
+#   CHECK name=NAME ok=0|1 detail=TEXT      one assertion
+#   FIGURE name=NAME value=TEXT             a measured or recorded figure
+#   INFO TEXT                               context (command output)
+#   MARK READY-FOR-HOTPLUG                  the host now hot-adds a VMware disk through QMP
+#   MARK END failed=N                       the last line; then the guest powers off
+# Checks never stop the script: every one is reported, then the guest powers off.
+# Check conditions are single-quoted code run by eval in check(): shellcheck cannot see
+# the variables they read.
+# shellcheck disable=SC2034
+set -u
+exec >/dev/ttyS1 2>&1
+stty -F /dev/ttyS1 -onlcr 2>/dev/null || true
+export LC_ALL=C.UTF-8 SYSTEMD_COLORS=0 SYSTEMD_PAGER='' PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+failed=0
+one_line() { printf '%s' "$*" | tr '\n\t' '  ' | tr -s ' ' | cut -c1-600; }
+# check NAME CONDITION DETAIL...: CONDITION is shell code, evaluated here (single-quote it).
+check() {
+    local name=$1 cond=$2 ok=0
+    shift 2
+    if eval "$cond" >/dev/null 2>&1; then ok=1; fi
+    echo "CHECK name=$name ok=$ok detail=$(one_line "$*")"
+    [ "$ok" = 1 ] || failed=$((failed + 1))
+}
+figure() { echo "FIGURE name=$1 value=$(one_line "$2")"; }
+info() { while IFS= read -r line; do echo "INFO $line"; done; }
+now_ms() { date +%s%3N; }
+prop() { systemctl show "${2:-tunerd.service}" -p "$1" --value; }
+timeout_of() { cat "/sys/block/$1/device/timeout" 2>/dev/null || echo absent; }
+sched_of() { cat "/sys/block/$1/queue/scheduler" 2>/dev/null || echo absent; }
+# Waits up to $1 seconds (0.2 s steps) for the command after it to succeed; prints the
+# milliseconds it took, or "timeout".
+wait_for() {
+    local limit_ms=$(($1 * 1000)) start
+    shift
+    start=$(now_ms)
+    while true; do
+        if "$@" >/dev/null 2>&1; then
+            echo $(($(now_ms) - start))
+            return 0
+        fi
+        if [ $(($(now_ms) - start)) -ge $limit_ms ]; then
+            echo timeout
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+daemon_on_bus() { tunerctl status 2>/dev/null | grep -q '^daemon    running (pid '; }
+journal_value() { jq -r --arg k "$1" '.originals[] | select(.key == $k) | .value' /run/tunerd/originals.json 2>/dev/null; }
+
+echo "INFO check script started at uptime $(cut -d' ' -f1 /proc/uptime) s"
+figure check_start_uptime_s "$(cut -d' ' -f1 /proc/uptime)"
+figure kernel "$(uname -r)"
+figure dmi "sys_vendor='$(cat /sys/class/dmi/id/sys_vendor)' product_name='$(cat /sys/class/dmi/id/product_name)'"
+figure sda_identity "vendor='$(cat /sys/block/sda/device/vendor 2>/dev/null)' model='$(cat /sys/block/sda/device/model 2>/dev/null)' host=$(cat /sys/block/sda/device/../../scsi_host/*/proc_name 2>/dev/null)"
+figure root_mount "$(findmnt -no SOURCE,FSTYPE,OPTIONS /)"
+
+# --- 1. the unit came up and told systemd READY ---------------------------------------
+active=$(systemctl is-active tunerd.service)
+check tunerd_active '[ "$active" = active ]' "is-active=$active sub=$(prop SubState) result=$(prop Result)"
+type=$(prop Type)
+status_text=$(prop StatusText)
+# Type=notify: the unit leaves `activating` only on READY=1; STATUS= proves the notify socket works.
+check tunerd_ready_notify '[ "$type" = notify ] && [ "$active" = active ] && [[ "$status_text" == "profile vmware"* ]]' \
+    "Type=$type StatusText='$status_text'"
+exec_start=$(prop ExecMainStartTimestampMonotonic)
+active_enter=$(prop ActiveEnterTimestampMonotonic)
+figure exec_to_ready_ms "$(((active_enter - exec_start) / 1000))"
+figure tunerd_exec_start_since_boot_ms "$((exec_start / 1000))"
+figure tunerd_ready_since_boot_ms "$((active_enter / 1000))"
+figure dbus_active_since_boot_ms "$(($(prop ActiveEnterTimestampMonotonic dbus.service) / 1000))"
+figure sysinit_target_since_boot_ms "$(($(prop ActiveEnterTimestampMonotonic sysinit.target) / 1000))"
+figure local_fs_pre_target_since_boot_ms "$(($(prop ActiveEnterTimestampMonotonic local-fs-pre.target) / 1000))"
+figure remount_fs_since_boot_ms "$(($(prop ActiveEnterTimestampMonotonic systemd-remount-fs.service) / 1000))"
+# Installed in sysinit.target, the unit must not make the boot transaction inconsistent.
+cycle=$(journalctl -b -o cat --no-pager | grep -E 'ordering cycle|Found dependency on|to break ordering cycle')
+check boot_no_ordering_cycle '[ -z "$cycle" ]' "${cycle:-no ordering cycle in this boot}"
+check tmpfiles_setup_ran '[ "$(prop ActiveState systemd-tmpfiles-setup.service)" = active ]' \
+    "systemd-tmpfiles-setup.service ActiveState=$(prop ActiveState systemd-tmpfiles-setup.service) Result=$(prop Result systemd-tmpfiles-setup.service)"
+check local_fs_target_reached '[ "$(prop ActiveState local-fs.target)" = active ]' \
+    "local-fs.target ActiveState=$(prop ActiveState local-fs.target)"
+# fstab mounts hang off local-fs.target: a machine whose boot lost that target's job may
+# come up without them (/srv/fstab-probe is a tmpfs line in the guest's fstab).
+check fstab_mount_mounted 'findmnt /srv/fstab-probe' "findmnt /srv/fstab-probe: $(findmnt -no SOURCE,FSTYPE /srv/fstab-probe || echo 'not mounted') (unit $(prop ActiveState srv-fstab\\x2dprobe.mount))"
+figure tunerd_after "$(prop After)"
+figure tmpfiles_effects "/run/utmp $([ -e /run/utmp ] && echo present || echo MISSING), /tmp/.X11-unix $([ -d /tmp/.X11-unix ] && echo present || echo MISSING), /var/lib/systemd/linger $([ -d /var/lib/systemd/linger ] && echo present || echo MISSING)"
+figure tunerd_requires_mounts_for "$(prop RequiresMountsFor)"
+figure analyze_verify "$(systemd-analyze verify tunerd.service 2>&1 | head -20)"
+
+# --- 2. on the system bus --------------------------------------------------------------
+waited=$(wait_for 60 daemon_on_bus)
+check dbus_name_owned '[ "$waited" != timeout ]' "tunerctl status said 'daemon running' after ${waited} ms of waiting"
+figure dbus_wait_in_check_ms "$waited (includes the first tunerctl status run itself)"
+served=$(journalctl -b -u tunerd.service -o short-monotonic --no-pager | grep -m1 'serving org.tunerd.Tuner1' | sed 's/^\[ *\([0-9.]*\)\].*/\1/')
+figure bus_name_taken_since_boot_s "${served:-never}"
+prop_out=$(busctl get-property org.tunerd.Tuner1 /org/tunerd/Tuner1 org.tunerd.Tuner1 ActiveProfile 2>&1)
+check dbus_property_active_profile '[ "$prop_out" = "s \"vmware\"" ]' "busctl get-property ActiveProfile: $prop_out"
+
+status=$(tunerctl status 2>&1)
+echo "$status" | info
+check status_daemon_running 'grep -q "^daemon    running (pid " <<<"$status"' "$(head -1 <<<"$status")"
+check status_platform_vmware 'grep -q "^platform  vmware " <<<"$status"' "$(grep '^platform' <<<"$status")"
+check status_profile_vmware 'grep -q "^profile   vmware " <<<"$status"' "$(grep '^profile' <<<"$status")"
+sjson=$(tunerctl --json status 2>&1)
+figure hotplug_source "$(jq -r '.daemon.hotplug_source' <<<"$sjson" 2>&1)"
+sj=$(jq -r '[.daemon.running, .daemon.platform, .daemon.profile] | join(" ")' <<<"$sjson" 2>/dev/null)
+check status_json '[ "$sj" = "true vmware vmware" ]' \
+    "daemon: $(jq -c '.daemon | {running, pid, platform, profile, chosen_by, health, hotplug_source, disks, knobs, drift}' <<<"$sjson" 2>&1)"
+
+# The policy lets anyone read and only root change.
+nobody_status=$(setpriv --reuid=65534 --regid=65534 --clear-groups tunerctl status 2>&1 | head -1)
+check dbus_policy_user_reads 'grep -q "^daemon    running" <<<"$nobody_status"' "as nobody: $nobody_status"
+nobody_revert=$(setpriv --reuid=65534 --regid=65534 --clear-groups busctl call org.tunerd.Tuner1 /org/tunerd/Tuner1 org.tunerd.Tuner1 Revert 2>&1)
+rc=$?
+check dbus_policy_user_denied '[ $rc -ne 0 ] && [ "$(timeout_of sda)" = 180 ]' "as nobody, Revert: rc=$rc $nobody_revert; sda timeout now $(timeout_of sda)"
+
+# --- 3. the profile is in force ----------------------------------------------------------
+check sda_timeout_180 '[ "$(timeout_of sda)" = 180 ]' "sda device/timeout=$(timeout_of sda)"
+check sda_scheduler_none 'grep -q "\[none\]" <<<"$(sched_of sda)"' "sda queue/scheduler=$(sched_of sda)"
+check vm_swappiness_30 '[ "$(cat /proc/sys/vm/swappiness)" = 30 ]' "vm.swappiness=$(cat /proc/sys/vm/swappiness)"
+check vm_dirty_ratio_30 '[ "$(cat /proc/sys/vm/dirty_ratio)" = 30 ]' "vm.dirty_ratio=$(cat /proc/sys/vm/dirty_ratio)"
+verify=$(tunerctl verify 2>&1)
+rc=$?
+check verify_clean '[ $rc = 0 ]' "exit $rc: $verify"
+
+# What tunerd found before it wrote (it starts before anything else could read them).
+orig_timeout=$(journal_value sda/scsi_timeout)
+orig_sched=$(journal_value sda/scheduler)
+figure originals_sda "scsi_timeout=${orig_timeout:-none} scheduler=${orig_sched:-none} (the kernel's pvscsi defaults are 30 and mq-deadline)"
+check originals_recorded '[ "$orig_timeout" = 30 ] && [ "$orig_sched" = mq-deadline ]' \
+    "/run/tunerd/originals.json: sda/scsi_timeout=${orig_timeout:-none} sda/scheduler=${orig_sched:-none}"
+# The guest's /etc/sysctl.d sets vm.dirty_ratio = 25: that, not the kernel's 20, is the
+# value the machine has without tunerd, so it is the original to record and to revert to.
+orig_dirty=$(journal_value vm/dirty_ratio)
+check originals_vm_from_sysctl_d '[ "$orig_dirty" = 25 ]' \
+    "originals.json vm/dirty_ratio=${orig_dirty:-none} (sysctl.d says 25, the kernel default is 20); systemd-sysctl finished at $(($(prop ActiveEnterTimestampMonotonic systemd-sysctl.service) / 1000)) ms, tunerd started at $((exec_start / 1000)) ms"
+figure originals_count "$(jq '.originals | length' /run/tunerd/originals.json 2>&1)"
+
+# --- 4. drift behind tunerd's back is repaired ---------------------------------------------
+interval=$(jq -r '.daemon.drift_interval_secs' <<<"$sjson" 2>/dev/null)
+stdbuf -oL busctl monitor --system org.tunerd.Tuner1 >/run/tunerd-signals.txt 2>&1 &
+monitor=$!
+sleep 1
+echo 30 >/sys/block/sda/device/timeout
+echo mq-deadline >/sys/block/sda/queue/scheduler
+figure drift_written "timeout=$(timeout_of sda) scheduler=$(sched_of sda) (drift_interval_secs=$interval)"
+waited=$(wait_for 40 sh -c '[ "$(cat /sys/block/sda/device/timeout)" = 180 ] && grep -q "\[none\]" /sys/block/sda/queue/scheduler')
+check drift_repaired '[ "$waited" != timeout ]' "after ${waited} ms: timeout=$(timeout_of sda) scheduler=$(sched_of sda)"
+figure drift_repair_ms "$waited"
+sleep 1
+kill $monitor 2>/dev/null
+wait $monitor 2>/dev/null
+check dbus_drift_signal 'grep -q Member=DriftDetected /run/tunerd-signals.txt' \
+    "DriftDetected signals seen by busctl monitor: $(grep -c 'Member=DriftDetected' /run/tunerd-signals.txt)"
+figure drift_journal "$(journalctl -b -u tunerd.service --no-pager -o cat | grep -m2 'drift: sda')"
+
+# --- 5. a disk hot-added from the host is tuned --------------------------------------------
+echo "MARK READY-FOR-HOTPLUG"
+waited=$(wait_for 30 test -e /sys/block/sdb)
+rescanned=no
+if [ "$waited" = timeout ]; then
+    # No hotplug message from the controller: ask the SCSI layer (not tunerd's business).
+    for scan in /sys/class/scsi_host/host*/scan; do echo '- - -' >"$scan"; done
+    rescanned=yes
+    waited=$(wait_for 30 test -e /sys/block/sdb)
+fi
+figure hotplug_disk_appeared_ms "$waited (SCSI host rescan needed: $rescanned)"
+if [ "$waited" = timeout ]; then
+    check hotplug_disk_seen false "no sdb 60 s after READY-FOR-HOTPLUG; lsblk: $(lsblk -dno NAME,MODEL)"
+else
+    figure sdb_identity "vendor='$(cat /sys/block/sdb/device/vendor)' model='$(cat /sys/block/sdb/device/model)'"
+    tuned=$(wait_for 10 sh -c '[ "$(cat /sys/block/sdb/device/timeout)" = 180 ] && grep -q "\[none\]" /sys/block/sdb/queue/scheduler')
+    figure hotplug_tuned_ms "$tuned (from sdb appearing in sysfs)"
+    check hotplug_timeout_180 '[ "$tuned" != timeout ] && [ "$tuned" -le 5000 ]' \
+        "sdb after ${tuned} ms: timeout=$(timeout_of sdb) scheduler=$(sched_of sdb)"
+    check hotplug_scheduler_none 'grep -q "\[none\]" <<<"$(sched_of sdb)"' "sdb queue/scheduler=$(sched_of sdb)"
+    check hotplug_journal 'journalctl -b -u tunerd.service --no-pager -o cat | grep -q "^sdb: .*knobs set"' \
+        "$(journalctl -b -u tunerd.service --no-pager -o cat | grep -m1 '^sdb')"
+    verify=$(tunerctl verify 2>&1)
+    rc=$?
+    check verify_clean_with_sdb '[ $rc = 0 ]' "exit $rc: $verify"
+fi
+
+# --- 6. the watchdog is armed and fed -------------------------------------------------------
+wd=$(prop WatchdogUSec)
+fed() { [ $(($(prop WatchdogTimestampMonotonic) - $(prop ExecMainStartTimestampMonotonic))) -gt 5000000 ]; }
+waited=$(wait_for 25 fed)
+check watchdog_armed '[ "$wd" = 30s ]' "WatchdogUSec=$wd"
+check watchdog_fed '[ "$waited" != timeout ]' \
+    "WatchdogTimestampMonotonic-ExecMainStart=$((($(prop WatchdogTimestampMonotonic) - $(prop ExecMainStartTimestampMonotonic)) / 1000)) ms (waited ${waited} ms for a WATCHDOG=1)"
+
+# --- 7. resources ------------------------------------------------------------------------
+pid=$(prop MainPID)
+figure rss "$(grep -E '^(VmRSS|VmHWM|VmLck|Threads)' "/proc/$pid/status" | tr -s ' \t' ' ' | tr '\n' ' ')"
+figure cgroup_memory_bytes "$(prop MemoryCurrent)"
+figure cpu_usage_ms "$(($(prop CPUUsageNSec) / 1000000)) (uptime $(cut -d' ' -f1 /proc/uptime) s)"
+
+# --- 8. restart keeps the journal of originals -------------------------------------------------
+before_sum=$(md5sum </run/tunerd/originals.json 2>&1)
+systemctl restart tunerd.service
+rc=$?
+pid2=$(prop MainPID)
+after_sum=$(md5sum </run/tunerd/originals.json 2>&1)
+check restart_active '[ $rc = 0 ] && [ "$(systemctl is-active tunerd.service)" = active ] && [ "$pid2" != "$pid" ]' \
+    "systemctl restart rc=$rc, is-active=$(systemctl is-active tunerd.service), pid $pid -> $pid2"
+check restart_keeps_originals '[ -s /run/tunerd/originals.json ] && [ "$before_sum" = "$after_sum" ]' \
+    "originals.json md5 before=$before_sum after=$after_sum"
+waited=$(wait_for 40 daemon_on_bus)
+check restart_back_on_bus '[ "$waited" != timeout ]' "daemon answered on the bus after ${waited} ms"
+
+# --- 9. revert puts the pre-tunerd values back ---------------------------------------------
+revert=$(tunerctl --json revert 2>&1)
+rc=$?
+t_now=$(timeout_of sda)
+s_now=$(sched_of sda)
+sw_now=$(cat /proc/sys/vm/swappiness)
+after_of() { jq -r --arg t "$1" '.outcomes[] | select(.target == $t) | .after' <<<"$revert" 2>/dev/null | head -1; }
+figure revert_outcomes "$(jq -c '[.outcomes[] | {target, before, after, status}]' <<<"$revert" 2>&1)"
+figure revert_read_back "sda timeout=$t_now scheduler=$s_now vm.swappiness=$sw_now"
+# The daemon's drift check may re-apply within drift_interval_secs; the revert report's own
+# read-back (`after`) is the authority, the sysfs reading just after it is shown beside it.
+ok_t=0
+{ [ "$t_now" = 30 ] || [ "$(after_of 'sda scsi_timeout')" = 30 ]; } && ok_t=1
+ok_s=0
+{ grep -q '\[mq-deadline\]' <<<"$s_now" || grep -qx '\[mq-deadline\].*\|mq-deadline' <<<"$(after_of 'sda scheduler')"; } && ok_s=1
+check revert_vm_dirty_ratio_sysctl_d '[ "$(after_of "vm dirty_ratio")" = 25 ]' \
+    "report.after=$(after_of 'vm dirty_ratio') (sysctl.d says 25)"
+check revert_exit_0 '[ $rc = 0 ]' "tunerctl revert exit $rc"
+check revert_sda_timeout_30 '[ $ok_t = 1 ]' "sysfs=$t_now report.after=$(after_of 'sda scsi_timeout') original=${orig_timeout:-none}"
+check revert_sda_scheduler_mq_deadline '[ $ok_s = 1 ]' "sysfs=$s_now report.after=$(after_of 'sda scheduler') original=${orig_sched:-none}"
+sleep $((2 * ${interval:-2} + 1))
+figure after_revert_plus_2_intervals "sda timeout=$(timeout_of sda) scheduler=$(sched_of sda) originals.json=$([ -e /run/tunerd/originals.json ] && echo present || echo absent)"
+
+# --- 10. the journal, hardening, health -----------------------------------------------------
+line=$(journalctl -b -u tunerd.service --no-pager -o cat | grep -m1 '^profile vmware')
+check journal_profile_line '[ -n "$line" ]' "$line"
+security=$(systemd-analyze security tunerd.service --no-pager 2>&1)
+exposure=$(grep -o 'Overall exposure level for tunerd.service: [0-9.]* [A-Z]*' <<<"$security" | awk '{print $6, $7}')
+check security_exposure_reported '[ -n "$exposure" ]' "systemd-analyze security: ${exposure:-$(tail -2 <<<"$security")}"
+figure security_exposure "$exposure"
+grep -E '^ *✗' <<<"$security" | head -40 | info
+check tunerd_never_restarted '[ "$(prop NRestarts)" = 0 ]' "NRestarts=$(prop NRestarts) Result=$(prop Result)"
+warnings=$(journalctl -b -u tunerd.service --no-pager -o cat -p warning)
+figure tunerd_warnings "${warnings:-none}"
+figure failed_units "$(systemctl --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')"
+
+echo "INFO ---- journalctl -u tunerd (last 50) ----"
+journalctl -b -u tunerd.service --no-pager -o short-monotonic | tail -50 | info
+if [ "$failed" -gt 0 ]; then
+    echo "INFO ---- systemctl status tunerd ----"
+    systemctl status tunerd.service --no-pager -l 2>&1 | info
+    echo "INFO ---- journalctl -p warning (last 40) ----"
+    journalctl -b -p warning --no-pager -o short-monotonic | tail -40 | info
+fi
+echo "MARK END failed=$failed"
+sync
+systemctl poweroff --no-block
