@@ -93,6 +93,8 @@ pub struct Config {
     pub profile: String,
     pub daemon: DaemonSettings,
     pub watch: WatchSettings,
+    /// `[alert]`: where incidents go (docs/alerts.md).
+    pub alert: crate::alert::AlertConfig,
     /// Where it came from (the file, or `defaults` when there is none).
     pub source: String,
 }
@@ -126,6 +128,7 @@ impl Config {
             profile: "auto".to_string(),
             daemon: DaemonSettings::default(),
             watch: WatchSettings::default(),
+            alert: crate::alert::AlertConfig::default(),
             source: "defaults".to_string(),
         };
         let Some(text) = root
@@ -187,6 +190,10 @@ impl Config {
                             }
                         }
                     }
+                }
+                "alert" => {
+                    config.alert =
+                        crate::alert::parse_alert(&doc, want_table(&doc, "alert", v)?)?
                 }
                 "watch" => {
                     let w = &mut config.watch;

@@ -7,7 +7,7 @@
 //! timer as the timeout: idle, it wakes only for its own timers). zbus runs the D-Bus
 //! connection on its helper thread; both reach the [`State`] through one mutex.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -111,9 +111,15 @@ pub struct State {
     boot_time: u64,
     /// FAN_FS_ERROR on every ext4 mount, when the kernel has it (5.16+).
     pub fs_errors: Option<crate::fanotify::FsErrorWatch>,
+    /// Knobs at their value after the last apply or drift check (for the metrics).
+    last_at_value: usize,
     /// Set by a revert: the machine is back at its originals and stays there (no drift
     /// repair, no hotplug tuning) until the next apply, switch or reload.
     pub suspended: bool,
+    /// Webhooks, Alertmanager, the exec hook and the metrics textfile (src/alert).
+    pub alerts: Option<crate::alert::Dispatcher>,
+    drift_total: u64,
+    incidents_total: BTreeMap<Kind, u64>,
 }
 
 const INCIDENTS: &str = "run/tunerd/incidents.json";
@@ -200,6 +206,10 @@ impl State {
             boot_time,
             fs_errors: None,
             suspended: false,
+            alerts: None,
+            last_at_value: 0,
+            drift_total: 0,
+            incidents_total: BTreeMap::new(),
             root,
             config,
             profiles,
@@ -227,6 +237,7 @@ impl State {
                 && self.once_done.contains(&(c.object.clone(), c.knob)))
         });
         let report = apply::apply(&self.root, &plan)?;
+        self.last_at_value = report.count(Status::Unchanged) + report.written();
         for c in plan.changes.iter().filter(|c| c.once) {
             self.once_done.insert((c.object.clone(), c.knob));
         }
@@ -319,6 +330,7 @@ impl State {
                 self.recent_drift.pop_front();
             }
             self.recent_drift.push_back(record.clone());
+            self.drift_total += 1;
             announce.push(Announce::Drift(record));
         }
         let before = self.health;
@@ -469,7 +481,11 @@ impl State {
     pub fn reload(&mut self) -> Result<Vec<Announce>, ConfigError> {
         let (config, profiles, profile, chosen_by) =
             load(&self.root, self.pinned_profile.as_deref(), &self.inventory)?;
+        let alerts_changed = config.alert != self.config.alert;
         self.config = config;
+        if alerts_changed {
+            self.start_alerts();
+        }
         self.profiles = profiles;
         let announce = self
             .switch_to(profile, chosen_by)
@@ -552,6 +568,13 @@ impl State {
                 ),
             }
             self.journal.send(&n);
+            if let Some(alerts) = &self.alerts {
+                // Spooled and handed to the sinks' own threads: never waits on a receiver.
+                alerts.notify(&n);
+            }
+            if n.event == IncidentState::Firing && n.id.ends_with("/firing") {
+                *self.incidents_total.entry(n.incident.kind).or_insert(0) += 1;
+            }
             announce.push(Announce::Incident(Box::new(n)));
         }
         self.save_incidents();
@@ -705,6 +728,34 @@ impl State {
             notes.extend(self.incidents.observe(&obs, &place, None, now));
         }
         self.dispatch(notes)
+    }
+
+    /// Starts (or restarts, after a reload changed `[alert]`) the alert sinks.
+    pub fn start_alerts(&mut self) {
+        if let Some(old) = self.alerts.take() {
+            old.shutdown();
+        }
+        let cfg = self.config.alert.clone();
+        if cfg == crate::alert::AlertConfig::default() {
+            return;
+        }
+        match crate::alert::Dispatcher::start(&self.root, cfg) {
+            Ok(d) => self.alerts = Some(d),
+            Err(e) => log!(err, "alerts not delivered: {e}"),
+        }
+    }
+
+    /// Hands the current figures to the Prometheus textfile writer (its own thread).
+    pub fn publish_metrics(&self) {
+        let Some(alerts) = &self.alerts else { return };
+        let mut m = crate::alert::Metrics::default();
+        for i in self.incidents.open() {
+            *m.incidents_open.entry((i.kind, i.severity)).or_insert(0) += 1;
+        }
+        m.incidents_total = self.incidents_total.clone();
+        m.drift_total = self.drift_total;
+        m.knobs_applied = self.last_at_value as u64;
+        alerts.publish_metrics(m);
     }
 
     /// Open and recent incidents, for `tunerctl events`.
@@ -885,6 +936,8 @@ pub fn run(opts: Options) -> u8 {
             ),
         }
     }
+    // Alert delivery reads what it needs from the disk (TLS roots, host name) now, at start.
+    state.start_alerts();
     let fanotify_fd = state
         .fs_errors
         .as_ref()
@@ -1099,7 +1152,9 @@ pub fn run(opts: Options) -> u8 {
         let now = Instant::now();
         if let (Some(at), Some(every)) = (next_sample, sample_every) {
             if at <= now {
-                announce.extend(lock(&shared).on_sample());
+                let mut st = lock(&shared);
+                announce.extend(st.on_sample());
+                st.publish_metrics();
                 next_sample = Some(now + every);
             }
         }
@@ -1127,6 +1182,10 @@ pub fn run(opts: Options) -> u8 {
     }
 
     notify(&[sd_notify::NotifyState::Stopping]);
+    if let Some(alerts) = lock(&shared).alerts.take() {
+        // What is not delivered yet stays in the spool for the next start.
+        alerts.shutdown();
+    }
     if let Some(k) = kmsg.as_mut() {
         k.commit(&opts.root);
     }

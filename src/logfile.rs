@@ -71,45 +71,74 @@ pub fn parse_kmsg_record(buf: &[u8]) -> Option<LogRecord> {
 /// its first value is taken. Kernel records (`_TRANSPORT=kernel`) keep `program` None and take
 /// their monotonic time from `_SOURCE_MONOTONIC_TIMESTAMP` (the kmsg timestamp) when present,
 /// else `__MONOTONIC_TIMESTAMP`; other records get `program` from `SYSLOG_IDENTIFIER` (or
-/// `_COMM`). None when the line is not a JSON object with a `MESSAGE`.
+/// `_COMM`). None when the line is not a JSON object with a `MESSAGE` (or names a field twice,
+/// which journalctl never does).
 pub fn parse_journal_json_line(line: &str) -> Option<LogRecord> {
-    use serde_json::Value;
     let line = line.trim();
     if !line.starts_with('{') {
         return None;
     }
-    let map: serde_json::Map<String, Value> = serde_json::from_str(line).ok()?;
-    let message = json_text(map.get("MESSAGE")?)?;
-    let num = |k: &str| {
-        map.get(k)
+    // Only the fields used are built; the rest are skipped without allocating.
+    let e: JournalEntry = serde_json::from_str(line).ok()?;
+    let message = json_text(e.message.as_ref()?)?;
+    let num = |v: &Option<serde_json::Value>| -> Option<u64> {
+        v.as_ref()
             .and_then(json_text)
             .and_then(|s| s.trim().parse().ok())
     };
-    let text = |k: &str| map.get(k).and_then(json_text).filter(|s| !s.is_empty());
-    let transport = text("_TRANSPORT");
-    let ident = text("SYSLOG_IDENTIFIER");
+    let text =
+        |v: &Option<serde_json::Value>| v.as_ref().and_then(json_text).filter(|s| !s.is_empty());
+    let transport = text(&e.transport);
+    let ident = text(&e.ident);
     let kernel = transport.as_deref() == Some("kernel")
         || (transport.is_none() && ident.as_deref() == Some("kernel"));
     let program = if kernel {
         None
     } else {
-        ident.or_else(|| text("_COMM"))
+        ident.or_else(|| text(&e.comm))
     };
     let monotonic_us = if kernel {
-        num("_SOURCE_MONOTONIC_TIMESTAMP").or_else(|| num("__MONOTONIC_TIMESTAMP"))
+        num(&e.source_monotonic).or_else(|| num(&e.monotonic))
     } else {
-        num("__MONOTONIC_TIMESTAMP")
+        num(&e.monotonic)
     };
     Some(LogRecord {
         seq: None,
         monotonic_us,
-        realtime_us: num("__REALTIME_TIMESTAMP"),
-        level: num("PRIORITY").and_then(|p: u64| u8::try_from(p & 7).ok()),
+        realtime_us: num(&e.realtime),
+        level: num(&e.priority).and_then(|p| u8::try_from(p & 7).ok()),
         message,
-        subsystem: text("_KERNEL_SUBSYSTEM"),
-        device: text("_KERNEL_DEVICE"),
+        subsystem: text(&e.subsystem),
+        device: text(&e.device),
         program,
     })
+}
+
+/// The fields of a `journalctl -o json` entry that make a [`LogRecord`]. Values stay
+/// [`serde_json::Value`]: the journal writes strings, arrays of bytes (non-UTF-8 text) or arrays
+/// of values (a field seen more than once).
+#[derive(serde::Deserialize)]
+struct JournalEntry {
+    #[serde(rename = "MESSAGE")]
+    message: Option<serde_json::Value>,
+    #[serde(rename = "PRIORITY")]
+    priority: Option<serde_json::Value>,
+    #[serde(rename = "__REALTIME_TIMESTAMP")]
+    realtime: Option<serde_json::Value>,
+    #[serde(rename = "__MONOTONIC_TIMESTAMP")]
+    monotonic: Option<serde_json::Value>,
+    #[serde(rename = "_SOURCE_MONOTONIC_TIMESTAMP")]
+    source_monotonic: Option<serde_json::Value>,
+    #[serde(rename = "_TRANSPORT")]
+    transport: Option<serde_json::Value>,
+    #[serde(rename = "SYSLOG_IDENTIFIER")]
+    ident: Option<serde_json::Value>,
+    #[serde(rename = "_COMM")]
+    comm: Option<serde_json::Value>,
+    #[serde(rename = "_KERNEL_SUBSYSTEM")]
+    subsystem: Option<serde_json::Value>,
+    #[serde(rename = "_KERNEL_DEVICE")]
+    device: Option<serde_json::Value>,
 }
 
 /// A saved log in any of the formats of the module documentation, in order. Never fails: a line
@@ -309,7 +338,7 @@ fn parse_seconds(s: &str) -> Option<u64> {
 /// `<3>[  123.456789] msg` or `<3>msg` (dmesg -r).
 fn raw_dmesg_line(line: &str) -> Option<LogRecord> {
     let close = line.find('>')?;
-    let pri = parse_u64(line[1..close].as_bytes())?;
+    let pri = parse_u64(&line.as_bytes()[1..close])?;
     let rest = &line[close + 1..];
     let mut rec = match rest.strip_prefix('[').map(|_| bracket_stamp(rest)) {
         Some(Some((mono, msg))) => {
@@ -442,8 +471,8 @@ fn parse_iso(s: &str) -> Option<u64> {
             if digits.len() != 4 || !digits.bytes().all(|c| c.is_ascii_digit()) {
                 return None;
             }
-            let hh = i64::try_from(parse_u64(digits[..2].as_bytes())?).ok()?;
-            let mm = i64::try_from(parse_u64(digits[2..].as_bytes())?).ok()?;
+            let hh = i64::try_from(parse_u64(&digits.as_bytes()[..2])?).ok()?;
+            let mm = i64::try_from(parse_u64(&digits.as_bytes()[2..])?).ok()?;
             let v = hh * 3600 + mm * 60;
             if sign == b'-' {
                 -v
@@ -505,7 +534,7 @@ fn journal_tail(rest: &str) -> LogRecord {
 
 /// `ident[pid]: msg` or `ident: msg` at the start of `s`, ident without spaces or colons.
 fn split_ident(s: &str) -> Option<(&str, &str)> {
-    let end = s.find(|c: char| c == ' ' || c == ':')?;
+    let end = s.find([' ', ':'])?;
     if end == 0 || s.as_bytes()[end] != b':' {
         return None;
     }
@@ -532,12 +561,18 @@ fn split_ident(s: &str) -> Option<(&str, &str)> {
 
 /// Whether the `[  123.456789] ` lines of this text are journalctl's short-monotonic
 /// (`[  123.456789] host ident: msg`) rather than dmesg's: most of the first 200 such lines
-/// carry the same host and a journal identifier (`kernel:` or `name[pid]:`).
+/// (within the first 2000) carry the same host and a journal identifier (`kernel:` or
+/// `name[pid]:`).
 fn is_journal_monotonic(text: &str) -> bool {
     let mut stamped = 0usize;
     let mut journal = 0usize;
     let mut host: Option<&str> = None;
-    for line in text.split('\n').filter(|l| l.starts_with('[')).take(200) {
+    for line in text
+        .split('\n')
+        .take(2000)
+        .filter(|l| l.starts_with('['))
+        .take(200)
+    {
         let Some((Some(_), rest)) = bracket_stamp(line) else {
             continue;
         };
@@ -625,5 +660,298 @@ fn hex(c: u8) -> Option<u8> {
         b'a'..=b'f' => Some(c - b'a' + 10),
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kmsg(s: &str) -> Option<LogRecord> {
+        parse_kmsg_record(s.as_bytes())
+    }
+
+    #[test]
+    fn kmsg_record_fields() {
+        let r = kmsg("2,360,284047337,-;EXT4-fs error (device loop2): trigger_test_error:129: comm bash: x\n")
+            .expect("record");
+        assert_eq!(r.seq, Some(360));
+        assert_eq!(r.monotonic_us, Some(284_047_337));
+        assert_eq!(r.level, Some(2));
+        assert_eq!(
+            r.message,
+            "EXT4-fs error (device loop2): trigger_test_error:129: comm bash: x"
+        );
+        assert_eq!(
+            (r.subsystem, r.device, r.program, r.realtime_us),
+            (None, None, None, None)
+        );
+    }
+
+    #[test]
+    fn kmsg_level_is_pri_and_7() {
+        // facility 1 (user), level 6; facility 3 (daemon), level 3
+        assert_eq!(kmsg("14,1,2,-;x").and_then(|r| r.level), Some(6));
+        assert_eq!(kmsg("27,1,2,c;x").and_then(|r| r.level), Some(3));
+    }
+
+    #[test]
+    fn kmsg_continuation_lines() {
+        let r = kmsg(
+            "3,812,9000000,-;sd 2:0:0:0: rejecting I/O to offline device\n SUBSYSTEM=scsi\n DEVICE=+scsi:2:0:0:0\n",
+        )
+        .expect("record");
+        assert_eq!(r.message, "sd 2:0:0:0: rejecting I/O to offline device");
+        assert_eq!(r.subsystem.as_deref(), Some("scsi"));
+        assert_eq!(r.device.as_deref(), Some("+scsi:2:0:0:0"));
+        // Unknown keys and lines without a leading space are ignored.
+        let r = kmsg("6,1,2,-;m\n FOO=bar\nJUNK\n DEVICE=b8:0").expect("record");
+        assert_eq!(r.device.as_deref(), Some("b8:0"));
+        assert_eq!(r.subsystem, None);
+    }
+
+    #[test]
+    fn kmsg_unknown_header_fields_ignored() {
+        let r = kmsg("6,339,5140900,-,caller=T123;NET: Registered protocol family 10\n")
+            .expect("record");
+        assert_eq!(r.seq, Some(339));
+        assert_eq!(r.message, "NET: Registered protocol family 10");
+        let r = kmsg("6,339,5140900,-,caller=T1,future=x,y;m\n").expect("record");
+        assert_eq!(r.message, "m");
+        // The flag itself is optional to us.
+        assert_eq!(kmsg("6,1,2;m").map(|r| r.message), Some("m".into()));
+    }
+
+    #[test]
+    fn kmsg_escapes() {
+        let r = kmsg("6,90,239625,-;rcu: \\x09RCU restricting \\x5c \\xe2\\x82\\xac\n")
+            .expect("record");
+        assert_eq!(r.message, "rcu: \tRCU restricting \\ \u{20ac}");
+        // A newline inside a message is escaped and decoded.
+        let r = kmsg("4,287,407191,-;a.\\x0aPlease enable it\n").expect("record");
+        assert_eq!(r.message, "a.\nPlease enable it");
+        // Invalid UTF-8 is replaced, not an error.
+        let r = kmsg("6,1,2,-;bad \\xff\\xfe end\n").expect("record");
+        assert_eq!(r.message, "bad \u{fffd}\u{fffd} end");
+        // Broken escapes stay as they are.
+        let r = kmsg("6,1,2,-;\\xZZ \\x4").expect("record");
+        assert_eq!(r.message, "\\xZZ \\x4");
+        let r = kmsg("6,1,2,-;end\\").expect("record");
+        assert_eq!(r.message, "end\\");
+        // Raw invalid bytes too.
+        let r = parse_kmsg_record(b"6,1,2,-;\xff\xc3\n").expect("record");
+        assert_eq!(r.message, "\u{fffd}\u{fffd}");
+    }
+
+    #[test]
+    fn kmsg_truncated_and_garbage() {
+        assert_eq!(kmsg(""), None);
+        assert_eq!(kmsg(";"), None);
+        assert_eq!(kmsg("6,1,2"), None);
+        assert_eq!(kmsg("6,1;x"), None);
+        assert_eq!(kmsg("6,1,;x"), None);
+        assert_eq!(kmsg("a,b,c,-;x"), None);
+        assert_eq!(kmsg("6,1\n,2,-;x"), None);
+        assert_eq!(kmsg("6,99999999999999999999999,2,-;x"), None);
+        assert_eq!(kmsg("-6,1,2,-;x"), None);
+        // Cut inside the message: what there is.
+        let r = kmsg("3,5,6,-;I/O error, dev lo").expect("record");
+        assert_eq!(r.message, "I/O error, dev lo");
+        // Empty message.
+        assert_eq!(kmsg("3,5,6,-;\n").map(|r| r.message), Some(String::new()));
+    }
+
+    #[test]
+    fn log_kmsg_text_with_continuations() {
+        let t = "6,194,289508,-;acpi PNP0A08:00: _OSC: OS supports [ExtendedConfig]\n SUBSYSTEM=acpi\n DEVICE=+acpi:PNP0A08:00\n3,2,3,-;second\n";
+        let r = parse_log(t);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].subsystem.as_deref(), Some("acpi"));
+        assert_eq!(r[0].device.as_deref(), Some("+acpi:PNP0A08:00"));
+        assert_eq!(r[0].seq, Some(194));
+        assert_eq!(r[1].message, "second");
+        assert_eq!(r[1].level, Some(3));
+    }
+
+    #[test]
+    fn log_dmesg_formats() {
+        let t = "[ 2777.628917] critical space allocation error, dev loop2, sector 69634\n\
+                 [    0.407191] amd_pstate: The CPPC feature is supported.\n               Please enable it.\n\
+                 [    1.000000] [    T1] with caller\n";
+        let r = parse_log(t);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].monotonic_us, Some(2_777_628_917));
+        assert_eq!(
+            r[0].message,
+            "critical space allocation error, dev loop2, sector 69634"
+        );
+        assert_eq!(
+            r[1].message,
+            "amd_pstate: The CPPC feature is supported.\nPlease enable it."
+        );
+        assert_eq!(r[2].message, "with caller");
+        // dmesg -t: bare lines.
+        let r = parse_log("EXT4-fs (loop2): Remounting filesystem read-only\n");
+        assert_eq!(
+            r[0].message,
+            "EXT4-fs (loop2): Remounting filesystem read-only"
+        );
+        assert_eq!(r[0].monotonic_us, None);
+        // dmesg -x, with and without the timestamp.
+        let r = parse_log("kern  :err   : [ 2777.628917] I/O error, dev sda, sector 8\nkern  :crit  : EXT4-fs (sda): x\n");
+        assert_eq!(r[0].level, Some(3));
+        assert_eq!(r[0].monotonic_us, Some(2_777_628_917));
+        assert_eq!(r[0].message, "I/O error, dev sda, sector 8");
+        assert_eq!(r[1].level, Some(2));
+        assert_eq!(r[1].message, "EXT4-fs (sda): x");
+        // dmesg -r
+        let r = parse_log("<3>[   12.500000] I/O error, dev sda, sector 8\n<11>bare\n");
+        assert_eq!((r[0].level, r[0].monotonic_us), (Some(3), Some(12_500_000)));
+        assert_eq!(r[0].message, "I/O error, dev sda, sector 8");
+        assert_eq!((r[1].level, r[1].message.as_str()), (Some(3), "bare"));
+        // dmesg -T
+        let r = parse_log("[Sun Nov 22 06:39:45 2026] XFS (loop6): log I/O error -5\n");
+        assert_eq!(r[0].message, "XFS (loop6): log I/O error -5");
+        // dmesg --time-format iso
+        let r = parse_log("2026-11-22T05:52:03,000000+00:00 XFS (loop6): log I/O error -5\n");
+        assert_eq!(r[0].message, "XFS (loop6): log I/O error -5");
+        assert_eq!(r[0].realtime_us, Some(1_795_326_723_000_000));
+    }
+
+    #[test]
+    fn log_journal_text_formats() {
+        let msg = "EXT4-fs (loop2): Remounting filesystem read-only";
+        for line in [
+            format!("Nov 22 05:52:03 vm kernel: {msg}"),
+            format!("Nov  2 05:52:03.263901 vm kernel: {msg}"),
+            format!("Nov 22 05:52:03 kernel: {msg}"),
+            format!("2026-11-22T05:52:03+0000 vm kernel: {msg}"),
+            format!("2026-11-22T05:52:03.123456+00:00 vm kernel: {msg}"),
+            format!("Nov 22 05:52:03 vm kernel: [ 2833.319870] {msg}"),
+        ] {
+            let r = parse_log(&line);
+            assert_eq!(r.len(), 1, "{line}");
+            assert_eq!(r[0].message, msg, "{line}");
+            assert_eq!(r[0].program, None, "{line}");
+        }
+        let r = parse_log(&format!(
+            "2026-11-22T06:52:03.123456+01:00 vm kernel: {msg}"
+        ));
+        assert_eq!(r[0].realtime_us, Some(1_795_326_723_123_456));
+        let r = parse_log(&format!("2024-02-29T23:59:59-05:30 vm kernel: {msg}"));
+        assert_eq!(r[0].realtime_us, Some(1_709_270_999_000_000));
+        let r = parse_log(&format!("Nov 22 05:52:03 vm kernel: [ 2833.319870] {msg}"));
+        assert_eq!(r[0].monotonic_us, Some(2_833_319_870));
+        // Userspace programs.
+        let r =
+            parse_log("Nov 22 05:52:03 vm multipathd[812]: mpatha: remaining active paths: 0\n");
+        assert_eq!(r[0].program.as_deref(), Some("multipathd"));
+        assert_eq!(r[0].message, "mpatha: remaining active paths: 0");
+        // journalctl's markers are skipped.
+        let r = parse_log("-- Boot 1a2b3c --\n-- No entries --\n");
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn log_journal_monotonic_decided_per_file() {
+        let t = "[    0.000000] vm kernel: Linux version 6.18\n[ 2833.319870] vm kernel: nvme nvme0: controller is down; will reset: CSTS=0x3\n[ 2834.000000] vm iscsid[77]: connection1:0 is operational after recovery (1 attempts)\n";
+        let r = parse_log(t);
+        assert_eq!(
+            r[1].message,
+            "nvme nvme0: controller is down; will reset: CSTS=0x3"
+        );
+        assert_eq!(r[1].monotonic_us, Some(2_833_319_870));
+        assert_eq!(r[2].program.as_deref(), Some("iscsid"));
+        // The same message in a dmesg file keeps its "nvme nvme0: " prefix.
+        let t = "[    0.000000] Linux version 6.18\n[ 2833.319870] nvme nvme0: controller is down; will reset: CSTS=0x3\n[ 2833.319871] sd 2:0:0:0: [sda] tag#3 timing out command, waited 30s\n";
+        let r = parse_log(t);
+        assert_eq!(
+            r[1].message,
+            "nvme nvme0: controller is down; will reset: CSTS=0x3"
+        );
+        assert_eq!(
+            r[2].message,
+            "sd 2:0:0:0: [sda] tag#3 timing out command, waited 30s"
+        );
+    }
+
+    #[test]
+    fn journal_json() {
+        let l = r#"{"__MONOTONIC_TIMESTAMP":"3306780467","_SOURCE_MONOTONIC_TIMESTAMP":"2777634464","__REALTIME_TIMESTAMP":"1795329998270636","_TRANSPORT":"kernel","SYSLOG_IDENTIFIER":"kernel","MESSAGE":"EXT4-fs (loop2): x","PRIORITY":"0","_KERNEL_SUBSYSTEM":"block","_KERNEL_DEVICE":"b7:2"}"#;
+        let r = parse_journal_json_line(l).expect("record");
+        assert_eq!(r.message, "EXT4-fs (loop2): x");
+        assert_eq!(r.monotonic_us, Some(2_777_634_464));
+        assert_eq!(r.realtime_us, Some(1_795_329_998_270_636));
+        assert_eq!(r.level, Some(0));
+        assert_eq!(r.subsystem.as_deref(), Some("block"));
+        assert_eq!(r.device.as_deref(), Some("b7:2"));
+        assert_eq!(r.program, None);
+        // MESSAGE as bytes (non-UTF-8 text), a userspace identifier.
+        let l = r#"{"MESSAGE":[109,112,97,116,104,97,255],"SYSLOG_IDENTIFIER":"multipathd","_TRANSPORT":"syslog","__MONOTONIC_TIMESTAMP":"5","PRIORITY":"4"}"#;
+        let r = parse_journal_json_line(l).expect("record");
+        assert_eq!(r.message, "mpatha\u{fffd}");
+        assert_eq!(r.program.as_deref(), Some("multipathd"));
+        assert_eq!(r.monotonic_us, Some(5));
+        assert_eq!(r.level, Some(4));
+        // A field seen twice is an array of values: the first one.
+        let r =
+            parse_journal_json_line(r#"{"MESSAGE":["a","b"],"_COMM":"iscsid"}"#).expect("record");
+        assert_eq!(
+            (r.message.as_str(), r.program.as_deref()),
+            ("a", Some("iscsid"))
+        );
+        // Not records.
+        for bad in [
+            r#"{"MESSAGE":"a","MESSAGE":"b"}"#,
+            r#"["x"]"#,
+            "",
+            "{",
+            "[]",
+            "{}",
+            r#"{"MESSAGE":null}"#,
+            r#"{"MESSAGE":{}}"#,
+            "nope",
+        ] {
+            assert_eq!(parse_journal_json_line(bad), None, "{bad}");
+        }
+        // In a log file, a bad JSON line is a bare message.
+        let r = parse_log("{not json\n");
+        assert_eq!(r[0].message, "{not json");
+    }
+
+    #[test]
+    fn log_never_panics_on_odd_lines() {
+        for t in [
+            "[",
+            "[]",
+            "[ ]",
+            "[1.]",
+            "[.1] x",
+            "<",
+            "<>",
+            "<3",
+            "<3>",
+            "<3>[",
+            "kern:",
+            "kern  :bogus : x",
+            "Nov",
+            "Nov 22",
+            "Nov 22 05:52:03",
+            "Nov 22 05:5",
+            "2026-11-22T",
+            "2026-11-22T05:52:03",
+            "2026-11-22T05:52:03+0é:0 x",
+            "2026-11-22T05:52:03.+00:00 x",
+            "1,2,3",
+            " SUBSYSTEM=x",
+            "\u{feff}x",
+            "é,1,2,-;x",
+            "[é] x",
+            "[\u{20ac}.5] x",
+            "{\"MESSAGE\":1}",
+            "\r\n\r\n",
+        ] {
+            let _ = parse_log(t);
+        }
     }
 }

@@ -414,3 +414,85 @@ fn real_kernel_flood_of_io_errors_is_one_incident_with_bounded_memory() {
         "memory grew by more than 8 MB under the flood: {rss_before} -> {rss_after} kB"
     );
 }
+
+/// The whole path on the real kernel: an ext4 error -> the daemon -> a webhook receiver on
+/// 127.0.0.1, once, with disk and mount point. Then, with the receiver answering 503, another
+/// failure, kill -9 of the daemon with that notification in its spool, a restart, the receiver
+/// back: it arrives, and nothing arrives twice.
+#[test]
+fn real_kernel_webhook_gets_each_notification_once_across_outage_and_kill() {
+    use common::receiver::Receiver;
+    require_root();
+    let _serial = kernel_lock();
+    let bus = PrivateBus::start();
+    let receiver = Receiver::start();
+    let root = KernelRoot::new("webhook");
+    let disks: Vec<LoopDev> = (0..2).map(|_| LoopDev::new(&root.loop_dir(), 64)).collect();
+    let mut mounts = Vec::new();
+    for (i, d) in disks.iter().enumerate() {
+        let dev = format!("/dev/{}", d.name);
+        run(Command::new("mkfs.ext4").args(["-q", "-F", &dev]));
+        mounts.push(mount(&dev, &root.scratch.join(&format!("mnt{i}")), "errors=remount-ro"));
+    }
+    config(
+        &root,
+        &format!(
+            "[alert]\n[[alert.webhook]]\nname = \"test\"\nurl = \"{}\"\n[alert.retry]\ninitial_ms = 100\nmax_ms = 1000\n",
+            receiver.url("/hook")
+        ),
+    );
+    let trigger = |d: &LoopDev| {
+        fs::write(format!("/sys/fs/ext4/{}/trigger_fs_error", d.name), "tunerd webhook test")
+            .expect("trigger_fs_error")
+    };
+    let about = |name: &str| {
+        receiver
+            .requests()
+            .into_iter()
+            .filter_map(|r| serde_json::from_str::<serde_json::Value>(&r.body).ok().map(|b| (r, b)))
+            .filter(|(_, b)| b["incident"]["disk"] == name)
+            .collect::<Vec<_>>()
+    };
+
+    let mut daemon = Tunerd::start(&root, Some(&bus));
+    trigger(&disks[0]);
+    let got = eventually(Duration::from_secs(10), || !about(&disks[0].name).is_empty());
+    assert!(got.is_some(), "no webhook: {}", daemon.log());
+    std::thread::sleep(Duration::from_millis(1500));
+    let first = about(&disks[0].name);
+    assert_eq!(first.len(), 1, "once: {:#?}", first.iter().map(|x| &x.1).collect::<Vec<_>>());
+    let (req, body) = &first[0];
+    assert_eq!(body["version"], 1);
+    assert_eq!(body["event"], "firing");
+    assert_eq!(body["incident"]["mounts"][0], root.scratch.join("mnt0").display().to_string());
+    assert_eq!(req.headers.get("webhook-id").map(String::as_str), body["id"].as_str());
+
+    // Receiver down; a second failure; kill -9 with it in the spool.
+    receiver.set_down(true);
+    trigger(&disks[1]);
+    let spooled = eventually(Duration::from_secs(10), || {
+        fs::read_dir(root.scratch.join("run/tunerd/spool"))
+            .map(|d| d.flatten().any(|e| e.path().is_dir() || e.file_name().to_string_lossy().contains(".json")))
+            .unwrap_or(false)
+            && daemon.log().contains(&disks[1].name)
+    });
+    assert!(spooled.is_some(), "{}", daemon.log());
+    std::thread::sleep(Duration::from_millis(500));
+    daemon.kill9();
+    assert!(about(&disks[1].name).is_empty(), "the receiver was down");
+    receiver.set_down(false);
+    let _daemon = Tunerd::start(&root, Some(&bus));
+    let got = eventually(Duration::from_secs(15), || !about(&disks[1].name).is_empty());
+    assert!(got.is_some(), "the spooled notification never arrived");
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut ids: Vec<String> = receiver
+        .requests()
+        .iter()
+        .filter_map(|r| r.headers.get("webhook-id").cloned())
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "a notification arrived twice: {ids:?}");
+    drop(mounts);
+}

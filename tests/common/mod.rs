@@ -478,3 +478,4 @@ impl Drop for FakeRoot {
 }
 pub mod harness;
 pub mod tunerd;
+pub mod receiver;
