@@ -192,8 +192,7 @@ impl Config {
                     }
                 }
                 "alert" => {
-                    config.alert =
-                        crate::alert::parse_alert(&doc, want_table(&doc, "alert", v)?)?
+                    config.alert = crate::alert::parse_alert(&doc, want_table(&doc, "alert", v)?)?
                 }
                 "watch" => {
                     let w = &mut config.watch;

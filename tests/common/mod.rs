@@ -477,5 +477,5 @@ impl Drop for FakeRoot {
     }
 }
 pub mod harness;
-pub mod tunerd;
 pub mod receiver;
+pub mod tunerd;

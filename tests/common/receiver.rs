@@ -59,14 +59,21 @@ fn handle(mut stream: TcpStream, requests: &Mutex<Vec<Request>>, down: &AtomicBo
         }
         let is_down = down.load(Ordering::SeqCst);
         if !is_down {
-            requests.lock().unwrap_or_else(|e| e.into_inner()).push(Request {
-                at: Instant::now(),
-                path,
-                headers,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            });
+            requests
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Request {
+                    at: Instant::now(),
+                    path,
+                    headers,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                });
         }
-        let status = if is_down { "503 Service Unavailable" } else { "200 OK" };
+        let status = if is_down {
+            "503 Service Unavailable"
+        } else {
+            "200 OK"
+        };
         let reply = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
         if stream.write_all(reply.as_bytes()).is_err() {
             return;
@@ -112,7 +119,10 @@ impl Receiver {
     }
 
     pub fn requests(&self) -> Vec<Request> {
-        self.requests.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
