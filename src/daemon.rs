@@ -26,13 +26,32 @@ use crate::profile::{ConfigError, Profile, ProfileSet};
 use crate::sys::Root;
 use crate::watch::{Sampler, StallConfig};
 
-/// A log line for the journal: systemd reads the `<N>` priority prefix on stderr.
+/// A log line for the journal: systemd reads the `<N>` priority prefix on stderr. Written
+/// with one `write` and its result ignored: the daemon makes stderr non-blocking, so a journald
+/// stuck on a failing disk loses log lines instead of stopping detection and alerts.
 #[macro_export]
 macro_rules! log {
-    (err, $($arg:tt)*) => { eprintln!("<3>{}", format!($($arg)*)) };
-    (warn, $($arg:tt)*) => { eprintln!("<4>{}", format!($($arg)*)) };
-    (notice, $($arg:tt)*) => { eprintln!("<5>{}", format!($($arg)*)) };
-    (info, $($arg:tt)*) => { eprintln!("<6>{}", format!($($arg)*)) };
+    (@at $level:literal, $($arg:tt)*) => {{
+        use std::io::Write as _;
+        let line = format!("<{}>{}\n", $level, format!($($arg)*));
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }};
+    (err, $($arg:tt)*) => { $crate::log!(@at 3, $($arg)*) };
+    (warn, $($arg:tt)*) => { $crate::log!(@at 4, $($arg)*) };
+    (notice, $($arg:tt)*) => { $crate::log!(@at 5, $($arg)*) };
+    (info, $($arg:tt)*) => { $crate::log!(@at 6, $($arg)*) };
+}
+
+/// Makes stderr non-blocking (see [`log!`]).
+fn stderr_nonblocking() {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let fd = std::io::stderr();
+    if let Ok(flags) = fcntl(&fd, FcntlArg::F_GETFL) {
+        let _ = fcntl(
+            &fd,
+            FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
+        );
+    }
 }
 
 /// How the machine is doing, as the `Health` property says it.
@@ -871,6 +890,7 @@ pub fn run(opts: Options) -> u8 {
     use nix::sys::signalfd::{SfdFlags, SignalFd};
 
     let exec = Instant::now();
+    stderr_nonblocking();
     // Signals arrive through a signalfd in the loop, never asynchronously.
     let mut mask = SigSet::empty();
     for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
