@@ -61,6 +61,8 @@ pub struct WatchSettings {
     pub kmsg: bool,
     /// Watch ext4 mounts with fanotify FAN_FS_ERROR.
     pub fanotify: bool,
+    /// Follow storage daemons (multipathd, iscsid, ...) in the systemd journal.
+    pub journal: bool,
     /// Sample diskstats, mount flags, ext4 counters and dirty memory this often (ms); 0: never.
     pub sample_ms: u64,
     /// Requests in flight with no completion this long is a stall.
@@ -78,6 +80,7 @@ impl Default for WatchSettings {
         WatchSettings {
             kmsg: true,
             fanotify: true,
+            journal: true,
             sample_ms: 1000,
             stall_secs: 10,
             latency_ms: 2000,
@@ -225,6 +228,7 @@ impl Config {
                                     &[
                                         "kmsg",
                                         "fanotify",
+                                        "journal",
                                         "sample_ms",
                                         "stall_secs",
                                         "latency_ms",

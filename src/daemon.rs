@@ -623,6 +623,25 @@ impl State {
         }
     }
 
+    /// Journal entries of storage daemons (multipathd, iscsid, ...): classify, fold, notify.
+    pub fn on_journal(&mut self, records: Vec<crate::event::LogRecord>) -> Vec<Announce> {
+        let now = epoch(SystemTime::now());
+        let mut notes = Vec::new();
+        for rec in &records {
+            let Some(obs) = crate::catalog::classify(rec) else {
+                continue;
+            };
+            let place = obs
+                .device
+                .as_deref()
+                .map(|d| health::locate(&self.inventory, d))
+                .unwrap_or_default();
+            let at = rec.realtime_us.map_or(now, |us| (us / 1_000_000).min(now));
+            notes.extend(self.incidents.observe(&obs, &place, None, at));
+        }
+        self.dispatch(notes)
+    }
+
     /// Kernel log records: classify, fold into incidents, notify.
     pub fn on_kmsg(&mut self, batch: crate::kmsg::Batch) -> Vec<Announce> {
         let now = epoch(SystemTime::now());
@@ -956,6 +975,21 @@ pub fn run(opts: Options) -> u8 {
             ),
         }
     }
+    // Storage daemons' journal entries, when there is a journal (systemd machines).
+    let mut journal = if state.config.watch.journal && state.root.is_host() {
+        match crate::journalwatch::JournalWatch::start(&state.root) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                log!(
+                    info,
+                    "storage daemons' journal not followed (journalctl: {e})"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
     // Alert delivery reads what it needs from the disk (TLS roots, host name) now, at start.
     state.start_alerts();
     let fanotify_fd = state
@@ -1076,7 +1110,7 @@ pub fn run(opts: Options) -> u8 {
             }
             None => nix::poll::PollTimeout::NONE,
         };
-        let (udev_ready, signal_ready, kmsg_ready, fan_ready) = {
+        let (udev_ready, signal_ready, kmsg_ready, fan_ready, journal_ready) = {
             use nix::poll::{poll, PollFd, PollFlags};
             use std::os::fd::AsFd;
             let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
@@ -1090,6 +1124,10 @@ pub fn run(opts: Options) -> u8 {
                 .map(|w| unsafe { BorrowedFd::borrow_raw(w.fd()) });
             let udev_at = udev_fd.map(|fd| {
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                fds.len() - 1
+            });
+            let journal_at = journal.as_ref().map(|j| {
+                fds.push(PollFd::new(j.fd(), PollFlags::POLLIN));
                 fds.len() - 1
             });
             // SAFETY: the fanotify group lives in the state for the daemon's whole life.
@@ -1114,6 +1152,7 @@ pub fn run(opts: Options) -> u8 {
                 ready(&fds[0]),
                 kmsg_at.is_some_and(|i| ready(&fds[i])),
                 fan_at.is_some_and(|i| ready(&fds[i])),
+                journal_at.is_some_and(|i| ready(&fds[i])),
             )
         };
 
@@ -1131,6 +1170,20 @@ pub fn run(opts: Options) -> u8 {
                 if announce.len() > before || last_kmsg_commit.elapsed() >= Duration::from_secs(1) {
                     k.commit(&opts.root);
                     last_kmsg_commit = Instant::now();
+                }
+            }
+        }
+        if journal_ready {
+            if let Some(j) = journal.as_mut() {
+                let records = j.read();
+                announce.extend(lock(&shared).on_journal(records));
+                j.commit(&opts.root);
+                if !j.alive() {
+                    log!(
+                        info,
+                        "journalctl exited: storage daemons' journal no longer followed"
+                    );
+                    journal = None;
                 }
             }
         }

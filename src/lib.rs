@@ -19,6 +19,7 @@ pub mod health;
 pub mod hotplug;
 pub mod inventory;
 pub mod journal;
+pub mod journalwatch;
 pub mod kmsg;
 pub mod knob;
 pub mod logfile;

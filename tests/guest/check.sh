@@ -238,6 +238,41 @@ check revert_sda_scheduler_mq_deadline '[ $ok_s = 1 ]' "sysfs=$s_now report.afte
 sleep $((2 * ${interval:-2} + 1))
 figure after_revert_plus_2_intervals "sda timeout=$(timeout_of sda) scheduler=$(sched_of sda) originals.json=$([ -e /run/tunerd/originals.json ] && echo present || echo absent)"
 
+# --- 11. storage failures become incidents --------------------------------------------------
+# A real SCSI failure chain: ext4 (errors=remount-ro) on the hotplugged sdb, then the device is
+# offlined: the kernel rejects I/O, ext4 aborts its journal and remounts read-only.
+if [ -e /sys/block/sdb ]; then
+    # A fresh monitor: the one of section 4 followed the daemon that was restarted since.
+    stdbuf -oL busctl monitor --system org.tunerd.Tuner1 >/run/tunerd-signals-2.txt 2>&1 &
+    sleep 1
+    mkdir -p /mnt/failing
+    mkfs.ext4 -q -F /dev/sdb && mount -o errors=remount-ro /dev/sdb /mnt/failing
+    dd if=/dev/zero of=/mnt/failing/a bs=64k count=16 conv=fsync 2>/dev/null
+    echo offline >/sys/block/sdb/device/state
+    dd if=/dev/zero of=/mnt/failing/b bs=64k count=16 conv=fsync 2>/dev/null
+    sync
+    has_incident() { tunerctl events --json 2>/dev/null | jq -e '.open[] | select(.disk == "sdb" and (.mounts | index("/mnt/failing")))' >/dev/null; }
+    waited=$(wait_for 20 has_incident)
+    check incident_scsi_offline_ext4 '[ "$waited" != timeout ]' \
+        "after ${waited} ms: $(tunerctl events --json 2>&1 | jq -c '[.open[] | {id, kind, severity, disk, mounts, count}]' 2>&1)"
+    figure incident_ms "$waited"
+    check incident_dbus_signal 'grep -q Member=Incident /run/tunerd-signals-2.txt' \
+        "Incident signals seen by busctl monitor: $(grep -c 'Member=Incident' /run/tunerd-signals-2.txt)"
+    check incident_journal_entry 'journalctl -b TUNERD_DISK=sdb --no-pager -o cat | grep -q "storage incident"' \
+        "$(journalctl -b TUNERD_DISK=sdb --no-pager -o cat | head -1)"
+    events_rc=0
+    tunerctl events >/dev/null 2>&1 || events_rc=$?
+    check events_exit_5 '[ $events_rc = 5 ]' "tunerctl events exit $events_rc while an incident is open"
+    dmesg | grep -E 'sdb|EXT4-fs' | tail -8 | info
+    umount -l /mnt/failing
+fi
+# A storage daemon's line in the journal (multipathd) is read from the journal.
+logger -t multipathd "mpathz: remaining active paths: 0"
+has_mpath() { tunerctl events --json 2>/dev/null | jq -e '.open[] | select(.kind == "multipath_no_paths")' >/dev/null; }
+waited=$(wait_for 15 has_mpath)
+check incident_multipathd_journal '[ "$waited" != timeout ]' \
+    "after ${waited} ms: $(tunerctl events --json 2>&1 | jq -c '[.open[] | {kind, device}]' 2>&1)"
+
 # --- 10. the journal, hardening, health -----------------------------------------------------
 line=$(journalctl -b -u tunerd.service --no-pager -o cat | grep -m1 '^profile vmware')
 check journal_profile_line '[ -n "$line" ]' "$line"
