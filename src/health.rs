@@ -75,10 +75,24 @@ fn has_condition(kind: Kind) -> bool {
     )
 }
 
+/// How far down the failure chain a kind is: the device errs, the filesystem errs or loses
+/// data, aborts its journal, and ends read-only or shut down.
+fn stage(kind: Kind) -> u8 {
+    use Kind::*;
+    match kind {
+        Ext4ReadOnly | BtrfsReadOnly | FilesystemReadOnly | Ext4Shutdown | XfsShutdown => 6,
+        Ext4JournalAbort | BtrfsTransactionAbort | MultipathNoPaths => 5,
+        Ext4DataLoss => 4,
+        Ext4Error | BtrfsError | XfsLogError | WritebackError => 3,
+        ScsiOffline | ScsiRejectedIo | NvmeReset => 2,
+        _ => 1,
+    }
+}
+
 /// Which of two kinds names an incident better: the more severe, then the later in the
 /// failure chain (an I/O error, then a journal abort, then read-only).
 fn worse(a: Kind, sa: Severity, b: Kind, sb: Severity) -> bool {
-    (sb, b) > (sa, a)
+    (sb, stage(b)) > (sa, stage(a))
 }
 
 /// Where a device named in a message lives: its whole disk, mounts and filesystem type.
