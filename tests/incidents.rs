@@ -432,7 +432,11 @@ fn real_kernel_webhook_gets_each_notification_once_across_outage_and_kill() {
     for (i, d) in disks.iter().enumerate() {
         let dev = format!("/dev/{}", d.name);
         run(Command::new("mkfs.ext4").args(["-q", "-F", &dev]));
-        mounts.push(mount(&dev, &root.scratch.join(&format!("mnt{i}")), "errors=remount-ro"));
+        mounts.push(mount(
+            &dev,
+            &root.scratch.join(&format!("mnt{i}")),
+            "errors=remount-ro",
+        ));
     }
     config(
         &root,
@@ -442,37 +446,60 @@ fn real_kernel_webhook_gets_each_notification_once_across_outage_and_kill() {
         ),
     );
     let trigger = |d: &LoopDev| {
-        fs::write(format!("/sys/fs/ext4/{}/trigger_fs_error", d.name), "tunerd webhook test")
-            .expect("trigger_fs_error")
+        fs::write(
+            format!("/sys/fs/ext4/{}/trigger_fs_error", d.name),
+            "tunerd webhook test",
+        )
+        .expect("trigger_fs_error")
     };
     let about = |name: &str| {
         receiver
             .requests()
             .into_iter()
-            .filter_map(|r| serde_json::from_str::<serde_json::Value>(&r.body).ok().map(|b| (r, b)))
+            .filter_map(|r| {
+                serde_json::from_str::<serde_json::Value>(&r.body)
+                    .ok()
+                    .map(|b| (r, b))
+            })
             .filter(|(_, b)| b["incident"]["disk"] == name)
             .collect::<Vec<_>>()
     };
 
     let mut daemon = Tunerd::start(&root, Some(&bus));
     trigger(&disks[0]);
-    let got = eventually(Duration::from_secs(10), || !about(&disks[0].name).is_empty());
+    let got = eventually(Duration::from_secs(10), || {
+        !about(&disks[0].name).is_empty()
+    });
     assert!(got.is_some(), "no webhook: {}", daemon.log());
     std::thread::sleep(Duration::from_millis(1500));
     let first = about(&disks[0].name);
-    assert_eq!(first.len(), 1, "once: {:#?}", first.iter().map(|x| &x.1).collect::<Vec<_>>());
+    assert_eq!(
+        first.len(),
+        1,
+        "once: {:#?}",
+        first.iter().map(|x| &x.1).collect::<Vec<_>>()
+    );
     let (req, body) = &first[0];
     assert_eq!(body["version"], 1);
     assert_eq!(body["event"], "firing");
-    assert_eq!(body["incident"]["mounts"][0], root.scratch.join("mnt0").display().to_string());
-    assert_eq!(req.headers.get("webhook-id").map(String::as_str), body["id"].as_str());
+    assert_eq!(
+        body["incident"]["mounts"][0],
+        root.scratch.join("mnt0").display().to_string()
+    );
+    assert_eq!(
+        req.headers.get("webhook-id").map(String::as_str),
+        body["id"].as_str()
+    );
 
     // Receiver down; a second failure; kill -9 with it in the spool.
     receiver.set_down(true);
     trigger(&disks[1]);
     let spooled = eventually(Duration::from_secs(10), || {
         fs::read_dir(root.scratch.join("run/tunerd/spool"))
-            .map(|d| d.flatten().any(|e| e.path().is_dir() || e.file_name().to_string_lossy().contains(".json")))
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.path().is_dir() || e.file_name().to_string_lossy().contains(".json"))
+            })
             .unwrap_or(false)
             && daemon.log().contains(&disks[1].name)
     });
@@ -482,7 +509,9 @@ fn real_kernel_webhook_gets_each_notification_once_across_outage_and_kill() {
     assert!(about(&disks[1].name).is_empty(), "the receiver was down");
     receiver.set_down(false);
     let _daemon = Tunerd::start(&root, Some(&bus));
-    let got = eventually(Duration::from_secs(15), || !about(&disks[1].name).is_empty());
+    let got = eventually(Duration::from_secs(15), || {
+        !about(&disks[1].name).is_empty()
+    });
     assert!(got.is_some(), "the spooled notification never arrived");
     std::thread::sleep(Duration::from_millis(1500));
     let mut ids: Vec<String> = receiver

@@ -64,7 +64,7 @@ fn each_real_failure_is_found_as_one_incident_per_failing_device() {
         ),
         (
             "xfs-eio.dmesg",
-            &[("ext4_shutdown", "loop5"), ("writeback_error", "loop6")],
+            &[("ext4_shutdown", "loop5"), ("xfs_shutdown", "loop6")],
         ),
     ];
     for (file, want) in cases {
