@@ -247,6 +247,7 @@ pub struct Sampler {
     /// Failed mount point -> its source device.
     failed: BTreeMap<String, String>,
     ext4_errors: BTreeMap<String, u64>,
+    btrfs_errors: BTreeMap<String, u64>,
     dirty_pct: u64,
     dirty_high: bool,
     page_size: u64,
@@ -267,6 +268,7 @@ impl Sampler {
             rw_at_start,
             failed: BTreeMap::new(),
             ext4_errors: BTreeMap::new(),
+            btrfs_errors: BTreeMap::new(),
             dirty_pct,
             dirty_high: false,
             page_size,
@@ -338,6 +340,41 @@ impl Sampler {
                     holds: true,
                     message: format!(
                         "ext4 on {dev}: errors_count {count} (was {seen}), last in {func}"
+                    ),
+                });
+            }
+        }
+        // btrfs keeps per-device error counters (write, read, flush, corruption, generation)
+        // in the filesystem, also from before this mount.
+        for fsid in root.list("sys/fs/btrfs").unwrap_or_default() {
+            let base = format!("sys/fs/btrfs/{fsid}");
+            let mut total = 0u64;
+            let mut detail = Vec::new();
+            for id in root.list(&format!("{base}/devinfo")).unwrap_or_default() {
+                let text = root
+                    .read_lossy(&format!("{base}/devinfo/{id}/error_stats"))
+                    .unwrap_or_default();
+                for line in text.lines() {
+                    if let Some((name, n)) = line.split_once(' ') {
+                        let n = n.trim().parse::<u64>().unwrap_or(0);
+                        total += n;
+                        if n > 0 {
+                            detail.push(format!("{name} {n}"));
+                        }
+                    }
+                }
+            }
+            let seen = self.btrfs_errors.insert(fsid.clone(), total).unwrap_or(0);
+            if total > seen {
+                let devices = root.list(&format!("{base}/devices")).unwrap_or_default();
+                out.push(Finding {
+                    kind: Kind::BtrfsDeviceErrors,
+                    device: devices.first().cloned().unwrap_or_default(),
+                    holds: true,
+                    message: format!(
+                        "btrfs {fsid} on {}: device errors {} (was {seen} errors)",
+                        devices.join(","),
+                        detail.join(", ")
                     ),
                 });
             }

@@ -525,3 +525,116 @@ fn real_kernel_webhook_gets_each_notification_once_across_outage_and_kill() {
     assert_eq!(ids.len(), n, "a notification arrived twice: {ids:?}");
     drop(mounts);
 }
+
+/// The open incident of `disk`, once it is named `kind` (the worst stage seen so far: an
+/// incident is announced when it opens and when it gets more severe, and named by the
+/// furthest stage of the failure).
+fn wait_for_incident(
+    bus: &PrivateBus,
+    disk: &str,
+    kind: &str,
+    secs: u64,
+) -> Option<serde_json::Value> {
+    let mut found = None;
+    eventually(Duration::from_secs(secs), || {
+        let events = call_json(bus, "Events", &[]);
+        found = events["open"].as_array().and_then(|a| {
+            a.iter()
+                .find(|i| i["disk"] == disk && i["kind"] == kind)
+                .cloned()
+        });
+        found.is_some()
+    });
+    found
+}
+
+#[test]
+fn real_kernel_xfs_shutdown_is_an_incident_with_disk_and_mount() {
+    require_root();
+    let _serial = kernel_lock();
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("xfs");
+    // mkfs.xfs wants 300 MB; the sparse file on tmpfs costs what is written.
+    let disk = LoopDev::new(&root.loop_dir(), 320);
+    let dev = format!("/dev/{}", disk.name);
+    run(Command::new("mkfs.xfs").args(["-q", "-f", &dev]));
+    let mnt = root.scratch.join("xfs");
+    let _mounted = mount(&dev, &mnt, "defaults");
+    config(&root, "");
+    let daemon = Tunerd::start(&root, Some(&bus));
+    let monitor = Monitor::start(&bus, &root.scratch.path);
+    run(Command::new("xfs_io")
+        .args(["-x", "-c", "shutdown -f"])
+        .arg(&mnt));
+    let inc = wait_for_incident(&bus, &disk.name, "xfs_shutdown", 10);
+    let inc = inc.unwrap_or_else(|| {
+        panic!(
+            "no xfs_shutdown incident: {}\n{}",
+            monitor.text(),
+            daemon.log()
+        )
+    });
+    assert_eq!(inc["mounts"][0], mnt.display().to_string());
+    assert_eq!(inc["fstype"], "xfs");
+    assert_eq!(inc["severity"], "critical");
+}
+
+/// btrfs on a loop device whose backing file lives on a tmpfs too small for it: real write
+/// errors, btrfs aborts its transaction and goes read-only.
+#[test]
+fn real_kernel_btrfs_forced_read_only_is_an_incident() {
+    require_root();
+    let _serial = kernel_lock();
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("btrfs");
+    let small = root.scratch.join("small");
+    fs::create_dir_all(&small).expect("dir");
+    run(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"])
+        .arg(&small));
+    let _small = Mounted(small.clone());
+    let backing = small.join("disk.img");
+    fs::File::create(&backing)
+        .and_then(|f| f.set_len(256 << 20))
+        .expect("backing");
+    let out = Command::new("losetup")
+        .args(["-f", "--show"])
+        .arg(&backing)
+        .output()
+        .expect("losetup");
+    assert!(out.status.success());
+    let name = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("/dev/")
+        .to_string();
+    struct Detach(String);
+    impl Drop for Detach {
+        fn drop(&mut self) {
+            let _ = Command::new("losetup")
+                .arg("-d")
+                .arg(format!("/dev/{}", self.0))
+                .status();
+        }
+    }
+    let dev = format!("/dev/{name}");
+    run(Command::new("mkfs.btrfs").args(["-q", "-f", &dev]));
+    let mnt = root.scratch.join("btrfs");
+    let mounted = mount(&dev, &mnt, "defaults");
+    let _detach = Detach(name.clone());
+    config(&root, "");
+    let daemon = Tunerd::start(&root, Some(&bus));
+    let monitor = Monitor::start(&bus, &root.scratch.path);
+    // More than the tmpfs holds: the loop device's writes fail.
+    let _ = Command::new("dd")
+        .args(["if=/dev/urandom", "bs=1M", "count=96", "conv=fsync"])
+        .arg(format!("of={}", mnt.join("fill").display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let _ = Command::new("sync").status();
+    let inc = wait_for_incident(&bus, &name, "btrfs_read_only", 15);
+    let inc =
+        inc.unwrap_or_else(|| panic!("no btrfs incident: {}\n{}", monitor.text(), daemon.log()));
+    assert_eq!(inc["mounts"][0], mnt.display().to_string());
+    assert_eq!(inc["severity"], "critical");
+    drop(mounted);
+}
