@@ -554,3 +554,55 @@ fn real_kernel_daemon_hotplug_with_udevd() {
     }
     eprintln!("hotplug (upper bound incl. test polling): {latencies:?}");
 }
+
+/// Disk independence: after start, every page of the daemon's program and libraries is in
+/// memory and locked, so a hung root disk cannot stall it on a page-in. In smaps: every
+/// file-backed mapping is VM_LOCKED (`lo` in VmFlags) and wholly resident (Rss = Size).
+/// (smaps' `Locked:` is proportional to sharing, so it is not the measure.)
+#[test]
+fn real_kernel_daemon_pages_are_locked_in_memory() {
+    require_root();
+    let _serial = kernel_lock();
+    let root = KernelRoot::new("mlock");
+    root.add_profile("t", "[[disk]]\nmatch = { name = \"none\" }\nnomerges = 1\n");
+    write_config(
+        &root,
+        "profile = \"t\"\n[daemon]\ndrift_interval_secs = 0\n",
+    );
+    let daemon = Tunerd::start(&root, None);
+    std::thread::sleep(Duration::from_millis(300));
+    let smaps = fs::read_to_string(format!("/proc/{}/smaps", daemon.pid())).expect("smaps");
+    let mut file_mappings = 0;
+    let mut path: Option<String> = None;
+    let (mut size, mut rss) = (0u64, 0u64);
+    let mut problems = Vec::new();
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            let p = line.split_whitespace().nth(5).unwrap_or("");
+            path = p.starts_with('/').then(|| p.to_string());
+            continue;
+        }
+        let value: u64 = f.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        match first {
+            "Size:" => size = value,
+            "Rss:" => rss = value,
+            "VmFlags:" => {
+                if let Some(p) = path.take() {
+                    file_mappings += 1;
+                    let locked = line.split_whitespace().any(|fl| fl == "lo");
+                    if !locked || rss < size {
+                        problems.push(format!("{p}: locked={locked} resident {rss} of {size} kB"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(file_mappings >= 3, "program and libraries mapped: {smaps}");
+    assert!(
+        problems.is_empty(),
+        "pages that could need the disk: {problems:#?}"
+    );
+}
