@@ -261,16 +261,7 @@ fn real_kernel_stalled_device_opens_an_incident_that_ends_when_io_resumes() {
         .trim()
         .trim_start_matches("/dev/")
         .to_string();
-    struct Detach(String);
-    impl Drop for Detach {
-        fn drop(&mut self) {
-            let _ = Command::new("losetup")
-                .arg("-d")
-                .arg(format!("/dev/{}", self.0))
-                .status();
-        }
-    }
-    let _detach = Detach(name.clone());
+    let _detach = common::Detach(name.clone());
     config(&root, "stall_secs = 2\n");
     let _daemon = Tunerd::start(&root, Some(&bus));
     let monitor = Monitor::start(&bus, &root.scratch.path);
@@ -607,20 +598,11 @@ fn real_kernel_btrfs_forced_read_only_is_an_incident() {
         .trim()
         .trim_start_matches("/dev/")
         .to_string();
-    struct Detach(String);
-    impl Drop for Detach {
-        fn drop(&mut self) {
-            let _ = Command::new("losetup")
-                .arg("-d")
-                .arg(format!("/dev/{}", self.0))
-                .status();
-        }
-    }
     let dev = format!("/dev/{name}");
     run(Command::new("mkfs.btrfs").args(["-q", "-f", &dev]));
     let mnt = root.scratch.join("btrfs");
     let mounted = mount(&dev, &mnt, "defaults");
-    let _detach = Detach(name.clone());
+    let _detach = common::Detach(name.clone());
     config(&root, "");
     let daemon = Tunerd::start(&root, Some(&bus));
     let monitor = Monitor::start(&bus, &root.scratch.path);

@@ -306,16 +306,7 @@ fn real_kernel_revert_skips_a_replaced_device() {
         .status()
         .expect("losetup");
     assert!(st.success());
-    struct Detach(String);
-    impl Drop for Detach {
-        fn drop(&mut self) {
-            let _ = Command::new("losetup")
-                .arg("-d")
-                .arg(format!("/dev/{}", self.0))
-                .status();
-        }
-    }
-    let _detach = Detach(name.clone());
+    let _detach = common::Detach(name.clone());
     let ra = fs::read_to_string(format!("/sys/block/{name}/queue/read_ahead_kb")).expect("ra");
     let (code, report) = root.tunerctl_json(&["revert"]);
     assert_eq!(code, 0, "{report}");

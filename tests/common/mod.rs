@@ -192,6 +192,18 @@ impl Drop for LoopDev {
     }
 }
 
+/// Detaches a loop device the test attached itself (`losetup`), on drop.
+pub struct Detach(pub String);
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup")
+            .arg("-d")
+            .arg(format!("/dev/{}", self.0))
+            .status();
+    }
+}
+
 pub const VM_KNOBS: [&str; 7] = [
     "swappiness",
     "dirty_ratio",
