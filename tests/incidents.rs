@@ -432,7 +432,7 @@ fn real_kernel_webhook_gets_each_notification_once_across_outage_and_kill() {
     config(
         &root,
         &format!(
-            "[alert]\n[[alert.webhook]]\nname = \"test\"\nurl = \"{}\"\n[alert.retry]\ninitial_ms = 100\nmax_ms = 1000\n",
+            "[alert]\n[[alert.webhook]]\nname = \"test\"\nurl = \"{}\"\n[alert.retry]\ninitial_ms = 100\nmax_ms = 1000\n[alert.textfile]\npath = \"/run/tunerd/metrics.prom\"\n",
             receiver.url("/hook")
         ),
     );
@@ -480,6 +480,20 @@ fn real_kernel_webhook_gets_each_notification_once_across_outage_and_kill() {
     assert_eq!(
         req.headers.get("webhook-id").map(String::as_str),
         body["id"].as_str()
+    );
+
+    // The Prometheus textfile (node_exporter) counts the open incident and the delivery.
+    let prom = root.scratch.join("run/tunerd/metrics.prom");
+    let counted = eventually(Duration::from_secs(5), || {
+        fs::read_to_string(&prom).is_ok_and(|t| {
+            t.contains("tunerd_incidents_open{")
+                && t.contains("tunerd_notifications_delivered_total{sink=\"test\"} 1")
+        })
+    });
+    assert!(
+        counted.is_some(),
+        "{}",
+        fs::read_to_string(&prom).unwrap_or_default()
     );
 
     // Receiver down; a second failure; kill -9 with it in the spool.
