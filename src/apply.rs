@@ -6,6 +6,8 @@
 //! killed in the middle. `/run` is a tmpfs: the journal lives exactly as long as the values it
 //! can restore.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::{Deserialize, Serialize};
 
 use crate::knob::Knob;
@@ -201,8 +203,16 @@ fn disk_identity(root: &Root, object: &Object) -> (Option<String>, Option<u64>) 
 }
 
 /// The originals a change needs recorded before it is written: what to write back, and where.
-fn originals_for(root: &Root, change: &Change) -> Vec<Original> {
-    let (disk, diskseq) = disk_identity(root, &change.object);
+fn originals_for(
+    root: &Root,
+    change: &Change,
+    identities: &mut BTreeMap<Object, (Option<String>, Option<u64>)>,
+) -> Vec<Original> {
+    // One diskseq read per disk, not per knob.
+    let (disk, diskseq) = identities
+        .entry(change.object.clone())
+        .or_insert_with(|| disk_identity(root, &change.object))
+        .clone();
     let make = |key: String, path: String, value: String, knob: Knob| Original {
         key,
         path,
@@ -291,8 +301,8 @@ fn originals_for(root: &Root, change: &Change) -> Vec<Original> {
 }
 
 /// What a written value reads back as, compared the way the kernel stores it.
-fn read_back(root: &Root, knob: Knob, path: &str) -> Option<String> {
-    root.read(path).ok().map(|v| knob.normalize(&v))
+fn read_back(attrs: &mut crate::sys::Attrs<'_>, knob: Knob, path: &str) -> Option<String> {
+    attrs.read(path).ok().map(|v| knob.normalize(&v))
 }
 
 /// Applies a plan: records the originals of every knob it is about to write (one atomic
@@ -302,9 +312,11 @@ pub fn apply(root: &Root, plan: &Plan) -> Result<Report, JournalError> {
     let _lock = root.lock_state().map_err(JournalError::Io)?;
     let mut journal = Journal::load(root)?;
     let before = journal.originals.len();
+    let mut known: BTreeSet<String> = journal.originals.iter().map(|o| o.key.clone()).collect();
+    let mut identities = BTreeMap::new();
     for change in plan.changes.iter().filter(|c| c.action == Action::Set) {
-        for original in originals_for(root, change) {
-            if !journal.contains(&original.key) {
+        for original in originals_for(root, change, &mut identities) {
+            if known.insert(original.key.clone()) {
                 journal.originals.push(original);
             }
         }
@@ -315,6 +327,7 @@ pub fn apply(root: &Root, plan: &Plan) -> Result<Report, JournalError> {
     }
 
     let mut outcomes = Vec::with_capacity(plan.changes.len());
+    let mut attrs = crate::sys::Attrs::new(root);
     for change in &plan.changes {
         let mut outcome = Outcome {
             target: change.label(),
@@ -340,9 +353,9 @@ pub fn apply(root: &Root, plan: &Plan) -> Result<Report, JournalError> {
                 outcome.status = Status::Unsupported;
                 outcome.error = change.note.clone();
             }
-            Action::Set => match root.write(&change.path, &change.desired) {
+            Action::Set => match attrs.write(&change.path, &change.desired) {
                 Ok(()) => {
-                    outcome.after = read_back(root, change.knob, &change.path);
+                    outcome.after = read_back(&mut attrs, change.knob, &change.path);
                     outcome.status = if outcome
                         .after
                         .as_deref()
@@ -356,7 +369,7 @@ pub fn apply(root: &Root, plan: &Plan) -> Result<Report, JournalError> {
                 Err(e) => {
                     outcome.status = Status::Rejected;
                     outcome.error = Some(e.short());
-                    outcome.after = read_back(root, change.knob, &change.path);
+                    outcome.after = read_back(&mut attrs, change.knob, &change.path);
                 }
             },
         }

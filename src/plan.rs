@@ -267,21 +267,11 @@ impl Current {
     /// absent: it cannot be planned against, and the report says so.
     pub fn read(root: &Root, targets: &[Target]) -> Current {
         let paths: BTreeSet<&str> = targets.iter().map(|t| t.path.as_str()).collect();
+        // Paths come sorted, so one disk's attributes are neighbours: one open directory each.
+        let mut attrs = crate::sys::Attrs::new(root);
         let mut values = BTreeMap::new();
-        // Paths come sorted, so one disk's attributes are neighbours: read them through one
-        // open directory (sys/block/NAME) instead of resolving its symlink for each.
-        let mut open: Option<(String, crate::sys::SysDir<'_>)> = None;
         for path in paths {
-            let value = match disk_dir_split(path) {
-                Some((dir, attr)) => {
-                    if open.as_ref().is_none_or(|(d, _)| d != dir) {
-                        open = root.open_dir(dir).ok().map(|h| (dir.to_string(), h));
-                    }
-                    open.as_ref().and_then(|(_, h)| h.read(attr).ok())
-                }
-                None => root.read(path).ok(),
-            };
-            values.insert(path.to_string(), value);
+            values.insert(path.to_string(), attrs.read(path).ok());
         }
         Current { values }
     }
@@ -289,14 +279,6 @@ impl Current {
     pub fn get(&self, path: &str) -> Option<&str> {
         self.values.get(path).and_then(|v| v.as_deref())
     }
-}
-
-/// `sys/block/sda/queue/scheduler` -> (`sys/block/sda`, `queue/scheduler`).
-fn disk_dir_split(path: &str) -> Option<(&str, &str)> {
-    let rest = path.strip_prefix("sys/block/")?;
-    let slash = rest.find('/')?;
-    let cut = "sys/block/".len() + slash;
-    Some((&path[..cut], &path[cut + 1..]))
 }
 
 fn absent_note(t: &Target) -> String {

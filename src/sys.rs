@@ -96,6 +96,22 @@ impl SysDir<'_> {
         read_attr(File::from(fd)).map_err(|e| self.err("read", name, e))
     }
 
+    /// Writes one value, as [`Root::write`] does, relative to this directory.
+    pub fn write(&self, name: &str, value: &str) -> Result<(), SysError> {
+        use nix::fcntl::{openat, OFlag};
+        let fd = openat(
+            &self.fd,
+            name,
+            OFlag::O_WRONLY | OFlag::O_TRUNC | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| self.err("open", name, io::Error::from(e)))?;
+        let line = format!("{value}\n");
+        File::from(fd)
+            .write_all(line.as_bytes())
+            .map_err(|e| self.err("write", name, e))
+    }
+
     /// `None` when absent or unreadable: for descriptive attributes.
     pub fn read_lossy(&self, name: &str) -> Option<String> {
         self.read(name).ok()
@@ -135,6 +151,55 @@ impl SysDir<'_> {
         }
         names.sort();
         Ok(names)
+    }
+}
+
+/// Reads and writes of many attributes, most of them under `sys/block/NAME/`: each disk's
+/// directory is opened once and its attributes reached relative to it (see [`SysDir`]), the
+/// rest go through the root. Callers that visit paths disk by disk get one path walk per disk.
+pub struct Attrs<'r> {
+    root: &'r Root,
+    open: Option<(String, SysDir<'r>)>,
+}
+
+/// `sys/block/sda/queue/scheduler` -> (`sys/block/sda`, `queue/scheduler`).
+fn disk_dir_split(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix("sys/block/")?;
+    let slash = rest.find('/')?;
+    let cut = "sys/block/".len() + slash;
+    Some((&path[..cut], &path[cut + 1..]))
+}
+
+impl<'r> Attrs<'r> {
+    pub fn new(root: &'r Root) -> Attrs<'r> {
+        Attrs { root, open: None }
+    }
+
+    fn dir(&mut self, dir: &str) -> Option<&SysDir<'r>> {
+        if self.open.as_ref().is_none_or(|(d, _)| d != dir) {
+            self.open = self.root.open_dir(dir).ok().map(|h| (dir.to_string(), h));
+        }
+        self.open.as_ref().map(|(_, h)| h)
+    }
+
+    pub fn read(&mut self, path: &str) -> Result<String, SysError> {
+        match disk_dir_split(path) {
+            Some((dir, attr)) => match self.dir(dir) {
+                Some(h) => h.read(attr),
+                None => self.root.read(path),
+            },
+            None => self.root.read(path),
+        }
+    }
+
+    pub fn write(&mut self, path: &str, value: &str) -> Result<(), SysError> {
+        match disk_dir_split(path) {
+            Some((dir, attr)) => match self.dir(dir) {
+                Some(h) => h.write(attr, value),
+                None => self.root.write(path, value),
+            },
+            None => self.root.write(path, value),
+        }
     }
 }
 
