@@ -634,3 +634,121 @@ fn real_kernel_btrfs_forced_read_only_is_an_incident() {
     assert_eq!(inc["severity"], "critical");
     drop(mounted);
 }
+
+/// A slow backend (every request takes 300 ms) opens a latency incident from diskstats' await,
+/// which ends when the backend is fast again.
+#[test]
+fn real_kernel_slow_device_opens_a_latency_incident() {
+    require_root();
+    let _serial = kernel_lock();
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("latency");
+    let gatefs = GateFs::start(&root.scratch.path);
+    let backing = gatefs.mnt.join("disk.img");
+    fs::File::create(&backing)
+        .and_then(|f| f.set_len(16 << 20))
+        .expect("backing file");
+    let out = Command::new("losetup")
+        .args(["-f", "--show", "--direct-io=on"])
+        .arg(&backing)
+        .output()
+        .expect("losetup");
+    assert!(out.status.success());
+    let name = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("/dev/")
+        .to_string();
+    let _detach = common::Detach(name.clone());
+    config(&root, "latency_ms = 150\nstall_secs = 60\n");
+    let daemon = Tunerd::start(&root, Some(&bus));
+    let slow = PathBuf::from(format!("{}.slow", gatefs.gate.display()));
+    fs::write(&slow, "300").expect("slow backend");
+    let dev = format!("/dev/{name}");
+    let mut reader = Command::new("dd")
+        .args([
+            &format!("if={dev}"),
+            "of=/dev/null",
+            "bs=4k",
+            "count=40",
+            "iflag=direct",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dd");
+    let inc = wait_for_incident(&bus, &name, "io_latency_high", 20);
+    let inc = inc.unwrap_or_else(|| panic!("no latency incident: {}", daemon.log()));
+    assert!(
+        inc["evidence"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("ms per I/O"),
+        "{inc}"
+    );
+    fs::remove_file(&slow).expect("fast again");
+    let _ = reader.wait();
+    // Fast I/O again: the condition clears.
+    let mut fast = Command::new("dd")
+        .args([
+            &format!("if={dev}"),
+            "of=/dev/null",
+            "bs=4k",
+            "count=200",
+            "iflag=direct",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dd");
+    let _ = fast.wait();
+    let ended = eventually(Duration::from_secs(10), || {
+        let events = call_json(&bus, "Events", &[]);
+        events["recent"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|i| i["disk"] == name.as_str() && i["kind"] == "io_latency_high")
+        })
+    });
+    assert!(
+        ended.is_some(),
+        "latency incident not resolved: {}",
+        daemon.log()
+    );
+}
+
+/// An ext4 filesystem that recorded errors before this mount (its superblock counter) is
+/// reported when the daemon starts.
+#[test]
+fn real_kernel_ext4_errors_recorded_before_are_reported() {
+    require_root();
+    let _serial = kernel_lock();
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("errors-count");
+    let disk = LoopDev::new(&root.loop_dir(), 64);
+    let dev = format!("/dev/{}", disk.name);
+    run(Command::new("mkfs.ext4").args(["-q", "-F", &dev]));
+    let mnt = root.scratch.join("mnt");
+    {
+        let _m = mount(&dev, &mnt, "errors=continue");
+        fs::write(
+            format!("/sys/fs/ext4/{}/trigger_fs_error", disk.name),
+            "tunerd: an error from an earlier life",
+        )
+        .expect("trigger");
+    }
+    let _mounted = mount(&dev, &mnt, "errors=continue");
+    let count = fs::read_to_string(format!("/sys/fs/ext4/{}/errors_count", disk.name))
+        .expect("errors_count");
+    assert_ne!(count.trim(), "0", "the superblock kept the error");
+    config(&root, "");
+    let daemon = Tunerd::start(&root, Some(&bus));
+    let inc = wait_for_incident(&bus, &disk.name, "filesystem_errors_recorded", 10);
+    let inc = inc.unwrap_or_else(|| panic!("not reported: {}", daemon.log()));
+    assert!(
+        inc["evidence"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("errors_count"),
+        "{inc}"
+    );
+    assert_eq!(inc["mounts"][0], mnt.display().to_string());
+}

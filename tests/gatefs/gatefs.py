@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""gatefs: a passthrough FUSE filesystem whose reads and writes wait while a gate file exists:
+"""gatefs: a passthrough FUSE filesystem whose reads and writes wait while a gate file exists
+(and take GATE_FILE.slow milliseconds each while that file exists):
 a storage backend that stops answering, for stall tests (a loop device backed by a file on
 gatefs hangs with requests in flight, as a VM's disk does when its SAN stalls).
 
@@ -27,6 +28,12 @@ class Gate(Operations):
     def _wait(self):
         while os.path.exists(self.gate):
             time.sleep(0.02)
+        # A slow backend instead of a stopped one: GATE_FILE.slow holds a delay in ms.
+        try:
+            with open(self.gate + ".slow") as f:
+                time.sleep(int(f.read().strip() or "0") / 1000.0)
+        except (OSError, ValueError):
+            pass
 
     def getattr(self, path, fh=None):
         st = os.lstat(self._path(path))
