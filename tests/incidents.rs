@@ -752,3 +752,61 @@ fn real_kernel_ext4_errors_recorded_before_are_reported() {
     );
     assert_eq!(inc["mounts"][0], mnt.display().to_string());
 }
+
+/// Dirty memory at the dirty threshold: the writer of a stalled device fills the page cache
+/// and every writer is throttled. vm.dirty_bytes is set low for the test (and restored).
+#[test]
+fn real_kernel_dirty_memory_at_the_threshold_is_an_incident() {
+    require_root();
+    let _serial = kernel_lock();
+    let _vm = VmGuard::new();
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("dirty");
+    let gatefs = GateFs::start(&root.scratch.path);
+    let backing = gatefs.mnt.join("disk.img");
+    fs::File::create(&backing)
+        .and_then(|f| f.set_len(128 << 20))
+        .expect("backing file");
+    let out = Command::new("losetup")
+        .args(["-f", "--show", "--direct-io=on"])
+        .arg(&backing)
+        .output()
+        .expect("losetup");
+    assert!(out.status.success());
+    let name = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("/dev/")
+        .to_string();
+    let _detach = common::Detach(name.clone());
+    let dev = format!("/dev/{name}");
+    run(Command::new("mkfs.ext4").args(["-q", "-F", &dev]));
+    let mnt = root.scratch.join("mnt");
+    let mounted = mount(&dev, &mnt, "defaults");
+    config(&root, "dirty_threshold_pct = 80\n");
+    let daemon = Tunerd::start(&root, Some(&bus));
+    fs::write("/proc/sys/vm/dirty_bytes", "8388608").expect("dirty_bytes");
+    fs::write("/proc/sys/vm/dirty_background_bytes", "4194304").expect("background");
+    // The backend stops answering; a writer fills the page cache up to the limit.
+    fs::write(&gatefs.gate, "closed").expect("gate");
+    let mut writer = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", "count=24"])
+        .arg(format!("of={}", mnt.join("fill").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dd");
+    let seen = eventually(Duration::from_secs(15), || {
+        let events = call_json(&bus, "Events", &[]);
+        events["open"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|i| i["kind"] == "dirty_throttling"))
+    });
+    let _ = fs::remove_file(&gatefs.gate);
+    let _ = writer.wait();
+    assert!(
+        seen.is_some(),
+        "no dirty_throttling incident: {}",
+        daemon.log()
+    );
+    drop(mounted);
+}
