@@ -99,10 +99,14 @@ impl KmsgReader {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // The reader fell behind and records were overwritten: say so, go on. The
-                // next record's sequence number tells how many (counted above).
+                // The reader's position was overwritten. Whether anything not yet handled was
+                // lost, the next record's sequence number tells (counted above): EPIPE while
+                // skipping old records handled before a restart loses nothing. Without a
+                // position (first start of this boot) nobody can tell: say records were lost.
                 Err(e) if e.raw_os_error() == Some(nix::libc::EPIPE) => {
-                    batch.lost.get_or_insert(0);
+                    if self.read_up_to.is_none() {
+                        batch.lost.get_or_insert(0);
+                    }
                 }
                 Err(_) => break,
             }

@@ -43,6 +43,31 @@ fn mount(dev: &str, dir: &Path, opts: &str) -> Mounted {
     Mounted(dir.to_path_buf())
 }
 
+/// A loop device over a new sparse file of `size_mb` in `dir` (`losetup` with `extra`
+/// options), detached on drop; its name (`loop7`).
+fn loop_over(dir: &Path, size_mb: u64, extra: &[&str]) -> (String, common::Detach) {
+    let backing = dir.join("disk.img");
+    fs::File::create(&backing)
+        .and_then(|f| f.set_len(size_mb << 20))
+        .expect("backing file");
+    let out = Command::new("losetup")
+        .args(["-f", "--show"])
+        .args(extra)
+        .arg(&backing)
+        .output()
+        .expect("losetup");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("/dev/")
+        .to_string();
+    (name.clone(), common::Detach(name))
+}
+
 /// The `Incident` signals in a dbus-monitor capture: (event, notification JSON).
 fn incident_signals(text: &str) -> Vec<(String, serde_json::Value)> {
     let mut out = Vec::new();
@@ -243,25 +268,7 @@ fn real_kernel_stalled_device_opens_an_incident_that_ends_when_io_resumes() {
     let bus = PrivateBus::start();
     let root = KernelRoot::new("stall");
     let gatefs = GateFs::start(&root.scratch.path);
-    let backing = gatefs.mnt.join("disk.img");
-    fs::File::create(&backing)
-        .and_then(|f| f.set_len(16 << 20))
-        .expect("backing file");
-    let out = Command::new("losetup")
-        .args(["-f", "--show", "--direct-io=on"])
-        .arg(&backing)
-        .output()
-        .expect("losetup");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let name = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .trim_start_matches("/dev/")
-        .to_string();
-    let _detach = common::Detach(name.clone());
+    let (name, _detach) = loop_over(&gatefs.mnt, 16, &["--direct-io=on"]);
     config(&root, "stall_secs = 2\n");
     let _daemon = Tunerd::start(&root, Some(&bus));
     let monitor = Monitor::start(&bus, &root.scratch.path);
@@ -486,8 +493,14 @@ fn real_kernel_webhook_gets_each_notification_once_across_outage_and_kill() {
     let prom = root.scratch.join("run/tunerd/metrics.prom");
     let counted = eventually(Duration::from_secs(5), || {
         fs::read_to_string(&prom).is_ok_and(|t| {
-            t.contains("tunerd_incidents_open{")
-                && t.contains("tunerd_notifications_delivered_total{sink=\"test\"} 1")
+            let delivered = t
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("tunerd_notifications_delivered_total{sink=\"test\"} ")
+                })
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            t.contains("tunerd_incidents_open{") && delivered >= 1
         })
     });
     assert!(
@@ -598,25 +611,11 @@ fn real_kernel_btrfs_forced_read_only_is_an_incident() {
         .args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"])
         .arg(&small));
     let _small = Mounted(small.clone());
-    let backing = small.join("disk.img");
-    fs::File::create(&backing)
-        .and_then(|f| f.set_len(256 << 20))
-        .expect("backing");
-    let out = Command::new("losetup")
-        .args(["-f", "--show"])
-        .arg(&backing)
-        .output()
-        .expect("losetup");
-    assert!(out.status.success());
-    let name = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .trim_start_matches("/dev/")
-        .to_string();
+    let (name, _detach) = loop_over(&small, 256, &[]);
     let dev = format!("/dev/{name}");
     run(Command::new("mkfs.btrfs").args(["-q", "-f", &dev]));
     let mnt = root.scratch.join("btrfs");
     let mounted = mount(&dev, &mnt, "defaults");
-    let _detach = common::Detach(name.clone());
     config(&root, "");
     let daemon = Tunerd::start(&root, Some(&bus));
     let monitor = Monitor::start(&bus, &root.scratch.path);
@@ -644,21 +643,7 @@ fn real_kernel_slow_device_opens_a_latency_incident() {
     let bus = PrivateBus::start();
     let root = KernelRoot::new("latency");
     let gatefs = GateFs::start(&root.scratch.path);
-    let backing = gatefs.mnt.join("disk.img");
-    fs::File::create(&backing)
-        .and_then(|f| f.set_len(16 << 20))
-        .expect("backing file");
-    let out = Command::new("losetup")
-        .args(["-f", "--show", "--direct-io=on"])
-        .arg(&backing)
-        .output()
-        .expect("losetup");
-    assert!(out.status.success());
-    let name = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .trim_start_matches("/dev/")
-        .to_string();
-    let _detach = common::Detach(name.clone());
+    let (name, _detach) = loop_over(&gatefs.mnt, 16, &["--direct-io=on"]);
     config(&root, "latency_ms = 150\nstall_secs = 60\n");
     let daemon = Tunerd::start(&root, Some(&bus));
     let slow = PathBuf::from(format!("{}.slow", gatefs.gate.display()));
@@ -763,21 +748,7 @@ fn real_kernel_dirty_memory_at_the_threshold_is_an_incident() {
     let bus = PrivateBus::start();
     let root = KernelRoot::new("dirty");
     let gatefs = GateFs::start(&root.scratch.path);
-    let backing = gatefs.mnt.join("disk.img");
-    fs::File::create(&backing)
-        .and_then(|f| f.set_len(128 << 20))
-        .expect("backing file");
-    let out = Command::new("losetup")
-        .args(["-f", "--show", "--direct-io=on"])
-        .arg(&backing)
-        .output()
-        .expect("losetup");
-    assert!(out.status.success());
-    let name = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .trim_start_matches("/dev/")
-        .to_string();
-    let _detach = common::Detach(name.clone());
+    let (name, _detach) = loop_over(&gatefs.mnt, 128, &["--direct-io=on"]);
     let dev = format!("/dev/{name}");
     run(Command::new("mkfs.ext4").args(["-q", "-F", &dev]));
     let mnt = root.scratch.join("mnt");
@@ -786,22 +757,25 @@ fn real_kernel_dirty_memory_at_the_threshold_is_an_incident() {
     let daemon = Tunerd::start(&root, Some(&bus));
     fs::write("/proc/sys/vm/dirty_bytes", "8388608").expect("dirty_bytes");
     fs::write("/proc/sys/vm/dirty_background_bytes", "4194304").expect("background");
-    // The backend stops answering; a writer fills the page cache up to the limit.
-    fs::write(&gatefs.gate, "closed").expect("gate");
+    // The backend slows to 200 ms a request; a writer fills the page cache up to the limit
+    // and stays there, throttled.
+    let slow = PathBuf::from(format!("{}.slow", gatefs.gate.display()));
+    fs::write(&slow, "200").expect("slow backend");
     let mut writer = Command::new("dd")
-        .args(["if=/dev/zero", "bs=1M", "count=24"])
+        .args(["if=/dev/zero", "bs=1M", "count=64"])
         .arg(format!("of={}", mnt.join("fill").display()))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("dd");
-    let seen = eventually(Duration::from_secs(15), || {
+    let seen = eventually(Duration::from_secs(20), || {
         let events = call_json(&bus, "Events", &[]);
         events["open"]
             .as_array()
             .is_some_and(|a| a.iter().any(|i| i["kind"] == "dirty_throttling"))
     });
-    let _ = fs::remove_file(&gatefs.gate);
+    let _ = fs::remove_file(&slow);
+    let _ = writer.kill();
     let _ = writer.wait();
     assert!(
         seen.is_some(),
