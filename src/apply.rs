@@ -66,10 +66,6 @@ impl Journal {
         root.create_dir(STATE_DIR).map_err(JournalError::Io)?;
         root.write_atomic(JOURNAL, &text).map_err(JournalError::Io)
     }
-
-    pub fn contains(&self, key: &str) -> bool {
-        self.originals.iter().any(|o| o.key == key)
-    }
 }
 
 /// Drops the originals of a disk that is gone: they belong to a device that no longer exists.

@@ -159,14 +159,8 @@ impl Context {
             message: format!("cannot read the inventory: {e}"),
             code: exit::FAILURE,
         })?;
-        let (name, chosen_by) = match requested {
-            Some(name) => (name.to_string(), "--profile".to_string()),
-            None if config.profile == "auto" => (
-                inventory.platform.kind.profile().to_string(),
-                format!("auto: platform {}", inventory.platform.kind.as_str()),
-            ),
-            None => (config.profile.clone(), format!("config {}", config.source)),
-        };
+        let (name, chosen_by) =
+            config.choose_profile(requested, "--profile", inventory.platform.kind);
         let profile = profiles.resolve(&name)?;
         Ok(Context {
             root,

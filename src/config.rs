@@ -125,6 +125,24 @@ fn choice<'a>(
 }
 
 impl Config {
+    /// The profile to use and why: `requested` (a `--profile` or a runtime switch, labelled
+    /// `label`) wins; else the configured one; `auto` picks by platform.
+    pub fn choose_profile(
+        &self,
+        requested: Option<&str>,
+        label: &str,
+        platform: crate::inventory::PlatformKind,
+    ) -> (String, String) {
+        match requested {
+            Some(name) => (name.to_string(), label.to_string()),
+            None if self.profile == "auto" => (
+                platform.profile().to_string(),
+                format!("auto: platform {}", platform.as_str()),
+            ),
+            None => (self.profile.clone(), format!("config {}", self.source)),
+        }
+    }
+
     pub fn load(root: &Root, profiles: &ProfileSet) -> Result<Config, ConfigError> {
         let display = root.display(CONFIG_FILE);
         let mut config = Config {

@@ -157,14 +157,7 @@ fn load(
 ) -> Result<(Config, ProfileSet, Profile, String), ConfigError> {
     let profiles = ProfileSet::load(root)?;
     let config = Config::load(root, &profiles)?;
-    let (name, chosen_by) = match pinned {
-        Some(name) => (name.to_string(), "pinned".to_string()),
-        None if config.profile == "auto" => (
-            inv.platform.kind.profile().to_string(),
-            format!("auto: platform {}", inv.platform.kind.as_str()),
-        ),
-        None => (config.profile.clone(), format!("config {}", config.source)),
-    };
+    let (name, chosen_by) = config.choose_profile(pinned, "pinned", inv.platform.kind);
     let profile = profiles.resolve(&name)?;
     Ok((config, profiles, profile, chosen_by))
 }
