@@ -155,6 +155,11 @@ impl Report {
         self.count(Status::Rejected) == 0
     }
 
+    /// The report as tunerctl --json prints it and D-Bus returns it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "ok": self.ok(), "outcomes": self.outcomes })
+    }
+
     pub fn written(&self) -> usize {
         self.count(Status::Applied) + self.count(Status::Adjusted) + self.count(Status::Restored)
     }

@@ -625,7 +625,7 @@ fn report_output(report: &Report, as_json: bool, verb: &str) -> Output {
     let code = if report.ok() { exit::OK } else { exit::FAILURE };
     if as_json {
         return Output {
-            text: json(&serde_json::json!({ "ok": report.ok(), "outcomes": report.outcomes })),
+            text: json(&report.to_json()),
             code,
         };
     }

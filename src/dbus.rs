@@ -63,9 +63,7 @@ impl Tuner {
         let report = lock(&self.shared)
             .apply_all()
             .map_err(|e| fdo::Error::Failed(e.to_string()))?;
-        Ok(json(
-            &serde_json::json!({ "ok": report.ok(), "outcomes": report.outcomes }),
-        ))
+        Ok(json(&report.to_json()))
     }
 
     #[zbus(out_args("drift"))]
@@ -85,9 +83,7 @@ impl Tuner {
         let report = lock(&self.shared)
             .revert()
             .map_err(|e| fdo::Error::Failed(e.to_string()))?;
-        Ok(json(
-            &serde_json::json!({ "ok": report.ok(), "outcomes": report.outcomes }),
-        ))
+        Ok(json(&report.to_json()))
     }
 
     #[zbus(out_args("names"))]

@@ -6,43 +6,20 @@
 //! storage and configuration in a directory on /dev/shm; a `Drop` guard stops it and removes
 //! the directory, also when the test fails.
 
+mod common;
+
 use std::fs;
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::Scratch;
 use tunerd::alert::{AlertConfig, Dispatcher, Format, RetryConfig, WebhookConfig, SPOOL_DIR};
 use tunerd::event::{Incident, IncidentState, Kind, Notification, Severity};
 use tunerd::sys::Root;
 
 const BINARY: &str = "/usr/bin/prometheus-alertmanager";
-
-/// A directory on /dev/shm, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let path = PathBuf::from(format!(
-            "/dev/shm/tunerd-am-{tag}-{}-{n}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("scratch dir on /dev/shm");
-        Scratch(path)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// An HTTP client for the test's own requests: no proxy from the environment, statuses as
 /// values.
@@ -73,38 +50,26 @@ impl Alertmanager {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let config = dir.0.join("alertmanager.yml");
+        let config = dir.path.join("alertmanager.yml");
         fs::write(
             &config,
             "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
         )
         .expect("write the config");
-        let log = fs::File::create(dir.0.join("alertmanager.log")).expect("log file");
+        let log = fs::File::create(dir.path.join("alertmanager.log")).expect("log file");
         let mut cmd = Command::new(BINARY);
         cmd.arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.0.join("data").display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--cluster.listen-address=")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
         // If the test process dies without unwinding, the kernel stops Alertmanager too.
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGTERM as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        common::harness::kill_with_parent_thread(&mut cmd);
         let child = cmd.spawn().expect("start prometheus-alertmanager");
         let mut am = Alertmanager { child, port, dir };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -134,7 +99,7 @@ impl Alertmanager {
     }
 
     fn log(&self) -> String {
-        fs::read_to_string(self.dir.0.join("alertmanager.log")).unwrap_or_default()
+        fs::read_to_string(self.dir.path.join("alertmanager.log")).unwrap_or_default()
     }
 
     /// `GET /api/v2/alerts`: every alert it holds that has not ended.
@@ -260,7 +225,7 @@ fn rfc3339(secs: u64) -> String {
 fn firing_is_listed_with_its_labels_kept_alive_by_resends_then_resolved() {
     let am = Alertmanager::start();
     let scratch = Scratch::new("fire");
-    let root = Root::new(&scratch.0);
+    let root = Root::new(&scratch.path);
     let d = Dispatcher::start(&root, config(&am)).expect("start");
     let started = now_secs() - 10;
     let inc = incident(
@@ -328,7 +293,7 @@ fn firing_is_listed_with_its_labels_kept_alive_by_resends_then_resolved() {
 fn a_restarted_dispatcher_keeps_re_sending_what_was_firing() {
     let am = Alertmanager::start();
     let scratch = Scratch::new("restart");
-    let root = Root::new(&scratch.0);
+    let root = Root::new(&scratch.path);
     let started = now_secs() - 3;
     let inc = incident(
         &format!("io_stall/loop4/{started}"),
@@ -356,7 +321,7 @@ fn a_restarted_dispatcher_keeps_re_sending_what_was_firing() {
 fn a_changed_identity_ends_the_old_alert_and_fires_the_new_one() {
     let am = Alertmanager::start();
     let scratch = Scratch::new("escalate");
-    let root = Root::new(&scratch.0);
+    let root = Root::new(&scratch.path);
     let started = now_secs() - 3;
     let warning = incident(
         &format!("scsi_timeout/loop5/{started}"),

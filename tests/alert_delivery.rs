@@ -7,17 +7,20 @@
 //! server, child process and directory is cleaned up by a `Drop` guard, also on failure.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+mod common;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
+use common::Scratch;
 use tunerd::alert::{
     render_textfile, write_textfile, AlertConfig, AlertError, Dispatcher, ExecConfig, Metrics,
     RetryConfig, Secret, SpoolConfig, TextfileConfig, WebhookConfig, SPOOL_DIR,
@@ -28,33 +31,6 @@ use tunerd::sys::Root;
 // ---------------------------------------------------------------------------------------------
 // Scratch directories and the test receiver
 // ---------------------------------------------------------------------------------------------
-
-/// A directory on /dev/shm, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let path = PathBuf::from(format!(
-            "/dev/shm/tunerd-alert-{tag}-{}-{n}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("scratch dir on /dev/shm");
-        Scratch(path)
-    }
-
-    fn root(&self) -> Root {
-        Root::new(&self.0)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// What the receiver answers to one request.
 #[derive(Debug, Clone)]
@@ -654,7 +630,7 @@ fn kill_9_with_a_backlog_then_a_new_dispatcher_delivers_everything() {
         "--nocapture",
         "--test-threads=1",
     ])
-    .env("TUNERD_ALERT_CHILD_ROOT", &scratch.0)
+    .env("TUNERD_ALERT_CHILD_ROOT", &scratch.path)
     .env("TUNERD_ALERT_CHILD_URL", &url)
     .env("TUNERD_ALERT_CHILD_COUNT", count.to_string())
     .stdin(Stdio::null())
@@ -925,7 +901,7 @@ fn read_env_file(path: &Path) -> BTreeMap<String, String> {
 #[test]
 fn exec_hook_gets_the_variables_is_retried_and_timed_out() {
     let scratch = Scratch::new("exec");
-    let dir = scratch.0.join("hook");
+    let dir = scratch.path.join("hook");
     fs::create_dir_all(&dir).expect("hook dir");
     let d = dir.display();
     // Fails the first time (exit 3), writes its environment the second.
@@ -974,7 +950,7 @@ fn exec_hook_gets_the_variables_is_retried_and_timed_out() {
 
     // A hook that hangs is killed at its timeout and retried; shutdown does not wait for it.
     let scratch2 = Scratch::new("exec-timeout");
-    let pidfile = scratch2.0.join("pid");
+    let pidfile = scratch2.path.join("pid");
     let mut cfg = config(Vec::new());
     let script = format!("echo $$ > {}; exec sleep 30", pidfile.display());
     let mut exec = ExecConfig::new("/bin/sh", &["-c", &script]);
@@ -1232,7 +1208,7 @@ impl Drop for TlsReceiver {
 #[test]
 fn https_verifies_the_receiver_with_the_roots_read_at_start() {
     let certs = Scratch::new("tls-certs");
-    let (rx, ca) = TlsReceiver::start(&certs.0);
+    let (rx, ca) = TlsReceiver::start(&certs.path);
     let url = format!("https://127.0.0.1:{}/hook", rx.port);
 
     // The root's CA bundle trusts the test CA: delivered.

@@ -20,6 +20,8 @@
 //! `TUNERD_GUEST_UNIT=FILE` installs FILE instead of systemd/tunerd.service (to try a change
 //! to the unit before making it).
 
+mod common;
+
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
@@ -124,21 +126,6 @@ fn run(cmd: &mut Command, what: &str) -> String {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-fn require_root() {
-    let uid = fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .unwrap_or_default();
-    assert_eq!(
-        uid, "0",
-        "the guest test needs root (mmdebstrap, mkfs.ext4 -d of a root filesystem, apt-get)"
-    );
 }
 
 fn on_path(program: &str) -> bool {
@@ -687,7 +674,7 @@ fn keep_logs(work: &Scratch) -> PathBuf {
 
 #[test]
 fn real_guest_service_end_to_end() {
-    require_root();
+    common::require_root();
     let started = Instant::now();
     let timeout = Duration::from_secs(
         std::env::var("TUNERD_GUEST_TIMEOUT_SECS")

@@ -77,7 +77,7 @@ fn remove_stale_shm_dirs() {
 /// Asks the kernel to send `SIGTERM` to the child when the *thread* that spawned it exits
 /// (that is how `PR_SET_PDEATHSIG` works): a test that dies without unwinding leaves no
 /// stray daemon behind. Only for children that are created and dropped on one test thread.
-fn kill_with_parent_thread(cmd: &mut Command) {
+pub fn kill_with_parent_thread(cmd: &mut Command) {
     // SAFETY: prctl and getppid are async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         cmd.pre_exec(|| {

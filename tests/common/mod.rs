@@ -58,6 +58,11 @@ impl Scratch {
     pub fn join(&self, rel: &str) -> PathBuf {
         self.path.join(rel)
     }
+
+    /// The scratch directory as a tunerd root.
+    pub fn root(&self) -> ::tunerd::sys::Root {
+        ::tunerd::sys::Root::new(&self.path)
+    }
 }
 
 impl Drop for Scratch {
