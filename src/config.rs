@@ -13,7 +13,7 @@ use serde::Serialize;
 use toml::de::DeValue;
 
 use crate::profile::{
-    entries, parse_int, unknown_key, want_str, want_table, ConfigError, Doc, ProfileSet,
+    parse_int, read_fields, want_bool, want_str, want_table, ConfigError, Doc, Field, ProfileSet,
 };
 use crate::sys::Root;
 
@@ -124,6 +124,152 @@ fn choice<'a>(
     })
 }
 
+/// The top level of tunerd.toml, read with the names of the profiles it may name.
+struct TopLevel {
+    config: Config,
+    profiles: Vec<String>,
+}
+
+const TOP_FIELDS: &[Field<TopLevel>] = &[
+    Field {
+        key: "profile",
+        read: |doc, key, v, top| {
+            let name = want_str(doc, key, v)?;
+            if name != "auto" && !top.profiles.contains(&name) {
+                return Err(doc.err(
+                    v.span(),
+                    format!(
+                        "unknown profile `{name}`; allowed: auto, {}",
+                        top.profiles.join(", ")
+                    ),
+                ));
+            }
+            top.config.profile = name;
+            Ok(())
+        },
+    },
+    Field {
+        key: "daemon",
+        read: |doc, key, v, top| {
+            read_fields(
+                doc,
+                want_table(doc, key, v)?,
+                "[daemon]",
+                DAEMON_FIELDS,
+                &mut top.config.daemon,
+            )
+        },
+    },
+    Field {
+        key: "watch",
+        read: |doc, key, v, top| {
+            read_fields(
+                doc,
+                want_table(doc, key, v)?,
+                "[watch]",
+                WATCH_FIELDS,
+                &mut top.config.watch,
+            )
+        },
+    },
+    Field {
+        key: "alert",
+        read: |doc, key, v, top| {
+            top.config.alert = crate::alert::parse_alert(doc, want_table(doc, key, v)?)?;
+            Ok(())
+        },
+    },
+];
+
+const DAEMON_FIELDS: &[Field<DaemonSettings>] = &[
+    Field {
+        key: "drift_interval_secs",
+        read: |doc, key, v, d| {
+            d.drift_interval_secs = parse_int(doc, key, v, 0, 86400)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "drift_policy",
+        read: |doc, key, v, d| {
+            d.drift_policy = match choice(doc, key, v, &["repair", "report"])? {
+                "repair" => DriftPolicy::Repair,
+                _ => DriftPolicy::Report,
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "on_stop",
+        read: |doc, key, v, d| {
+            d.on_stop = match choice(doc, key, v, &["keep", "revert"])? {
+                "keep" => OnStop::Keep,
+                _ => OnStop::Revert,
+            };
+            Ok(())
+        },
+    },
+];
+
+const WATCH_FIELDS: &[Field<WatchSettings>] = &[
+    Field {
+        key: "kmsg",
+        read: |doc, key, v, w| {
+            w.kmsg = want_bool(doc, key, v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "fanotify",
+        read: |doc, key, v, w| {
+            w.fanotify = want_bool(doc, key, v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "journal",
+        read: |doc, key, v, w| {
+            w.journal = want_bool(doc, key, v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "sample_ms",
+        read: |doc, key, v, w| {
+            w.sample_ms = parse_int(doc, key, v, 0, 3_600_000)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "stall_secs",
+        read: |doc, key, v, w| {
+            w.stall_secs = parse_int(doc, key, v, 1, 86_400)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "latency_ms",
+        read: |doc, key, v, w| {
+            w.latency_ms = parse_int(doc, key, v, 1, 3_600_000)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "dirty_threshold_pct",
+        read: |doc, key, v, w| {
+            w.dirty_threshold_pct = parse_int(doc, key, v, 1, 100)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "quiet_secs",
+        read: |doc, key, v, w| {
+            w.quiet_secs = parse_int(doc, key, v, 1, 86_400)?;
+            Ok(())
+        },
+    },
+];
+
 impl Config {
     /// The profile to use and why: `requested` (a `--profile` or a runtime switch, labelled
     /// `label`) wins; else the configured one; `auto` picks by platform.
@@ -164,111 +310,61 @@ impl Config {
             text: &text,
         };
         let table = doc.parse()?;
-        for (k, v) in entries(table.get_ref()) {
-            match k.get_ref().as_ref() {
-                "profile" => {
-                    let name = want_str(&doc, "profile", v)?;
-                    if name != "auto" && profiles.get(&name).is_none() {
-                        return Err(doc.err(
-                            v.span(),
-                            format!(
-                                "unknown profile `{name}`; allowed: auto, {}",
-                                profiles.names().join(", ")
-                            ),
-                        ));
-                    }
-                    config.profile = name;
-                }
-                "daemon" => {
-                    for (dk, dv) in entries(want_table(&doc, "daemon", v)?) {
-                        match dk.get_ref().as_ref() {
-                            "drift_interval_secs" => {
-                                config.daemon.drift_interval_secs =
-                                    parse_int(&doc, "drift_interval_secs", dv, 0, 86400)?
-                            }
-                            "drift_policy" => {
-                                config.daemon.drift_policy =
-                                    match choice(&doc, "drift_policy", dv, &["repair", "report"])? {
-                                        "repair" => DriftPolicy::Repair,
-                                        _ => DriftPolicy::Report,
-                                    }
-                            }
-                            "on_stop" => {
-                                config.daemon.on_stop =
-                                    match choice(&doc, "on_stop", dv, &["keep", "revert"])? {
-                                        "keep" => OnStop::Keep,
-                                        _ => OnStop::Revert,
-                                    }
-                            }
-                            other => {
-                                return Err(unknown_key(
-                                    &doc,
-                                    dk.span(),
-                                    other,
-                                    "[daemon]",
-                                    &["drift_interval_secs", "drift_policy", "on_stop"],
-                                ))
-                            }
-                        }
-                    }
-                }
-                "alert" => {
-                    config.alert = crate::alert::parse_alert(&doc, want_table(&doc, "alert", v)?)?
-                }
-                "watch" => {
-                    let w = &mut config.watch;
-                    for (wk, wv) in entries(want_table(&doc, "watch", v)?) {
-                        let key = wk.get_ref().as_ref();
-                        match key {
-                            "kmsg" => {
-                                w.kmsg = match wv.get_ref() {
-                                    DeValue::Boolean(b) => *b,
-                                    _ => {
-                                        return Err(
-                                            doc.err(wv.span(), "`kmsg` must be true or false")
-                                        )
-                                    }
-                                }
-                            }
-                            "sample_ms" => w.sample_ms = parse_int(&doc, key, wv, 0, 3_600_000)?,
-                            "stall_secs" => w.stall_secs = parse_int(&doc, key, wv, 1, 86_400)?,
-                            "latency_ms" => w.latency_ms = parse_int(&doc, key, wv, 1, 3_600_000)?,
-                            "dirty_threshold_pct" => {
-                                w.dirty_threshold_pct = parse_int(&doc, key, wv, 1, 100)?
-                            }
-                            "quiet_secs" => w.quiet_secs = parse_int(&doc, key, wv, 1, 86_400)?,
-                            other => {
-                                return Err(unknown_key(
-                                    &doc,
-                                    wk.span(),
-                                    other,
-                                    "[watch]",
-                                    &[
-                                        "kmsg",
-                                        "fanotify",
-                                        "journal",
-                                        "sample_ms",
-                                        "stall_secs",
-                                        "latency_ms",
-                                        "dirty_threshold_pct",
-                                        "quiet_secs",
-                                    ],
-                                ))
-                            }
-                        }
-                    }
-                }
-                other => {
-                    return Err(unknown_key(
-                        &doc,
-                        k.span(),
-                        other,
-                        "tunerd.toml",
-                        &["profile", "daemon", "watch", "alert"],
-                    ))
-                }
+        let mut top = TopLevel {
+            config,
+            profiles: profiles.names(),
+        };
+        read_fields(&doc, table.get_ref(), "tunerd.toml", TOP_FIELDS, &mut top)?;
+        Ok(top.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("tunerd-config-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("etc/tunerd")).expect("mkdir");
+        std::fs::write(dir.join(CONFIG_FILE), text).expect("write");
+        let root = Root::new(&dir);
+        let profiles = ProfileSet::load(&root).expect("built-in profiles");
+        let out = Config::load(&root, &profiles);
+        let _ = std::fs::remove_dir_all(&dir);
+        out
+    }
+
+    #[test]
+    fn every_watch_key_parses() {
+        let c = load("[watch]\nkmsg = false\nfanotify = false\njournal = false\nsample_ms = 0\nstall_secs = 5\nlatency_ms = 100\ndirty_threshold_pct = 50\nquiet_secs = 60\n")
+            .expect("every [watch] key is accepted");
+        assert!(!c.watch.kmsg && !c.watch.fanotify && !c.watch.journal);
+        assert_eq!(
+            (c.watch.sample_ms, c.watch.stall_secs, c.watch.latency_ms),
+            (0, 5, 100)
+        );
+        assert_eq!((c.watch.dirty_threshold_pct, c.watch.quiet_secs), (50, 60));
+    }
+
+    #[test]
+    fn allowed_lists_are_the_parsers_keys() {
+        // Every key an error offers as allowed must itself be accepted: the list is derived
+        // from the fields, so this holds for every table.
+        for (table, fields) in [
+            (
+                "daemon",
+                DAEMON_FIELDS.iter().map(|f| f.key).collect::<Vec<_>>(),
+            ),
+            ("watch", WATCH_FIELDS.iter().map(|f| f.key).collect()),
+        ] {
+            let e = load(&format!("[{table}]\nbogus = 1\n")).expect_err("unknown key");
+            for key in &fields {
+                assert!(e.message.contains(key), "{e}");
             }
+            assert!(e.message.contains(&format!("in [{table}]")), "{e}");
         }
-        Ok(config)
     }
 }

@@ -362,6 +362,44 @@ pub(crate) fn unknown_key(
     )
 }
 
+/// One key of a TOML table and how its value is read into `T`. A table is described once, as a
+/// list of these: the parser and the "allowed:" list of an unknown-key error are then the same
+/// list and cannot disagree.
+pub(crate) struct Field<T> {
+    pub(crate) key: &'static str,
+    pub(crate) read: fn(&Doc<'_>, &str, &Spanned<DeValue<'_>>, &mut T) -> Result<(), ConfigError>,
+}
+
+/// Reads `table` (named `context` in errors) into `into`, key by key through `fields`.
+pub(crate) fn read_fields<T>(
+    doc: &Doc<'_>,
+    table: &DeTable<'_>,
+    context: &str,
+    fields: &[Field<T>],
+    into: &mut T,
+) -> Result<(), ConfigError> {
+    for (k, v) in entries(table) {
+        let key = k.get_ref().as_ref();
+        let Some(field) = fields.iter().find(|f| f.key == key) else {
+            let allowed: Vec<&str> = fields.iter().map(|f| f.key).collect();
+            return Err(unknown_key(doc, k.span(), key, context, &allowed));
+        };
+        (field.read)(doc, key, v, into)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn want_bool(
+    doc: &Doc<'_>,
+    key: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> Result<bool, ConfigError> {
+    match v.get_ref() {
+        DeValue::Boolean(b) => Ok(*b),
+        _ => Err(doc.err(v.span(), format!("`{key}` must be true or false"))),
+    }
+}
+
 pub(crate) fn parse_int(
     doc: &Doc<'_>,
     key: &str,

@@ -34,7 +34,7 @@ use toml::Spanned;
 
 use crate::event::Severity;
 use crate::profile::{
-    entries, parse_int, type_name, unknown_key, want_str, want_table, ConfigError, Doc,
+    entries, parse_int, read_fields, type_name, want_str, want_table, ConfigError, Doc, Field,
 };
 
 /// A value that must not be shown: a signing secret, a header that may carry a token.
@@ -192,25 +192,6 @@ pub(crate) const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 /// The exec hook's sink name (webhooks may not take it).
 pub const EXEC_SINK: &str = "exec";
 
-const ALERT_KEYS: &[&str] = &[
-    "host",
-    "webhook",
-    "exec",
-    "textfile",
-    "spool",
-    "retry",
-    "alertmanager",
-];
-const WEBHOOK_KEYS: &[&str] = &[
-    "name",
-    "url",
-    "format",
-    "secret",
-    "headers",
-    "timeout_ms",
-    "min_severity",
-];
-const EXEC_KEYS: &[&str] = &["program", "args", "timeout_ms", "min_severity"];
 const SEVERITIES: &[&str] = &["info", "warning", "critical"];
 /// Headers tunerd sets itself.
 const RESERVED_HEADERS: &[&str] = &[
@@ -417,287 +398,364 @@ fn parse_webhook(
 ) -> Result<WebhookConfig, ConfigError> {
     let table = want_table(doc, "alert.webhook", item)?;
     let mut w = WebhookConfig::new(&format!("webhook-{index}"), "");
-    let mut url = None;
-    for (k, v) in entries(table) {
-        let key = k.get_ref().as_ref();
-        match key {
-            "name" => {
-                let name = want_str(doc, key, v)?;
-                if !valid_sink_name(&name) || name == EXEC_SINK {
-                    return Err(doc.err(
-                        v.span(),
-                        format!(
-                            "`name` may hold only a-z, 0-9, - and _ (1 to 64 of them) and may not be \"exec\" (got {name:?})"
-                        ),
-                    ));
-                }
-                w.name = name;
-            }
-            "url" => {
-                let text = want_str(doc, key, v)?;
-                check_url(&text).map_err(|e| doc.err(v.span(), e))?;
-                url = Some(text);
-            }
-            "format" => {
-                let text = want_str(doc, key, v)?;
-                w.format = match text.as_str() {
-                    "tunerd" => Format::Tunerd,
-                    "alertmanager" => Format::Alertmanager,
-                    _ => {
-                        return Err(doc.err(
-                            v.span(),
-                            format!(
-                            "`format` must be one of \"tunerd\", \"alertmanager\" (got {text:?})"
-                        ),
-                        ))
-                    }
-                };
-            }
-            "secret" => {
-                let text = want_str(doc, key, v)?;
-                if text.is_empty() {
-                    return Err(doc.err(
-                        v.span(),
-                        "`secret` must not be empty (leave it out to send unsigned)",
-                    ));
-                }
-                secret_key(&text).map_err(|e| doc.err(v.span(), e))?;
-                w.secret = Some(Secret(text));
-            }
-            "headers" => {
-                for (hk, hv) in entries(want_table(doc, key, v)?) {
-                    let name = hk.get_ref().as_ref();
-                    if !valid_header_name(name) {
-                        return Err(doc.err(
-                            hk.span(),
-                            format!("`{name}` is not a valid header name (letters, digits and !#$%&'*+-.^_`|~)"),
-                        ));
-                    }
-                    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                        return Err(doc.err(
-                            hk.span(),
-                            format!(
-                                "header `{name}` is set by tunerd; headers may not set: {}",
-                                RESERVED_HEADERS.join(", ")
-                            ),
-                        ));
-                    }
-                    let value = want_str(doc, name, hv)?;
-                    if !valid_header_value(&value) {
-                        return Err(doc.err(
-                            hv.span(),
-                            format!(
-                                "header `{name}` may hold only printable ASCII, spaces and tabs"
-                            ),
-                        ));
-                    }
-                    w.headers.push((name.to_string(), Secret(value)));
-                }
-            }
-            "timeout_ms" => w.timeout_ms = parse_int(doc, key, v, 100, 300_000)?,
-            "min_severity" => w.min_severity = severity(doc, key, v)?,
-            other => {
-                return Err(unknown_key(
-                    doc,
-                    k.span(),
-                    other,
-                    "[[alert.webhook]]",
-                    WEBHOOK_KEYS,
-                ))
-            }
-        }
-    }
-    let Some(url) = url else {
+    read_fields(doc, table, "[[alert.webhook]]", WEBHOOK_FIELDS, &mut w)?;
+    if w.url.is_empty() {
         return Err(doc.err(
             item.span(),
             format!("[[alert.webhook]] number {index} needs `url` (http:// or https://)"),
         ));
-    };
-    w.url = url;
+    }
     Ok(w)
 }
 
-fn parse_exec(doc: &Doc<'_>, v: &Spanned<DeValue<'_>>) -> Result<ExecConfig, ConfigError> {
-    let table = want_table(doc, "alert.exec", v)?;
-    let mut exec = ExecConfig::new("", &[]);
-    let mut program = None;
-    for (k, ev) in entries(table) {
-        let key = k.get_ref().as_ref();
-        match key {
-            "program" => {
-                let text = want_str(doc, key, ev)?;
-                if !text.starts_with('/') {
-                    return Err(doc.err(
-                        ev.span(),
-                        format!("`program` must be an absolute path (no shell, no PATH search; got {text:?})"),
-                    ));
-                }
-                program = Some(text);
+const WEBHOOK_FIELDS: &[Field<WebhookConfig>] = &[
+    Field {
+        key: "name",
+        read: |doc, key, v, w| {
+            let name = want_str(doc, key, v)?;
+            if !valid_sink_name(&name) || name == EXEC_SINK {
+                return Err(doc.err(
+                    v.span(),
+                    format!(
+                        "`name` may hold only a-z, 0-9, - and _ (1 to 64 of them) and may not be \"exec\" (got {name:?})"
+                    ),
+                ));
             }
-            "args" => exec.args = string_list(doc, key, ev)?,
-            "timeout_ms" => exec.timeout_ms = parse_int(doc, key, ev, 100, 3_600_000)?,
-            "min_severity" => exec.min_severity = severity(doc, key, ev)?,
-            other => return Err(unknown_key(doc, k.span(), other, "[alert.exec]", EXEC_KEYS)),
-        }
-    }
-    let Some(program) = program else {
-        return Err(doc.err(v.span(), "[alert.exec] needs `program` (an absolute path)"));
-    };
-    exec.program = program;
-    Ok(exec)
-}
-
-/// The `[alert]` table of tunerd.toml. `table` is its contents; `doc` the file it is in.
-// Called by src/config.rs for the key `alert`; the allow keeps a tree where that call is not
-// wired yet free of warnings.
-#[allow(dead_code)]
-pub(crate) fn parse_alert(doc: &Doc<'_>, table: &DeTable<'_>) -> Result<AlertConfig, ConfigError> {
-    let mut cfg = AlertConfig::default();
-    for (k, v) in entries(table) {
-        let key = k.get_ref().as_ref();
-        match key {
-            "host" => {
-                let host = want_str(doc, key, v)?;
-                if host.is_empty() || !host.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
+            w.name = name;
+            Ok(())
+        },
+    },
+    Field {
+        key: "url",
+        read: |doc, key, v, w| {
+            let text = want_str(doc, key, v)?;
+            check_url(&text).map_err(|e| doc.err(v.span(), e))?;
+            w.url = text;
+            Ok(())
+        },
+    },
+    Field {
+        key: "format",
+        read: |doc, key, v, w| {
+            let text = want_str(doc, key, v)?;
+            w.format = match text.as_str() {
+                "tunerd" => Format::Tunerd,
+                "alertmanager" => Format::Alertmanager,
+                _ => {
                     return Err(doc.err(
                         v.span(),
-                        format!("`host` must be a name without blanks (got {host:?})"),
-                    ));
-                }
-                cfg.host = Some(host);
-            }
-            "webhook" => {
-                let DeValue::Array(items) = v.get_ref() else {
-                    return Err(doc.err(
-                        v.span(),
-                        "`webhook` must be an array of tables: write [[alert.webhook]]",
-                    ));
-                };
-                for (i, item) in items.iter().enumerate() {
-                    let w = parse_webhook(doc, i + 1, item)?;
-                    if cfg.webhooks.iter().any(|o| o.name == w.name) {
-                        return Err(doc.err(
-                            item.span(),
-                            format!(
-                                "two webhooks are named `{}`: give each a distinct `name`",
-                                w.name
-                            ),
-                        ));
-                    }
-                    cfg.webhooks.push(w);
-                }
-            }
-            "exec" => cfg.exec = Some(parse_exec(doc, v)?),
-            "textfile" => {
-                let mut path = None;
-                for (tk, tv) in entries(want_table(doc, "alert.textfile", v)?) {
-                    match tk.get_ref().as_ref() {
-                        "path" => {
-                            let text = want_str(doc, "path", tv)?;
-                            if !text.starts_with('/') || !text.ends_with(".prom") {
-                                return Err(doc.err(
-                                    tv.span(),
-                                    format!("`path` must be absolute and end in .prom, the files node_exporter's textfile collector reads (got {text:?})"),
-                                ));
-                            }
-                            path = Some(text);
-                        }
-                        other => {
-                            return Err(unknown_key(
-                                doc,
-                                tk.span(),
-                                other,
-                                "[alert.textfile]",
-                                &["path"],
-                            ))
-                        }
-                    }
-                }
-                let Some(path) = path else {
-                    return Err(doc.err(v.span(), "[alert.textfile] needs `path`"));
-                };
-                cfg.textfile = Some(TextfileConfig { path });
-            }
-            "spool" => {
-                for (sk, sv) in entries(want_table(doc, "alert.spool", v)?) {
-                    match sk.get_ref().as_ref() {
-                        "max_entries" => {
-                            cfg.spool.max_entries =
-                                parse_int(doc, "max_entries", sv, 1, 100_000)? as usize
-                        }
-                        other => {
-                            return Err(unknown_key(
-                                doc,
-                                sk.span(),
-                                other,
-                                "[alert.spool]",
-                                &["max_entries"],
-                            ))
-                        }
-                    }
-                }
-            }
-            "retry" => {
-                let mut initial_at = None;
-                for (rk, rv) in entries(want_table(doc, "alert.retry", v)?) {
-                    match rk.get_ref().as_ref() {
-                        "initial_ms" => {
-                            cfg.retry.initial_ms = parse_int(doc, "initial_ms", rv, 10, 600_000)?;
-                            initial_at = Some(rv.span());
-                        }
-                        "max_ms" => {
-                            cfg.retry.max_ms = parse_int(doc, "max_ms", rv, 1000, 86_400_000)?
-                        }
-                        other => {
-                            return Err(unknown_key(
-                                doc,
-                                rk.span(),
-                                other,
-                                "[alert.retry]",
-                                &["initial_ms", "max_ms"],
-                            ))
-                        }
-                    }
-                }
-                if cfg.retry.initial_ms > cfg.retry.max_ms {
-                    return Err(doc.err(
-                        initial_at.unwrap_or(v.span()),
                         format!(
-                            "`initial_ms` ({}) must not exceed `max_ms` ({})",
-                            cfg.retry.initial_ms, cfg.retry.max_ms
+                            "`format` must be one of \"tunerd\", \"alertmanager\" (got {text:?})"
+                        ),
+                    ))
+                }
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "secret",
+        read: |doc, key, v, w| {
+            let text = want_str(doc, key, v)?;
+            if text.is_empty() {
+                return Err(doc.err(
+                    v.span(),
+                    "`secret` must not be empty (leave it out to send unsigned)",
+                ));
+            }
+            secret_key(&text).map_err(|e| doc.err(v.span(), e))?;
+            w.secret = Some(Secret(text));
+            Ok(())
+        },
+    },
+    Field {
+        key: "headers",
+        read: |doc, key, v, w| {
+            for (hk, hv) in entries(want_table(doc, key, v)?) {
+                let name = hk.get_ref().as_ref();
+                if !valid_header_name(name) {
+                    return Err(doc.err(
+                        hk.span(),
+                        format!("`{name}` is not a valid header name (letters, digits and !#$%&'*+-.^_`|~)"),
+                    ));
+                }
+                if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                    return Err(doc.err(
+                        hk.span(),
+                        format!(
+                            "header `{name}` is set by tunerd; headers may not set: {}",
+                            RESERVED_HEADERS.join(", ")
                         ),
                     ));
                 }
-            }
-            "alertmanager" => {
-                for (ak, av) in entries(want_table(doc, "alert.alertmanager", v)?) {
-                    match ak.get_ref().as_ref() {
-                        "resend_interval_secs" => {
-                            cfg.alertmanager.resend_interval_secs =
-                                parse_int(doc, "resend_interval_secs", av, 1, 3600)?
-                        }
-                        "generator_url" => {
-                            let text = want_str(doc, "generator_url", av)?;
-                            check_url(&text).map_err(|e| {
-                                doc.err(av.span(), e.replace("`url`", "`generator_url`"))
-                            })?;
-                            cfg.alertmanager.generator_url = Some(text);
-                        }
-                        other => {
-                            return Err(unknown_key(
-                                doc,
-                                ak.span(),
-                                other,
-                                "[alert.alertmanager]",
-                                &["resend_interval_secs", "generator_url"],
-                            ))
-                        }
-                    }
+                let value = want_str(doc, name, hv)?;
+                if !valid_header_value(&value) {
+                    return Err(doc.err(
+                        hv.span(),
+                        format!("header `{name}` may hold only printable ASCII, spaces and tabs"),
+                    ));
                 }
+                w.headers.push((name.to_string(), Secret(value)));
             }
-            other => return Err(unknown_key(doc, k.span(), other, "[alert]", ALERT_KEYS)),
+            Ok(())
+        },
+    },
+    Field {
+        key: "timeout_ms",
+        read: |doc, key, v, w| {
+            w.timeout_ms = parse_int(doc, key, v, 100, 300_000)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "min_severity",
+        read: |doc, key, v, w| {
+            w.min_severity = severity(doc, key, v)?;
+            Ok(())
+        },
+    },
+];
+
+const EXEC_FIELDS: &[Field<ExecConfig>] = &[
+    Field {
+        key: "program",
+        read: |doc, key, v, exec| {
+            let text = want_str(doc, key, v)?;
+            if !text.starts_with('/') {
+                return Err(doc.err(
+                    v.span(),
+                    format!("`program` must be an absolute path (no shell, no PATH search; got {text:?})"),
+                ));
+            }
+            exec.program = text;
+            Ok(())
+        },
+    },
+    Field {
+        key: "args",
+        read: |doc, key, v, exec| {
+            exec.args = string_list(doc, key, v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "timeout_ms",
+        read: |doc, key, v, exec| {
+            exec.timeout_ms = parse_int(doc, key, v, 100, 3_600_000)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "min_severity",
+        read: |doc, key, v, exec| {
+            exec.min_severity = severity(doc, key, v)?;
+            Ok(())
+        },
+    },
+];
+
+const TEXTFILE_FIELDS: &[Field<TextfileConfig>] = &[Field {
+    key: "path",
+    read: |doc, key, v, t| {
+        let text = want_str(doc, key, v)?;
+        if !text.starts_with('/') || !text.ends_with(".prom") {
+            return Err(doc.err(
+                v.span(),
+                format!("`path` must be absolute and end in .prom, the files node_exporter's textfile collector reads (got {text:?})"),
+            ));
         }
-    }
+        t.path = text;
+        Ok(())
+    },
+}];
+
+const SPOOL_FIELDS: &[Field<SpoolConfig>] = &[Field {
+    key: "max_entries",
+    read: |doc, key, v, s| {
+        s.max_entries = parse_int(doc, key, v, 1, 100_000)? as usize;
+        Ok(())
+    },
+}];
+
+/// `[alert.retry]` as read, with where `initial_ms` was written (for the cross-key check).
+struct RetryDraft {
+    retry: RetryConfig,
+    initial_at: Option<std::ops::Range<usize>>,
+}
+
+const RETRY_FIELDS: &[Field<RetryDraft>] = &[
+    Field {
+        key: "initial_ms",
+        read: |doc, key, v, r| {
+            r.retry.initial_ms = parse_int(doc, key, v, 10, 600_000)?;
+            r.initial_at = Some(v.span());
+            Ok(())
+        },
+    },
+    Field {
+        key: "max_ms",
+        read: |doc, key, v, r| {
+            r.retry.max_ms = parse_int(doc, key, v, 1000, 86_400_000)?;
+            Ok(())
+        },
+    },
+];
+
+const ALERTMANAGER_FIELDS: &[Field<AlertmanagerConfig>] = &[
+    Field {
+        key: "resend_interval_secs",
+        read: |doc, key, v, am| {
+            am.resend_interval_secs = parse_int(doc, key, v, 1, 3600)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "generator_url",
+        read: |doc, key, v, am| {
+            let text = want_str(doc, key, v)?;
+            check_url(&text)
+                .map_err(|e| doc.err(v.span(), e.replace("`url`", "`generator_url`")))?;
+            am.generator_url = Some(text);
+            Ok(())
+        },
+    },
+];
+
+const ALERT_FIELDS: &[Field<AlertConfig>] = &[
+    Field {
+        key: "host",
+        read: |doc, key, v, cfg| {
+            let host = want_str(doc, key, v)?;
+            if host.is_empty() || !host.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
+                return Err(doc.err(
+                    v.span(),
+                    format!("`host` must be a name without blanks (got {host:?})"),
+                ));
+            }
+            cfg.host = Some(host);
+            Ok(())
+        },
+    },
+    Field {
+        key: "webhook",
+        read: |doc, _key, v, cfg| {
+            let DeValue::Array(items) = v.get_ref() else {
+                return Err(doc.err(
+                    v.span(),
+                    "`webhook` must be an array of tables: write [[alert.webhook]]",
+                ));
+            };
+            for (i, item) in items.iter().enumerate() {
+                let w = parse_webhook(doc, i + 1, item)?;
+                if cfg.webhooks.iter().any(|o| o.name == w.name) {
+                    return Err(doc.err(
+                        item.span(),
+                        format!(
+                            "two webhooks are named `{}`: give each a distinct `name`",
+                            w.name
+                        ),
+                    ));
+                }
+                cfg.webhooks.push(w);
+            }
+            Ok(())
+        },
+    },
+    Field {
+        key: "exec",
+        read: |doc, _key, v, cfg| {
+            let mut exec = ExecConfig::new("", &[]);
+            read_fields(
+                doc,
+                want_table(doc, "alert.exec", v)?,
+                "[alert.exec]",
+                EXEC_FIELDS,
+                &mut exec,
+            )?;
+            if exec.program.is_empty() {
+                return Err(doc.err(v.span(), "[alert.exec] needs `program` (an absolute path)"));
+            }
+            cfg.exec = Some(exec);
+            Ok(())
+        },
+    },
+    Field {
+        key: "textfile",
+        read: |doc, _key, v, cfg| {
+            let mut t = TextfileConfig {
+                path: String::new(),
+            };
+            read_fields(
+                doc,
+                want_table(doc, "alert.textfile", v)?,
+                "[alert.textfile]",
+                TEXTFILE_FIELDS,
+                &mut t,
+            )?;
+            if t.path.is_empty() {
+                return Err(doc.err(v.span(), "[alert.textfile] needs `path`"));
+            }
+            cfg.textfile = Some(t);
+            Ok(())
+        },
+    },
+    Field {
+        key: "spool",
+        read: |doc, _key, v, cfg| {
+            read_fields(
+                doc,
+                want_table(doc, "alert.spool", v)?,
+                "[alert.spool]",
+                SPOOL_FIELDS,
+                &mut cfg.spool,
+            )
+        },
+    },
+    Field {
+        key: "retry",
+        read: |doc, _key, v, cfg| {
+            let mut draft = RetryDraft {
+                retry: cfg.retry.clone(),
+                initial_at: None,
+            };
+            read_fields(
+                doc,
+                want_table(doc, "alert.retry", v)?,
+                "[alert.retry]",
+                RETRY_FIELDS,
+                &mut draft,
+            )?;
+            if draft.retry.initial_ms > draft.retry.max_ms {
+                return Err(doc.err(
+                    draft.initial_at.unwrap_or(v.span()),
+                    format!(
+                        "`initial_ms` ({}) must not exceed `max_ms` ({})",
+                        draft.retry.initial_ms, draft.retry.max_ms
+                    ),
+                ));
+            }
+            cfg.retry = draft.retry;
+            Ok(())
+        },
+    },
+    Field {
+        key: "alertmanager",
+        read: |doc, _key, v, cfg| {
+            read_fields(
+                doc,
+                want_table(doc, "alert.alertmanager", v)?,
+                "[alert.alertmanager]",
+                ALERTMANAGER_FIELDS,
+                &mut cfg.alertmanager,
+            )
+        },
+    },
+];
+
+/// The `[alert]` table of tunerd.toml. `table` is its contents; `doc` the file it is in.
+pub(crate) fn parse_alert(doc: &Doc<'_>, table: &DeTable<'_>) -> Result<AlertConfig, ConfigError> {
+    let mut cfg = AlertConfig::default();
+    read_fields(doc, table, "[alert]", ALERT_FIELDS, &mut cfg)?;
     Ok(cfg)
 }
 

@@ -33,9 +33,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-// For src/config.rs (`[alert]`); the allow keeps a tree where that call is not wired yet
-// free of warnings.
-#[allow(unused_imports)]
 pub(crate) use config::parse_alert;
 pub use config::{
     AlertConfig, AlertmanagerConfig, ExecConfig, Format, RetryConfig, Secret, SpoolConfig,
