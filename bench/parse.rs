@@ -14,9 +14,9 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use tunerd::catalog::classify;
-use tunerd::event::LogRecord;
-use tunerd::logfile::{parse_journal_json_line, parse_kmsg_record, parse_log};
+use tunerd::detect::classify::classify;
+use tunerd::detect::parse::{parse_journal_json_line, parse_kmsg_record, parse_log};
+use tunerd::detect::types::LogRecord;
 
 const TARGET_LINES: usize = 1_000_000;
 const FLOOD: usize = 100_000;

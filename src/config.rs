@@ -12,10 +12,11 @@
 use serde::Serialize;
 use toml::de::DeValue;
 
-use crate::profile::{
-    parse_int, read_fields, want_bool, want_str, want_table, ConfigError, Doc, Field, ProfileSet,
+use crate::host::sys::Root;
+use crate::tune::profile::ProfileSet;
+use crate::util::toml::{
+    parse_int, read_fields, want_bool, want_str, want_table, ConfigError, Doc, Field,
 };
-use crate::sys::Root;
 
 pub const CONFIG_FILE: &str = "etc/tunerd/tunerd.toml";
 
@@ -277,7 +278,7 @@ impl Config {
         &self,
         requested: Option<&str>,
         label: &str,
-        platform: crate::inventory::PlatformKind,
+        platform: crate::host::inventory::PlatformKind,
     ) -> (String, String) {
         match requested {
             Some(name) => (name.to_string(), label.to_string()),

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::Scratch;
 use tunerd::alert::{AlertConfig, Dispatcher, Format, RetryConfig, WebhookConfig, SPOOL_DIR};
-use tunerd::event::{Incident, IncidentState, Kind, Notification, Severity};
-use tunerd::sys::Root;
+use tunerd::detect::types::{Incident, IncidentState, Kind, Notification, Severity};
+use tunerd::host::sys::Root;
 
 const BINARY: &str = "/usr/bin/prometheus-alertmanager";
 

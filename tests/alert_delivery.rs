@@ -25,8 +25,8 @@ use tunerd::alert::{
     render_textfile, write_textfile, AlertConfig, AlertError, Dispatcher, ExecConfig, Metrics,
     RetryConfig, Secret, SpoolConfig, TextfileConfig, WebhookConfig, SPOOL_DIR,
 };
-use tunerd::event::{Incident, IncidentState, Kind, Notification, Severity};
-use tunerd::sys::Root;
+use tunerd::detect::types::{Incident, IncidentState, Kind, Notification, Severity};
+use tunerd::host::sys::Root;
 
 // ---------------------------------------------------------------------------------------------
 // Scratch directories and the test receiver

@@ -5,9 +5,9 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use tunerd::catalog::{classify, suppressed};
-use tunerd::event::{Kind, LogRecord, Observation, Severity};
-use tunerd::logfile::parse_log;
+use tunerd::detect::classify::{classify, suppressed};
+use tunerd::detect::parse::parse_log;
+use tunerd::detect::types::{Kind, LogRecord, Observation, Severity};
 
 use Kind::*;
 

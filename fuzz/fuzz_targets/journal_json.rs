@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tunerd::catalog::classify;
-use tunerd::logfile::parse_journal_json_line;
+use tunerd::detect::classify::classify;
+use tunerd::detect::parse::parse_journal_json_line;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(line) = std::str::from_utf8(data) {

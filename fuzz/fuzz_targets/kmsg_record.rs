@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tunerd::catalog::{classify, suppressed};
-use tunerd::logfile::parse_kmsg_record;
+use tunerd::detect::classify::{classify, suppressed};
+use tunerd::detect::parse::parse_kmsg_record;
 
 fuzz_target!(|data: &[u8]| {
     if let Some(rec) = parse_kmsg_record(data) {

@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tunerd::catalog::{classify, suppressed};
-use tunerd::logfile::parse_log;
+use tunerd::detect::classify::{classify, suppressed};
+use tunerd::detect::parse::parse_log;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -32,8 +32,8 @@ use serde::Serialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use crate::event::Severity;
-use crate::profile::{
+use crate::detect::types::Severity;
+use crate::util::toml::{
     entries, parse_int, read_fields, type_name, want_str, want_table, ConfigError, Doc, Field,
 };
 

@@ -13,9 +13,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::http::tunerd_body;
-use super::time::now_ms;
 use super::{kind_name, truncate_at, Outcome};
-use crate::event::{Incident, IncidentState, Notification};
+use crate::detect::types::{Incident, IncidentState, Notification};
+use crate::util::time::now_ms;
 
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Linux refuses an environment string over 128 KiB (MAX_ARG_STRLEN); stay well below.

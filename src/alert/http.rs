@@ -19,10 +19,10 @@ use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use super::config::Target;
-use super::time::{now_ms, parse_retry_after, rfc3339_ms};
 use super::{kind_name, lock, truncate_at, Outcome};
-use crate::event::{Incident, IncidentState, Notification};
-use crate::sys::Root;
+use crate::detect::types::{Incident, IncidentState, Notification};
+use crate::host::sys::Root;
+use crate::util::time::{now_ms, parse_retry_after, rfc3339_ms};
 
 /// CA bundles of the distributions tunerd runs on, first found wins.
 const CA_BUNDLES: &[&str] = &[

@@ -20,9 +20,12 @@
 pub(crate) mod config;
 mod exec;
 mod http;
+/// One structured journal entry per notification (journald's native protocol).
+pub(crate) mod journald;
 mod spool;
 mod textfile;
-mod time;
+
+use crate::util::time;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,8 +44,8 @@ pub use config::{
 pub use spool::SPOOL_DIR;
 pub use textfile::{render_textfile, write_textfile, Metrics};
 
-use crate::event::{IncidentState, Kind, Notification, Severity};
-use crate::sys::{Root, SysError};
+use crate::detect::types::{IncidentState, Kind, Notification, Severity};
+use crate::host::sys::{Root, SysError};
 use http::{ActiveAlert, Alertmanager, HttpSink};
 use spool::{admit, Admit, Entry, Spool};
 

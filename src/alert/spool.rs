@@ -18,11 +18,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::AlertError;
-use crate::event::{Notification, Severity};
-use crate::sys::{Root, SysError};
+use crate::detect::types::{Notification, Severity};
+use crate::host::sys::{Root, SysError};
 
 /// Where the spool lives, under the root.
-pub const SPOOL_DIR: &str = "run/tunerd/spool";
+pub use crate::host::state_files::SPOOL as SPOOL_DIR;
 const LOCK: &str = ".lock";
 const ACTIVE: &str = "active.json";
 
@@ -319,12 +319,12 @@ mod tests {
     fn entry(seq: u64, severity: Severity) -> (u64, Entry) {
         let n = Notification {
             id: format!("n{seq}"),
-            event: crate::event::IncidentState::Firing,
-            incident: crate::event::Incident {
+            event: crate::detect::types::IncidentState::Firing,
+            incident: crate::detect::types::Incident {
                 id: format!("i{seq}"),
-                kind: crate::event::Kind::IoStall,
+                kind: crate::detect::types::Kind::IoStall,
                 severity,
-                state: crate::event::IncidentState::Firing,
+                state: crate::detect::types::IncidentState::Firing,
                 summary: String::new(),
                 disk: None,
                 device: None,

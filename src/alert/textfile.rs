@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::{kind_name, DeliveryStats};
-use crate::event::{Kind, Severity};
-use crate::sys::{Root, SysError};
+use crate::detect::types::{Kind, Severity};
+use crate::host::sys::{Root, SysError};
 
 /// What the textfile says. A plain struct: the daemon fills what it knows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tunerd::cli::{self, TunerdArgs};
-use tunerd::daemon;
-use tunerd::sys::Root;
+use tunerd::host::sys::Root;
+use tunerd::service;
 
 fn main() -> ExitCode {
     let args = TunerdArgs::parse();
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    ExitCode::from(daemon::run(daemon::Options {
+    ExitCode::from(service::run(service::Options {
         root: Root::new(&args.root),
         profile: args.profile,
         dbus: !args.no_dbus,

@@ -60,8 +60,8 @@ impl Scratch {
     }
 
     /// The scratch directory as a tunerd root.
-    pub fn root(&self) -> ::tunerd::sys::Root {
-        ::tunerd::sys::Root::new(&self.path)
+    pub fn root(&self) -> ::tunerd::host::sys::Root {
+        ::tunerd::host::sys::Root::new(&self.path)
     }
 }
 

@@ -12,10 +12,10 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use crate::event::LogRecord;
-use crate::sys::Root;
+use crate::detect::types::LogRecord;
+use crate::host::sys::Root;
 
-const CURSOR: &str = "run/tunerd/journal.cursor";
+use crate::host::state_files::JOURNAL_CURSOR as CURSOR;
 
 /// The programs whose entries are watched (SYSLOG_IDENTIFIER).
 pub const PROGRAMS: &[&str] = &[
@@ -122,7 +122,7 @@ impl JournalWatch {
             {
                 self.cursor = Some(c);
             }
-            if let Some(rec) = crate::logfile::parse_journal_json_line(text.trim_end()) {
+            if let Some(rec) = crate::detect::parse::parse_journal_json_line(text.trim_end()) {
                 out.push(rec);
             }
         }

@@ -8,15 +8,16 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use crate::apply::{self, Drift, Journal, Report, Status};
 use crate::config::Config;
-use crate::daemon::DaemonStatus;
-use crate::dbus::Client;
-use crate::event::Incident;
-use crate::inventory::Inventory;
-use crate::plan::{self, Action, Plan};
-use crate::profile::{ConfigError, Profile, ProfileSet};
-use crate::sys::Root;
+use crate::detect::types::Incident;
+use crate::host::inventory::Inventory;
+use crate::host::sys::Root;
+use crate::service::bus::Client;
+use crate::service::DaemonStatus;
+use crate::tune::apply::{self, Drift, Journal, Report, Status};
+use crate::tune::plan::{self, Action, Plan};
+use crate::tune::profile::{Profile, ProfileSet};
+use crate::util::toml::ConfigError;
 
 /// Exit codes, for scripts and monitors.
 pub mod exit {
@@ -327,10 +328,12 @@ pub fn run(args: &Tunerctl) -> Result<Output, Failure> {
                 Some(c) => from_daemon(&daemon_call(c, "Events", None)?)?,
                 None => {
                     let state = root
-                        .read_opt("run/tunerd/incidents.json")
+                        .read_opt(crate::host::state_files::INCIDENTS)
                         .ok()
                         .flatten()
-                        .and_then(|t| serde_json::from_str::<crate::health::Incidents>(&t).ok())
+                        .and_then(|t| {
+                            serde_json::from_str::<crate::detect::incidents::Incidents>(&t).ok()
+                        })
                         .unwrap_or_default();
                     let open: Vec<_> = state.open.values().map(|o| o.incident.clone()).collect();
                     serde_json::json!({ "open": open, "recent": state.recent })
@@ -419,9 +422,9 @@ fn scan(file: &std::path::Path, as_json: bool) -> Result<Output, Failure> {
         message: format!("{}: {e}", file.display()),
         code: exit::FAILURE,
     })?;
-    let records = crate::logfile::parse_log(&text);
-    let mut engine = crate::health::Health::new(
-        crate::health::HealthConfig {
+    let records = crate::detect::parse::parse_log(&text);
+    let mut engine = crate::detect::incidents::Health::new(
+        crate::detect::incidents::HealthConfig {
             max_open: 4096,
             ..Default::default()
         },
@@ -429,11 +432,11 @@ fn scan(file: &std::path::Path, as_json: bool) -> Result<Output, Failure> {
     );
     let mut found = 0u64;
     for rec in &records {
-        if let Some(obs) = crate::catalog::classify(rec) {
+        if let Some(obs) = crate::detect::classify::classify(rec) {
             found += 1;
             let origin = rec.seq.map(|s| format!("k{s}"));
             // A saved log may come from another machine: devices stay as the log names them.
-            let place = crate::health::Place::default();
+            let place = crate::detect::incidents::Place::default();
             let t = rec
                 .realtime_us
                 .map(|us| us / 1_000_000)
@@ -819,7 +822,7 @@ fn status(ctx: &Context, daemon: Option<&DaemonStatus>, as_json: bool) -> Result
         let sched = ctx
             .root
             .read_lossy(&format!("{}/queue/scheduler", d.sys_dir()))
-            .and_then(|s| crate::knob::active_scheduler(&s).map(str::to_string))
+            .and_then(|s| crate::tune::knob::active_scheduler(&s).map(str::to_string))
             .unwrap_or_else(|| "-".into());
         let mut stack = String::new();
         if !d.slaves.is_empty() {

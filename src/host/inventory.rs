@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::sys::{Root, SysError};
+use crate::host::sys::{Root, SysError};
 
 /// The kind of a whole disk: which driver queues its I/O and over which transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

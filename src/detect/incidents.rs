@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Incident, IncidentState, Kind, Notification, Observation, Severity};
-use crate::inventory::Inventory;
+use crate::detect::types::{Incident, IncidentState, Kind, Notification, Observation, Severity};
+use crate::host::inventory::Inventory;
 
 /// Tunables of the incident engine.
 #[derive(Debug, Clone)]

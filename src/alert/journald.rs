@@ -9,8 +9,8 @@
 
 use std::os::unix::net::UnixDatagram;
 
-use crate::event::{IncidentState, Notification, Severity};
-use crate::sys::Root;
+use crate::detect::types::{IncidentState, Notification, Severity};
+use crate::host::sys::Root;
 
 /// Encodes fields; a value with a newline uses the binary form (name, newline, 64-bit LE
 /// length, value, newline).
@@ -43,10 +43,6 @@ impl Journal {
             .ok()
             .filter(|s| s.set_nonblocking(true).is_ok() && s.connect(&path).is_ok());
         Journal { socket }
-    }
-
-    pub fn available(&self) -> bool {
-        self.socket.is_some()
     }
 
     /// Sends the entry of one notification; false when journald did not take it.

@@ -1,5 +1,5 @@
 //! `org.tunerd.Tuner1` at `/org/tunerd/Tuner1` on the system bus: the daemon's side (the
-//! interface over [`State`](crate::daemon::State)) and `tunerctl`'s side (a client that finds
+//! interface over [`State`](crate::service::State)) and `tunerctl`'s side (a client that finds
 //! the daemon and calls it). The interface is described in `dbus/org.tunerd.Tuner1.xml`; who
 //! may call what, in `dbus/org.tunerd.Tuner1.conf`. Methods that change the machine also check
 //! the caller's uid here, so a permissive bus policy alone cannot open them.
@@ -12,7 +12,7 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::Connection;
 
-use crate::daemon::{lock, Announce, Shared};
+use crate::service::{lock, Announce, Shared};
 
 pub const NAME: &str = "org.tunerd.Tuner1";
 pub const PATH: &str = "/org/tunerd/Tuner1";
@@ -216,8 +216,8 @@ async fn emit(emitter: &SignalEmitter<'_>, shared: &Shared, announce: Vec<Announ
             }
             Announce::Incident(n) => {
                 let event = match n.event {
-                    crate::event::IncidentState::Firing => "firing",
-                    crate::event::IncidentState::Resolved => "resolved",
+                    crate::detect::types::IncidentState::Firing => "firing",
+                    crate::detect::types::IncidentState::Resolved => "resolved",
                 };
                 Tuner::incident(
                     emitter,

@@ -13,9 +13,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::event::{Kind, Observation, Severity};
-use crate::inventory::parse_mountinfo;
-use crate::sys::Root;
+use crate::detect::types::{Kind, Observation, Severity};
+use crate::host::inventory::parse_mountinfo;
+use crate::host::sys::Root;
 
 /// The counters of one line of /proc/diskstats that matter here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -12,11 +12,11 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::LogRecord;
-use crate::logfile::parse_kmsg_record;
-use crate::sys::Root;
+use crate::detect::parse::parse_kmsg_record;
+use crate::detect::types::LogRecord;
+use crate::host::sys::Root;
 
-const STATE: &str = "run/tunerd/kmsg.json";
+use crate::host::state_files::KMSG_POSITION as STATE;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 struct Position {

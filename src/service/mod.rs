@@ -7,6 +7,8 @@
 //! timer as the timeout: idle, it wakes only for its own timers). zbus runs the D-Bus
 //! connection on its helper thread; both reach the [`State`] through one mutex.
 
+pub mod bus;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,45 +16,20 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::apply::{self, Drift, JournalError, Report, Status};
+use crate::log;
+
 use crate::config::{Config, DriftPolicy, OnStop};
-use crate::event::{IncidentState, Kind, Notification, Severity};
-use crate::health::{self, Health as IncidentEngine, HealthConfig, Incidents};
-use crate::hotplug::{BlockAction, BlockEvent, Watcher};
-use crate::inventory::Inventory;
-use crate::knob::Knob;
-use crate::plan::{self, Action, Object, Plan};
-use crate::profile::{ConfigError, Profile, ProfileSet};
-use crate::sys::Root;
-use crate::watch::{Sampler, StallConfig};
-
-/// A log line for the journal: systemd reads the `<N>` priority prefix on stderr. Written
-/// with one `write` and its result ignored: the daemon makes stderr non-blocking, so a journald
-/// stuck on a failing disk loses log lines instead of stopping detection and alerts.
-#[macro_export]
-macro_rules! log {
-    (@at $level:literal, $($arg:tt)*) => {{
-        use std::io::Write as _;
-        let line = format!("<{}>{}\n", $level, format!($($arg)*));
-        let _ = std::io::stderr().write_all(line.as_bytes());
-    }};
-    (err, $($arg:tt)*) => { $crate::log!(@at 3, $($arg)*) };
-    (warn, $($arg:tt)*) => { $crate::log!(@at 4, $($arg)*) };
-    (notice, $($arg:tt)*) => { $crate::log!(@at 5, $($arg)*) };
-    (info, $($arg:tt)*) => { $crate::log!(@at 6, $($arg)*) };
-}
-
-/// Makes stderr non-blocking (see [`log!`]).
-fn stderr_nonblocking() {
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    let fd = std::io::stderr();
-    if let Ok(flags) = fcntl(&fd, FcntlArg::F_GETFL) {
-        let _ = fcntl(
-            &fd,
-            FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
-        );
-    }
-}
+use crate::detect::incidents::{self, Health as IncidentEngine, HealthConfig, Incidents};
+use crate::detect::sources::samplers::{Sampler, StallConfig};
+use crate::detect::types::{IncidentState, Kind, Notification, Severity};
+use crate::host::inventory::Inventory;
+use crate::host::sys::Root;
+use crate::tune::apply::{self, Drift, JournalError, Report, Status};
+use crate::tune::hotplug::{BlockAction, BlockEvent, Watcher};
+use crate::tune::knob::Knob;
+use crate::tune::plan::{self, Action, Object, Plan};
+use crate::tune::profile::{Profile, ProfileSet};
+use crate::util::toml::ConfigError;
 
 /// How the machine is doing, as the `Health` property says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -124,12 +101,12 @@ pub struct State {
     /// Storage incidents: observations from the kernel log and the samplers, folded.
     pub incidents: IncidentEngine,
     sampler: Sampler,
-    journal: crate::journal::Journal,
+    journal: crate::alert::journald::Journal,
     pub kmsg_records: u64,
     /// Unix seconds at boot (/proc/stat btime): turns kmsg's monotonic stamps into times.
     boot_time: u64,
     /// FAN_FS_ERROR on every ext4 mount, when the kernel has it (5.16+).
-    pub fs_errors: Option<crate::fanotify::FsErrorWatch>,
+    pub fs_errors: Option<crate::detect::sources::fanotify::FsErrorWatch>,
     /// Knobs at their value after the last apply or drift check (for the metrics).
     last_at_value: usize,
     /// Set by a revert: the machine is back at its originals and stays there (no drift
@@ -141,7 +118,7 @@ pub struct State {
     incidents_total: BTreeMap<Kind, u64>,
 }
 
-const INCIDENTS: &str = "run/tunerd/incidents.json";
+use crate::host::state_files::INCIDENTS;
 
 fn epoch(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
@@ -201,7 +178,7 @@ impl State {
             },
             config.watch.dirty_threshold_pct,
         );
-        let journal = crate::journal::Journal::open(&root);
+        let journal = crate::alert::journald::Journal::open(&root);
         let boot_time = root
             .read("proc/stat")
             .ok()
@@ -617,17 +594,17 @@ impl State {
     }
 
     /// Journal entries of storage daemons (multipathd, iscsid, ...): classify, fold, notify.
-    pub fn on_journal(&mut self, records: Vec<crate::event::LogRecord>) -> Vec<Announce> {
+    pub fn on_journal(&mut self, records: Vec<crate::detect::types::LogRecord>) -> Vec<Announce> {
         let now = epoch(SystemTime::now());
         let mut notes = Vec::new();
         for rec in &records {
-            let Some(obs) = crate::catalog::classify(rec) else {
+            let Some(obs) = crate::detect::classify::classify(rec) else {
                 continue;
             };
             let place = obs
                 .device
                 .as_deref()
-                .map(|d| health::locate(&self.inventory, d))
+                .map(|d| incidents::locate(&self.inventory, d))
                 .unwrap_or_default();
             let at = rec.realtime_us.map_or(now, |us| (us / 1_000_000).min(now));
             notes.extend(self.incidents.observe(&obs, &place, None, at));
@@ -636,11 +613,11 @@ impl State {
     }
 
     /// Kernel log records: classify, fold into incidents, notify.
-    pub fn on_kmsg(&mut self, batch: crate::kmsg::Batch) -> Vec<Announce> {
+    pub fn on_kmsg(&mut self, batch: crate::detect::sources::kmsg::Batch) -> Vec<Announce> {
         let now = epoch(SystemTime::now());
         let mut notes = Vec::new();
         if let Some(lost) = batch.lost {
-            let obs = crate::event::Observation {
+            let obs = crate::detect::types::Observation {
                 kind: Kind::LogGap,
                 severity: Severity::Warning,
                 device: None,
@@ -654,12 +631,12 @@ impl State {
             };
             notes.extend(
                 self.incidents
-                    .observe(&obs, &health::Place::default(), None, now),
+                    .observe(&obs, &incidents::Place::default(), None, now),
             );
         }
         for rec in &batch.records {
             self.kmsg_records += 1;
-            let Some(obs) = crate::catalog::classify(rec) else {
+            let Some(obs) = crate::detect::classify::classify(rec) else {
                 continue;
             };
             // When it happened: boot time + the record's monotonic stamp. Records from before
@@ -670,7 +647,7 @@ impl State {
             let place = obs
                 .device
                 .as_deref()
-                .map(|d| health::locate(&self.inventory, d))
+                .map(|d| incidents::locate(&self.inventory, d))
                 .unwrap_or_default();
             let origin = rec.seq.map(|s| format!("k{s}"));
             notes.extend(self.incidents.observe(&obs, &place, origin.as_deref(), at));
@@ -702,9 +679,9 @@ impl State {
         let findings = self.sampler.sample(&self.root, now_ms, &disks);
         let mut notes = Vec::new();
         for f in findings {
-            let place = health::locate(&self.inventory, &f.device);
+            let place = incidents::locate(&self.inventory, &f.device);
             let subject = place.disk.clone().unwrap_or_else(|| f.device.clone());
-            let key = health::key(f.kind, &subject);
+            let key = incidents::key(f.kind, &subject);
             if f.holds {
                 let obs = f.observation(now_ms * 1000);
                 notes.extend(self.incidents.observe(&obs, &place, None, now));
@@ -721,7 +698,7 @@ impl State {
             .sampler
             .failed_devices()
             .map(|dev| {
-                health::locate(&self.inventory, dev)
+                incidents::locate(&self.inventory, dev)
                     .disk
                     .unwrap_or_else(|| dev.to_string())
             })
@@ -744,7 +721,7 @@ impl State {
         let mut notes = Vec::new();
         for e in watch.read() {
             let device = e.source.trim_start_matches("/dev/").to_string();
-            let obs = crate::event::Observation {
+            let obs = crate::detect::types::Observation {
                 kind: Kind::Ext4Error,
                 severity: Severity::Critical,
                 device: (!device.is_empty()).then(|| device.clone()),
@@ -755,7 +732,7 @@ impl State {
                 ),
                 at_us: Some(now * 1_000_000),
             };
-            let place = health::locate(&self.inventory, &device);
+            let place = incidents::locate(&self.inventory, &device);
             notes.extend(self.incidents.observe(&obs, &place, None, now));
         }
         self.dispatch(notes)
@@ -902,7 +879,7 @@ pub fn run(opts: Options) -> u8 {
     use nix::sys::signalfd::{SfdFlags, SignalFd};
 
     let exec = Instant::now();
-    stderr_nonblocking();
+    crate::util::log::stderr_nonblocking();
     // Signals arrive through a signalfd in the loop, never asynchronously.
     let mut mask = SigSet::empty();
     for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
@@ -946,7 +923,7 @@ pub fn run(opts: Options) -> u8 {
     // The kernel log: opened before the profile is applied, read from the oldest record of
     // this boot not yet handled (failures during boot count too).
     let mut kmsg = if state.config.watch.kmsg {
-        match crate::kmsg::KmsgReader::open(&state.root) {
+        match crate::detect::sources::kmsg::KmsgReader::open(&state.root) {
             Ok(k) => Some(k),
             Err(e) => {
                 log!(warn, "kernel log not watched (/dev/kmsg: {e})");
@@ -957,7 +934,7 @@ pub fn run(opts: Options) -> u8 {
         None
     };
     if state.config.watch.fanotify {
-        match crate::fanotify::FsErrorWatch::open() {
+        match crate::detect::sources::fanotify::FsErrorWatch::open() {
             Ok(mut w) => {
                 w.sync(&state.inventory.mounts);
                 state.fs_errors = Some(w);
@@ -970,7 +947,7 @@ pub fn run(opts: Options) -> u8 {
     }
     // Storage daemons' journal entries, when there is a journal (systemd machines).
     let mut journal = if state.config.watch.journal && state.root.is_host() {
-        match crate::journalwatch::JournalWatch::start(&state.root) {
+        match crate::detect::sources::journal::JournalWatch::start(&state.root) {
             Ok(j) => Some(j),
             Err(e) => {
                 log!(
@@ -1027,12 +1004,14 @@ pub fn run(opts: Options) -> u8 {
     let mut bus = None;
     let mut bus_backoff = Duration::from_secs(1);
     let mut next_bus_try = opts.dbus.then(Instant::now);
-    let mut try_bus =
-        |bus: &mut Option<zbus::Connection>, next: &mut Option<Instant>| match crate::dbus::serve(
-            shared.clone(),
-        ) {
+    let mut try_bus = |bus: &mut Option<zbus::Connection>, next: &mut Option<Instant>| {
+        match crate::service::bus::serve(shared.clone()) {
             Ok(conn) => {
-                log!(info, "serving {} on the system bus", crate::dbus::NAME);
+                log!(
+                    info,
+                    "serving {} on the system bus",
+                    crate::service::bus::NAME
+                );
                 *bus = Some(conn);
                 *next = None;
             }
@@ -1044,7 +1023,8 @@ pub fn run(opts: Options) -> u8 {
                 *next = Some(Instant::now() + bus_backoff);
                 bus_backoff = (bus_backoff * 2).min(Duration::from_secs(30));
             }
-        };
+        }
+    };
     if next_bus_try.is_some() {
         try_bus(&mut bus, &mut next_bus_try);
     }
@@ -1079,7 +1059,7 @@ pub fn run(opts: Options) -> u8 {
         }
         k.commit(&opts.root);
         if let Some(conn) = &bus {
-            crate::dbus::announce(conn, &shared, announce);
+            crate::service::bus::announce(conn, &shared, announce);
         }
     }
 
@@ -1243,7 +1223,7 @@ pub fn run(opts: Options) -> u8 {
             try_bus(&mut bus, &mut next_bus_try);
         }
         if let Some(conn) = &bus {
-            crate::dbus::announce(conn, &shared, announce);
+            crate::service::bus::announce(conn, &shared, announce);
         }
     }
 

@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::sys::fanotify::{EventFFlags, Fanotify, InitFlags, MarkFlags, MaskFlags};
 
-use crate::inventory::Mount;
+use crate::host::inventory::Mount;
 
 /// FAN_REPORT_FID: events carry the filesystem id and a file handle (needed for FS_ERROR).
 const FAN_REPORT_FID: u32 = 0x0000_0200;

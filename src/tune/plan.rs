@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::inventory::{Disk, Inventory};
-use crate::knob::{self, Knob, Layer, Scope};
-use crate::profile::{Profile, Setting, Value};
-use crate::sys::Root;
+use crate::host::inventory::{Disk, Inventory};
+use crate::host::sys::Root;
+use crate::tune::knob::{self, Knob, Layer, Scope};
+use crate::tune::profile::{Profile, Setting, Value};
 
 /// What a knob is set on.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
@@ -268,7 +268,7 @@ impl Current {
     pub fn read(root: &Root, targets: &[Target]) -> Current {
         let paths: BTreeSet<&str> = targets.iter().map(|t| t.path.as_str()).collect();
         // Paths come sorted, so one disk's attributes are neighbours: one open directory each.
-        let mut attrs = crate::sys::Attrs::new(root);
+        let mut attrs = crate::host::sys::Attrs::new(root);
         let mut values = BTreeMap::new();
         for path in paths {
             values.insert(path.to_string(), attrs.read(path).ok());
@@ -460,7 +460,7 @@ pub fn disk_objects(inv: &Inventory, name: &str) -> Vec<Object> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::parse_profile;
+    use crate::tune::profile::parse_profile;
 
     fn target(knob: Knob, path: &str, value: Value, accept_risk: bool) -> Target {
         Target {
@@ -599,7 +599,7 @@ mod tests {
             name: name.into(),
             dev: "8:0".into(),
             diskseq: None,
-            kind: crate::inventory::DiskKind::Scsi,
+            kind: crate::host::inventory::DiskKind::Scsi,
             driver: "ahci".into(),
             cloud: String::new(),
             vendor: String::new(),
@@ -617,8 +617,8 @@ mod tests {
             bdi: None,
         };
         let inv = Inventory {
-            platform: crate::inventory::Platform {
-                kind: crate::inventory::PlatformKind::None,
+            platform: crate::host::inventory::Platform {
+                kind: crate::host::inventory::PlatformKind::None,
                 evidence: vec![],
             },
             disks: vec![disk("sda"), disk("sdb")],

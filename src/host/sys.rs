@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// Where configuration lives, relative to the root.
 pub const CONFIG_DIR: &str = "etc/tunerd";
 /// Where runtime state (the journal of originals, the lock) lives, relative to the root.
-pub const STATE_DIR: &str = "run/tunerd";
+pub use super::state_files::DIR as STATE_DIR;
 
 /// A failed read or write of one file, with the file and the errno, ready for a user to read.
 #[derive(Debug)]
@@ -440,16 +440,23 @@ impl Root {
     /// Takes the exclusive lock on the runtime state so that two appliers (the daemon and
     /// `tunerctl`, or two `tunerctl`s) never interleave their writes or their journals.
     pub fn lock_state(&self) -> Result<File, SysError> {
-        let rel = format!("{STATE_DIR}/lock");
+        let rel = super::state_files::LOCK;
         self.create_dir(STATE_DIR)?;
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(self.path(&rel))
-            .map_err(|e| self.err("open", &rel, e))?;
-        file.lock().map_err(|e| self.err("lock", &rel, e))?;
+            .open(self.path(rel))
+            .map_err(|e| self.err("open", rel, e))?;
+        file.lock().map_err(|e| self.err("lock", rel, e))?;
         Ok(file)
+    }
+}
+
+impl crate::util::toml::ConfigError {
+    /// A file that could not be read, as a configuration error naming it.
+    pub fn from_sys(err: &SysError) -> Self {
+        crate::util::toml::ConfigError::file(&err.path.display().to_string(), err.short())
     }
 }
 

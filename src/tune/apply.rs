@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::knob::Knob;
-use crate::plan::{Action, Change, Object, Plan};
-use crate::sys::{Root, SysError, STATE_DIR};
+use crate::host::sys::{Root, SysError, STATE_DIR};
+use crate::tune::knob::Knob;
+use crate::tune::plan::{Action, Change, Object, Plan};
 
-pub const JOURNAL: &str = "run/tunerd/originals.json";
+pub use crate::host::state_files::ORIGINALS as JOURNAL;
 const JOURNAL_VERSION: u32 = 1;
 
 /// One original value: what to write, where, to put a knob back.
@@ -302,7 +302,7 @@ fn originals_for(
 }
 
 /// What a written value reads back as, compared the way the kernel stores it.
-fn read_back(attrs: &mut crate::sys::Attrs<'_>, knob: Knob, path: &str) -> Option<String> {
+fn read_back(attrs: &mut crate::host::sys::Attrs<'_>, knob: Knob, path: &str) -> Option<String> {
     attrs.read(path).ok().map(|v| knob.normalize(&v))
 }
 
@@ -328,7 +328,7 @@ pub fn apply(root: &Root, plan: &Plan) -> Result<Report, JournalError> {
     }
 
     let mut outcomes = Vec::with_capacity(plan.changes.len());
-    let mut attrs = crate::sys::Attrs::new(root);
+    let mut attrs = crate::host::sys::Attrs::new(root);
     for change in &plan.changes {
         let mut outcome = Outcome {
             target: change.label(),

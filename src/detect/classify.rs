@@ -57,7 +57,7 @@
 
 use std::borrow::Cow;
 
-use crate::event::{Kind, LogRecord, Observation, Severity};
+use crate::detect::types::{Kind, LogRecord, Observation, Severity};
 
 /// What one record says, if it is in the catalog. Unrelated lines return None quickly: the
 /// message's first byte picks the few prefixes to try, and only one substring search

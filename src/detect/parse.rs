@@ -27,7 +27,7 @@
 //! (how dmesg and journalctl print a message with a newline in it). journalctl's `-- Boot ... --`
 //! and `-- No entries --` lines are skipped; any other line is taken as a bare message.
 
-use crate::event::LogRecord;
+use crate::detect::types::LogRecord;
 
 /// One record as one `read()` of /dev/kmsg returns it:
 /// `PRI,SEQ,TS_USEC,FLAG[,more fields];MESSAGE\n` then optional continuation lines that start

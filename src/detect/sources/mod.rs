@@ -1,0 +1,8 @@
+//! Where failures are seen: the kernel log ([`kmsg`]), storage daemons' journal entries
+//! ([`journal`]), fanotify FAN_FS_ERROR ([`fanotify`]) and the periodic samplers of
+//! diskstats, mount flags, error counters and dirty memory ([`samplers`]).
+
+pub mod fanotify;
+pub mod journal;
+pub mod kmsg;
+pub mod samplers;
