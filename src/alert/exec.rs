@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::http::tunerd_body;
-use super::{kind_name, truncate_at, Outcome};
-use crate::detect::types::{Incident, IncidentState, Notification};
+use super::{truncate_at, Outcome};
+use crate::detect::types::{Incident, Notification};
 use crate::util::time::now_ms;
 
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -46,15 +46,12 @@ pub(crate) fn env_vars(n: &Notification, host: &str) -> Vec<(String, String)> {
         };
         json = tunerd_body(&short, host, now_ms());
     }
-    let event = match n.event {
-        IncidentState::Firing => "firing",
-        IncidentState::Resolved => "resolved",
-    };
+    let event = n.event.as_str();
     let vars = [
         ("TUNERD_EVENT", event.to_string()),
         ("TUNERD_ID", n.id.clone()),
         ("TUNERD_INCIDENT_ID", inc.id.clone()),
-        ("TUNERD_KIND", kind_name(inc.kind)),
+        ("TUNERD_KIND", inc.kind.name()),
         ("TUNERD_SEVERITY", inc.severity.as_str().to_string()),
         ("TUNERD_DISK", inc.disk.clone().unwrap_or_default()),
         ("TUNERD_DEVICE", inc.device.clone().unwrap_or_default()),

@@ -19,7 +19,7 @@ use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use super::config::Target;
-use super::{kind_name, lock, truncate_at, Outcome};
+use super::{lock, truncate_at, Outcome};
 use crate::detect::types::{Incident, IncidentState, Notification};
 use crate::host::sys::Root;
 use crate::util::time::{now_ms, parse_retry_after, rfc3339_ms};
@@ -438,7 +438,7 @@ struct PostableAlert<'a> {
 /// `severity`, `incident_id`, and `disk`, `device`, `mount` when known.
 pub(crate) fn am_labels(inc: &Incident, host: &str) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
-    labels.insert("alertname".to_string(), kind_name(inc.kind));
+    labels.insert("alertname".to_string(), inc.kind.name());
     labels.insert("instance".to_string(), host.to_string());
     labels.insert("severity".to_string(), inc.severity.as_str().to_string());
     labels.insert("incident_id".to_string(), inc.id.clone());

@@ -31,18 +31,18 @@ pub fn encode(fields: &[(&str, String)]) -> Vec<u8> {
     out
 }
 
-pub struct Journal {
+pub struct Journald {
     socket: Option<UnixDatagram>,
 }
 
-impl Journal {
+impl Journald {
     /// Connects once at start (after that nothing on this path touches the disk).
-    pub fn open(root: &Root) -> Journal {
+    pub fn open(root: &Root) -> Journald {
         let path = root.path("run/systemd/journal/socket");
         let socket = UnixDatagram::unbound()
             .ok()
             .filter(|s| s.set_nonblocking(true).is_ok() && s.connect(&path).is_ok());
-        Journal { socket }
+        Journald { socket }
     }
 
     /// Sends the entry of one notification; false when journald did not take it.
@@ -68,14 +68,8 @@ impl Journal {
             ("SYSLOG_IDENTIFIER", "tunerd".to_string()),
             ("TUNERD_NOTIFICATION_ID", n.id.clone()),
             ("TUNERD_INCIDENT_ID", inc.id.clone()),
-            ("TUNERD_EVENT", format!("{:?}", n.event).to_lowercase()),
-            (
-                "TUNERD_KIND",
-                serde_json::to_string(&inc.kind)
-                    .unwrap_or_default()
-                    .trim_matches('"')
-                    .to_string(),
-            ),
+            ("TUNERD_EVENT", n.event.as_str().to_string()),
+            ("TUNERD_KIND", inc.kind.name()),
             ("TUNERD_SEVERITY", inc.severity.as_str().to_string()),
             ("TUNERD_COUNT", inc.count.to_string()),
         ];

@@ -1,9 +1,9 @@
-//! Alert delivery: every [`Notification`] reaches every configured sink (webhooks in tunerd's
+//! Alert delivery: every `Notification` reaches every configured sink (webhooks in tunerd's
 //! format, Alertmanager, an exec hook) at least once, whatever the receivers do, without ever
 //! making the caller wait for one.
 //!
 //! [`Dispatcher::notify`] writes the notification to the spool (`run/tunerd/spool/`, one file
-//! per sink; see [`spool`]) and hands it to the sink's worker thread through its queue; that is
+//! per sink; see `spool`) and hands it to the sink's worker thread through its queue; that is
 //! all the caller waits for. Each sink has its own worker, so a dead or hanging receiver delays
 //! nobody else. A worker delivers its queue in order; a 2xx (exit status 0 for the hook)
 //! removes the entry; network errors, timeouts, 408/425/429 and 5xx are retried with
@@ -14,7 +14,7 @@
 //!
 //! After [`Dispatcher::start`], nothing on the delivery path reads the disk except the spool
 //! in /run: the host name and TLS roots are read at start, host names are resolved on helper
-//! threads into a cache (see [`http`]). What remains is in docs/alerts.md.
+//! threads into a cache (see `http`). What remains is in docs/alerts.md.
 
 /// `[alert]` of tunerd.toml; src/config.rs calls `config::parse_alert`.
 pub(crate) mod config;
@@ -44,7 +44,7 @@ pub use config::{
 pub use spool::SPOOL_DIR;
 pub use textfile::{render_textfile, write_textfile, Metrics};
 
-use crate::detect::types::{IncidentState, Kind, Notification, Severity};
+use crate::detect::types::{IncidentState, Notification, Severity};
 use crate::host::sys::{Root, SysError};
 use http::{ActiveAlert, Alertmanager, HttpSink};
 use spool::{admit, Admit, Entry, Spool};
@@ -136,14 +136,6 @@ fn wait_for<'a, T>(cv: &Condvar, g: MutexGuard<'a, T>, d: Option<Duration>) -> M
             .map(|(g, _)| g)
             .unwrap_or_else(|p| p.into_inner().0),
         None => cv.wait(g).unwrap_or_else(|p| p.into_inner()),
-    }
-}
-
-/// A kind's stable `snake_case` name (its serde name).
-pub(crate) fn kind_name(kind: Kind) -> String {
-    match serde_json::to_value(kind) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => format!("{kind:?}"),
     }
 }
 
@@ -804,7 +796,10 @@ mod tests {
 
     #[test]
     fn kind_names_are_the_serde_names() {
-        assert_eq!(kind_name(Kind::Ext4JournalAbort), "ext4_journal_abort");
-        assert_eq!(kind_name(Kind::IoStall), "io_stall");
+        assert_eq!(
+            crate::detect::types::Kind::Ext4JournalAbort.name(),
+            "ext4_journal_abort"
+        );
+        assert_eq!(crate::detect::types::Kind::IoStall.name(), "io_stall");
     }
 }

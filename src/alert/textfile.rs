@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{kind_name, DeliveryStats};
+use super::DeliveryStats;
 use crate::detect::types::{Kind, Severity};
 use crate::host::sys::{Root, SysError};
 
@@ -80,7 +80,7 @@ pub fn render_textfile(m: &Metrics) -> String {
         let _ = writeln!(
             out,
             "tunerd_incidents_open{{kind=\"{}\",severity=\"{}\"}} {v}",
-            escape(&kind_name(*kind)),
+            escape(&kind.name()),
             severity.as_str()
         );
     }
@@ -94,7 +94,7 @@ pub fn render_textfile(m: &Metrics) -> String {
         let _ = writeln!(
             out,
             "tunerd_incidents_total{{kind=\"{}\"}} {v}",
-            escape(&kind_name(*kind))
+            escape(&kind.name())
         );
     }
     per_sink(

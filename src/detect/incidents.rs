@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::detect::types::{Incident, IncidentState, Kind, Notification, Observation, Severity};
 use crate::host::inventory::Inventory;
 
-/// Tunables of the incident engine.
+/// Tunables of the incident table.
 #[derive(Debug, Clone)]
-pub struct HealthConfig {
+pub struct IncidentConfig {
     /// An incident without a lasting condition ends after this long without new observations.
     pub quiet_secs: u64,
     /// Open incidents kept at most; beyond, the oldest least severe one is closed.
@@ -26,9 +26,9 @@ pub struct HealthConfig {
     pub recent: usize,
 }
 
-impl Default for HealthConfig {
+impl Default for IncidentConfig {
     fn default() -> Self {
-        HealthConfig {
+        IncidentConfig {
             quiet_secs: 300,
             max_open: 256,
             evidence_lines: 10,
@@ -220,14 +220,14 @@ pub struct OpenIncident {
     pub condition: bool,
 }
 
-pub struct Health {
-    pub cfg: HealthConfig,
+pub struct IncidentTable {
+    pub cfg: IncidentConfig,
     pub state: Incidents,
 }
 
-impl Health {
-    pub fn new(cfg: HealthConfig, state: Incidents) -> Health {
-        Health { cfg, state }
+impl IncidentTable {
+    pub fn new(cfg: IncidentConfig, state: Incidents) -> IncidentTable {
+        IncidentTable { cfg, state }
     }
 
     pub fn open(&self) -> Vec<&Incident> {
@@ -368,6 +368,16 @@ impl Health {
         self.state.open.keys().cloned().collect()
     }
 
+    /// The condition of every open disk incident: it holds while its disk is in `failing`
+    /// (a mount of it flagged failed). The key's format stays inside this module.
+    pub fn set_disk_conditions(&mut self, failing: &std::collections::BTreeSet<String>) {
+        for (key, open) in self.state.open.iter_mut() {
+            if let Some(disk) = key.strip_prefix("disk/") {
+                open.condition = failing.contains(disk);
+            }
+        }
+    }
+
     /// Ends incidents whose condition cleared and whose quiet period passed.
     pub fn tick(&mut self, now: u64) -> Vec<Notification> {
         let quiet = self.cfg.quiet_secs;
@@ -433,7 +443,7 @@ mod tests {
 
     #[test]
     fn a_flood_is_one_incident_escalated_and_bounded() {
-        let mut h = Health::new(HealthConfig::default(), Incidents::default());
+        let mut h = IncidentTable::new(IncidentConfig::default(), Incidents::default());
         let p = place("loop2", "/mnt");
         let first = h.observe(
             &obs(
@@ -485,8 +495,8 @@ mod tests {
 
     #[test]
     fn resolve_by_message_condition_or_quiet_period() {
-        let mut h = Health::new(
-            HealthConfig {
+        let mut h = IncidentTable::new(
+            IncidentConfig {
                 quiet_secs: 60,
                 ..Default::default()
             },
@@ -536,8 +546,8 @@ mod tests {
 
     #[test]
     fn memory_stays_bounded_and_criticals_are_kept() {
-        let mut h = Health::new(
-            HealthConfig {
+        let mut h = IncidentTable::new(
+            IncidentConfig {
                 max_open: 4,
                 ..Default::default()
             },

@@ -1,10 +1,14 @@
 //! The detection pipeline: [`sources`] (kmsg, journal, fanotify, samplers) -> records
 //! ([`parse`]) -> observations ([`classify`]) -> incidents ([`incidents`]) -> notifications.
-//! [`types`] is its vocabulary. Depends on [`crate::host`] and [`crate::util`]; never on
+//! [`Engine`] is the one fold from records to incidents, fed by the daemon and by
+//! `tunerctl scan` alike; [`types`] is the pipeline's vocabulary. Depends on [`crate::host`] and [`crate::util`]; never on
 //! tuning.
 
 pub mod classify;
+pub mod engine;
 pub mod incidents;
 pub mod parse;
 pub mod sources;
 pub mod types;
+
+pub use engine::{Clock, Engine};

@@ -482,20 +482,10 @@ fn parse_iso(s: &str) -> Option<u64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(y, mo, d);
+    let days =
+        crate::util::time::days_from_civil(y, u32::try_from(mo).ok()?, u32::try_from(d).ok()?);
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_s;
     u64::try_from(secs.checked_mul(1_000_000)?.checked_add(micros)?).ok()
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// What follows the time in the journal and syslog formats: `[host] ident[pid]: message`.

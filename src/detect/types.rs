@@ -94,6 +94,17 @@ pub enum Kind {
     LogGap,
 }
 
+impl Kind {
+    /// The stable `snake_case` name (the serde name): an incident's `kind`, Alertmanager's
+    /// `alertname`, the metric label, `TUNERD_KIND`.
+    pub fn name(self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(s)) => s,
+            _ => format!("{self:?}"),
+        }
+    }
+}
+
 /// What one record or one sample says. `device` is as the kernel named it in the message
 /// (`loop2`, `sda`, `dm-0`, `0:0:0:0`, an NFS server name); the health layer maps it to a disk
 /// and its mounts.
@@ -116,6 +127,16 @@ pub struct Observation {
 pub enum IncidentState {
     Firing,
     Resolved,
+}
+
+impl IncidentState {
+    /// The stable name (the serde name): `firing` or `resolved`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentState::Firing => "firing",
+            IncidentState::Resolved => "resolved",
+        }
+    }
 }
 
 /// One failure, however many lines it printed.

@@ -1,10 +1,8 @@
-//! `org.tunerd.Tuner1` at `/org/tunerd/Tuner1` on the system bus: the daemon's side (the
-//! interface over [`State`](crate::service::State)) and `tunerctl`'s side (a client that finds
-//! the daemon and calls it). The interface is described in `dbus/org.tunerd.Tuner1.xml`; who
+//! `org.tunerd.Tuner1` at `/org/tunerd/Tuner1` on the system bus, the daemon's side: the
+//! interface over the service [`State`](super::State), and the signals for what it announces.
+//! `tunerctl`'s side is `cli::backend`; the names and reply types are in `api`. The interface is described in `dbus/org.tunerd.Tuner1.xml`; who
 //! may call what, in `dbus/org.tunerd.Tuner1.conf`. Methods that change the machine also check
 //! the caller's uid here, so a permissive bus policy alone cannot open them.
-
-use std::path::Path;
 
 use serde::Serialize;
 use zbus::fdo;
@@ -12,11 +10,8 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::Connection;
 
-use crate::service::{lock, Announce, Shared};
-
-pub const NAME: &str = "org.tunerd.Tuner1";
-pub const PATH: &str = "/org/tunerd/Tuner1";
-pub const INTERFACE: &str = "org.tunerd.Tuner1";
+use super::state::{lock, ServiceError, Shared};
+use crate::api::{Announce, NAME, PATH};
 
 fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -68,9 +63,7 @@ impl Tuner {
 
     #[zbus(out_args("drift"))]
     async fn verify(&self) -> String {
-        let mut st = lock(&self.shared);
-        let drift = st.verify();
-        json(&serde_json::json!({ "profile": st.profile.name, "drift": drift }))
+        json(&lock(&self.shared).verify())
     }
 
     #[zbus(out_args("report"))]
@@ -88,7 +81,7 @@ impl Tuner {
 
     #[zbus(out_args("names"))]
     async fn list_profiles(&self) -> Vec<String> {
-        lock(&self.shared).profiles.names()
+        lock(&self.shared).profile_names()
     }
 
     #[zbus(out_args("report"))]
@@ -102,9 +95,10 @@ impl Tuner {
         require_root(&hdr, conn).await?;
         let (announce, status) = {
             let mut st = lock(&self.shared);
-            let announce = st
-                .switch(&name)
-                .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
+            let announce = st.switch(&name).map_err(|e| match e {
+                ServiceError::Config(e) => fdo::Error::InvalidArgs(e.to_string()),
+                other => fdo::Error::Failed(other.to_string()),
+            })?;
             (announce, json(&st.status()))
         };
         emit(&emitter, &self.shared, announce).await;
@@ -122,12 +116,15 @@ impl Tuner {
         let result = lock(&self.shared).reload();
         match result {
             Ok(announce) => {
-                let profile = lock(&self.shared).profile.name.clone();
+                let profile = lock(&self.shared).profile_name().to_string();
                 emit(&emitter, &self.shared, announce).await;
                 Ok(format!("reloaded: profile {profile}"))
             }
-            Err(e) => Err(fdo::Error::Failed(format!(
+            Err(e @ ServiceError::Config(_)) => Err(fdo::Error::Failed(format!(
                 "refused, the running configuration stays: {e}"
+            ))),
+            Err(e) => Err(fdo::Error::Failed(format!(
+                "the new configuration is in force, but its profile is not fully applied: {e}"
             ))),
         }
     }
@@ -141,12 +138,12 @@ impl Tuner {
     /// The open incidents (JSON array).
     #[zbus(property)]
     async fn incidents(&self) -> String {
-        json(&lock(&self.shared).incidents.open())
+        json(&lock(&self.shared).open_incidents())
     }
 
     #[zbus(property)]
     async fn active_profile(&self) -> String {
-        lock(&self.shared).profile.name.clone()
+        lock(&self.shared).profile_name().to_string()
     }
 
     #[zbus(property)]
@@ -161,7 +158,7 @@ impl Tuner {
 
     #[zbus(property)]
     async fn health(&self) -> String {
-        lock(&self.shared).health.as_str().to_string()
+        lock(&self.shared).health().as_str().to_string()
     }
 
     #[zbus(property)]
@@ -215,10 +212,7 @@ async fn emit(emitter: &SignalEmitter<'_>, shared: &Shared, announce: Vec<Announ
                 Tuner::profile_changed(emitter, old, new).await
             }
             Announce::Incident(n) => {
-                let event = match n.event {
-                    crate::detect::types::IncidentState::Firing => "firing",
-                    crate::detect::types::IncidentState::Resolved => "resolved",
-                };
+                let event = n.event.as_str();
                 Tuner::incident(
                     emitter,
                     &n.id,
@@ -264,82 +258,4 @@ pub fn announce(conn: &Connection, shared: &Shared, announce: Vec<Announce>) {
             Err(e) => crate::log!(warn, "D-Bus: {e}"),
         }
     });
-}
-
-/// `tunerctl`'s line to a running daemon.
-pub struct Client {
-    conn: Connection,
-}
-
-impl Client {
-    /// The daemon serving `root`, if one runs on the system bus (`DBUS_SYSTEM_BUS_ADDRESS`
-    /// picks another bus). `None` when there is no bus, no daemon, or a daemon for another
-    /// root.
-    pub fn find(root: &Path) -> Option<Client> {
-        zbus::block_on(async {
-            let conn = Connection::system().await.ok()?;
-            let bus = fdo::DBusProxy::new(&conn).await.ok()?;
-            let name = zbus::names::BusName::try_from(NAME).ok()?;
-            if !bus.name_has_owner(name).await.ok()? {
-                return None;
-            }
-            let client = Client { conn };
-            let theirs = client.property("Root").await.ok()?;
-            let same = std::fs::canonicalize(&theirs).ok()? == std::fs::canonicalize(root).ok()?;
-            same.then_some(client)
-        })
-    }
-
-    async fn property(&self, name: &str) -> zbus::Result<String> {
-        let reply = self
-            .conn
-            .call_method(
-                Some(NAME),
-                PATH,
-                Some("org.freedesktop.DBus.Properties"),
-                "Get",
-                &(INTERFACE, name),
-            )
-            .await?;
-        let value: zbus::wire::OwnedVariant = reply.body().deserialize()?;
-        String::try_from(value)
-    }
-
-    /// Calls a method that returns one string (JSON for most).
-    pub fn call(&self, method: &str, arg: Option<&str>) -> Result<String, String> {
-        zbus::block_on(async {
-            let reply = match arg {
-                Some(a) => {
-                    self.conn
-                        .call_method(Some(NAME), PATH, Some(INTERFACE), method, &(a,))
-                        .await
-                }
-                None => {
-                    self.conn
-                        .call_method(Some(NAME), PATH, Some(INTERFACE), method, &())
-                        .await
-                }
-            };
-            let reply = reply.map_err(|e| describe(&e))?;
-            reply
-                .body()
-                .deserialize::<String>()
-                .map_err(|e| e.to_string())
-        })
-    }
-}
-
-/// A D-Bus error as one line a person can act on.
-fn describe(e: &zbus::Error) -> String {
-    match e {
-        zbus::Error::FDO(f) => match f.as_ref() {
-            fdo::Error::AccessDenied(m) => format!("access denied: {m}"),
-            fdo::Error::Failed(m) | fdo::Error::InvalidArgs(m) => m.clone(),
-            other => other.to_string(),
-        },
-        zbus::Error::MethodError(name, msg, _) => {
-            format!("{}: {}", name.as_str(), msg.as_deref().unwrap_or(""))
-        }
-        other => other.to_string(),
-    }
 }

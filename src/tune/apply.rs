@@ -14,7 +14,7 @@ use crate::host::sys::{Root, SysError, STATE_DIR};
 use crate::tune::knob::Knob;
 use crate::tune::plan::{Action, Change, Object, Plan};
 
-pub use crate::host::state_files::ORIGINALS as JOURNAL;
+pub use crate::host::state_files::ORIGINALS;
 const JOURNAL_VERSION: u32 = 1;
 
 /// One original value: what to write, where, to put a knob back.
@@ -38,40 +38,41 @@ pub struct Original {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Journal {
+pub struct Originals {
     pub version: u32,
     pub originals: Vec<Original>,
 }
 
-impl Journal {
-    pub fn load(root: &Root) -> Result<Journal, JournalError> {
-        match root.read_opt(JOURNAL).map_err(JournalError::Io)? {
-            None => Ok(Journal {
+impl Originals {
+    pub fn load(root: &Root) -> Result<Originals, OriginalsError> {
+        match root.read_opt(ORIGINALS).map_err(OriginalsError::Io)? {
+            None => Ok(Originals {
                 version: JOURNAL_VERSION,
                 originals: Vec::new(),
             }),
-            Some(text) if text.trim().is_empty() => Ok(Journal::default()),
+            Some(text) if text.trim().is_empty() => Ok(Originals::default()),
             Some(text) => serde_json::from_str(&text)
-                .map_err(|e| JournalError::Corrupt(root.display(JOURNAL), e.to_string())),
+                .map_err(|e| OriginalsError::Corrupt(root.display(ORIGINALS), e.to_string())),
         }
     }
 
-    pub fn save(&self, root: &Root) -> Result<(), JournalError> {
+    pub fn save(&self, root: &Root) -> Result<(), OriginalsError> {
         if self.originals.is_empty() {
-            return root.remove(JOURNAL).map_err(JournalError::Io);
+            return root.remove(ORIGINALS).map_err(OriginalsError::Io);
         }
         let mut text = serde_json::to_vec_pretty(self)
-            .map_err(|e| JournalError::Corrupt(root.display(JOURNAL), e.to_string()))?;
+            .map_err(|e| OriginalsError::Corrupt(root.display(ORIGINALS), e.to_string()))?;
         text.push(b'\n');
-        root.create_dir(STATE_DIR).map_err(JournalError::Io)?;
-        root.write_atomic(JOURNAL, &text).map_err(JournalError::Io)
+        root.create_dir(STATE_DIR).map_err(OriginalsError::Io)?;
+        root.write_atomic(ORIGINALS, &text)
+            .map_err(OriginalsError::Io)
     }
 }
 
 /// Drops the originals of a disk that is gone: they belong to a device that no longer exists.
-pub fn forget_disk(root: &Root, name: &str) -> Result<usize, JournalError> {
-    let _lock = root.lock_state().map_err(JournalError::Io)?;
-    let mut journal = Journal::load(root)?;
+pub fn forget_disk(root: &Root, name: &str) -> Result<usize, OriginalsError> {
+    let _lock = root.lock_state().map_err(OriginalsError::Io)?;
+    let mut journal = Originals::load(root)?;
     let before = journal.originals.len();
     journal
         .originals
@@ -84,23 +85,23 @@ pub fn forget_disk(root: &Root, name: &str) -> Result<usize, JournalError> {
 }
 
 #[derive(Debug)]
-pub enum JournalError {
+pub enum OriginalsError {
     Io(SysError),
     Corrupt(String, String),
 }
 
-impl std::fmt::Display for JournalError {
+impl std::fmt::Display for OriginalsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            JournalError::Io(e) => write!(f, "journal of originals: {e}"),
-            JournalError::Corrupt(path, e) => {
+            OriginalsError::Io(e) => write!(f, "journal of originals: {e}"),
+            OriginalsError::Corrupt(path, e) => {
                 write!(f, "{path}: unreadable journal of originals: {e}")
             }
         }
     }
 }
 
-impl std::error::Error for JournalError {}
+impl std::error::Error for OriginalsError {}
 
 /// The outcome of one knob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -166,7 +167,7 @@ impl Report {
 }
 
 /// The journal key of a knob on an object; exclusive pairs share one key.
-pub fn journal_key(object: &Object, knob: Knob) -> String {
+pub fn originals_key(object: &Object, knob: Knob) -> String {
     let canonical = match knob {
         Knob::DirtyBytes => Knob::DirtyRatio,
         Knob::DirtyBackgroundBytes => Knob::DirtyBackgroundRatio,
@@ -223,7 +224,7 @@ fn originals_for(
         order: order_of(knob),
     };
     let current = change.current.clone().unwrap_or_default();
-    let key = journal_key(&change.object, change.knob);
+    let key = originals_key(&change.object, change.knob);
     match change.knob {
         // The elevator switch resets nr_requests: record it too, so revert can put it back.
         Knob::Scheduler => {
@@ -231,7 +232,7 @@ fn originals_for(
             let nr = sibling(&change.path, "nr_requests");
             if let Ok(value) = root.read(&nr) {
                 out.push(make(
-                    journal_key(&change.object, Knob::NrRequests),
+                    originals_key(&change.object, Knob::NrRequests),
                     nr,
                     Knob::NrRequests.normalize(&value),
                     Knob::NrRequests,
@@ -309,9 +310,9 @@ fn read_back(attrs: &mut crate::host::sys::Attrs<'_>, knob: Knob, path: &str) ->
 /// Applies a plan: records the originals of every knob it is about to write (one atomic
 /// journal update, before the first write), then writes in plan order and reads each value
 /// back. One knob's failure never stops the others. Takes the state lock for the duration.
-pub fn apply(root: &Root, plan: &Plan) -> Result<Report, JournalError> {
-    let _lock = root.lock_state().map_err(JournalError::Io)?;
-    let mut journal = Journal::load(root)?;
+pub fn apply(root: &Root, plan: &Plan) -> Result<Report, OriginalsError> {
+    let _lock = root.lock_state().map_err(OriginalsError::Io)?;
+    let mut journal = Originals::load(root)?;
     let before = journal.originals.len();
     let mut known: BTreeSet<String> = journal.originals.iter().map(|o| o.key.clone()).collect();
     let mut identities = BTreeMap::new();
@@ -407,14 +408,14 @@ pub fn verify(plan: &Plan) -> Vec<Drift> {
 /// Restores every recorded original, in apply order, and forgets those restored (and those
 /// of devices that are gone). Originals that fail to restore stay in the journal for the
 /// next try.
-pub fn revert(root: &Root) -> Result<Report, JournalError> {
+pub fn revert(root: &Root) -> Result<Report, OriginalsError> {
     revert_where(root, |_| true)
 }
 
 /// Restores the originals `pick` selects (by journal key) and keeps the others recorded.
-pub fn revert_where(root: &Root, pick: impl Fn(&str) -> bool) -> Result<Report, JournalError> {
-    let _lock = root.lock_state().map_err(JournalError::Io)?;
-    let mut journal = Journal::load(root)?;
+pub fn revert_where(root: &Root, pick: impl Fn(&str) -> bool) -> Result<Report, OriginalsError> {
+    let _lock = root.lock_state().map_err(OriginalsError::Io)?;
+    let mut journal = Originals::load(root)?;
     let (mut entries, mut keep): (Vec<Original>, Vec<Original>) = journal
         .originals
         .iter()
@@ -480,13 +481,16 @@ mod tests {
 
     #[test]
     fn pairs_share_one_journal_key() {
-        assert_eq!(journal_key(&Object::Vm, Knob::DirtyBytes), "vm/dirty_ratio");
         assert_eq!(
-            journal_key(&Object::Bdi("0:53".into()), Knob::BdiMaxBytes),
+            originals_key(&Object::Vm, Knob::DirtyBytes),
+            "vm/dirty_ratio"
+        );
+        assert_eq!(
+            originals_key(&Object::Bdi("0:53".into()), Knob::BdiMaxBytes),
             "bdi/0:53/bdi_max_ratio"
         );
         assert_eq!(
-            journal_key(&Object::Disk("sda".into()), Knob::Scheduler),
+            originals_key(&Object::Disk("sda".into()), Knob::Scheduler),
             "sda/scheduler"
         );
     }

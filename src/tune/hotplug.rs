@@ -5,7 +5,7 @@
 //! from the kernel's uevent netlink socket. libudev types are not `Send`: this module turns
 //! each event into an owned [`BlockEvent`] before anyone else sees it.
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 /// What happened to a disk.
@@ -57,8 +57,8 @@ impl Watcher {
         Ok(Watcher { socket, source })
     }
 
-    pub fn fd(&self) -> RawFd {
-        self.socket.as_raw_fd()
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
     }
 
     /// Every event waiting on the socket (non-blocking).

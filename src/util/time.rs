@@ -1,4 +1,5 @@
-//! Wall-clock time as receivers want it (RFC 3339, HTTP dates), without a date crate: the
+//! Time, in one place: the wall clock in Unix seconds and milliseconds, and dates as
+//! receivers and logs write them (RFC 3339, HTTP dates, syslog), without a date crate: the
 //! proleptic Gregorian calendar in UTC is a few lines of integer arithmetic.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -7,6 +8,16 @@ pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The wall clock in Unix seconds.
+pub(crate) fn now_secs() -> u64 {
+    epoch_secs(SystemTime::now())
+}
+
+/// A time in Unix seconds (0 before the epoch).
+pub(crate) fn epoch_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Days since 1970-01-01 -> (year, month, day). Howard Hinnant's `civil_from_days`.
@@ -24,7 +35,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// (year, month, day) -> days since 1970-01-01. Howard Hinnant's `days_from_civil`.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);

@@ -1,6 +1,6 @@
 //! The TOML diagnostics toolkit every configuration file is read with (tunerd.toml, its
 //! `[alert]` tables, the profiles): spans turned into `file:line:column`, typed readers whose
-//! errors name the key and the allowed values, and [`Field`] tables that describe a TOML
+//! errors name the key and the allowed values, and `Field` tables that describe a TOML
 //! table's keys once. Hand-written over `toml`'s spanned `DeTable` rather than serde derive:
 //! serde's errors cannot say which key of which file, where, and what is allowed.
 

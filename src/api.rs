@@ -1,0 +1,135 @@
+//! The outward contract, shared by both binaries: the bus names, the typed replies of
+//! `org.tunerd.Tuner1` (their JSON is what `tunerctl --json` prints), what the service
+//! announces as signals, and the exit codes. The service builds these values, the bus sends
+//! them, `tunerctl` decodes them: one definition for the three.
+//!
+//! The JSON shapes and the D-Bus interface (dbus/org.tunerd.Tuner1.xml) are a promise to
+//! scripts and monitors: change them only compatibly (new fields with `#[serde(default)]`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DriftPolicy, OnStop};
+use crate::detect::types::{Incident, Notification};
+use crate::tune::apply::Drift;
+
+/// The well-known name on the system bus.
+pub const NAME: &str = "org.tunerd.Tuner1";
+/// The object path.
+pub const PATH: &str = "/org/tunerd/Tuner1";
+/// The interface.
+pub const INTERFACE: &str = "org.tunerd.Tuner1";
+
+/// Exit codes, for scripts and monitors.
+pub mod exit {
+    /// Everything as wanted.
+    pub const OK: u8 = 0;
+    /// A knob was rejected by the kernel, a revert failed, or the kernel state could not be read.
+    pub const FAILURE: u8 = 1;
+    /// Bad command line.
+    pub const USAGE: u8 = 2;
+    /// `verify`: at least one knob differs from the profile.
+    pub const DRIFT: u8 = 3;
+    /// The configuration or a profile is invalid; nothing was written.
+    pub const CONFIG: u8 = 4;
+    /// `events`: a storage incident is open; `scan`: the log shows storage trouble.
+    pub const INCIDENT: u8 = 5;
+}
+
+/// The exit codes as `--help` says them.
+pub const EXIT_HELP: &str =
+    "Exit codes: 0 ok; 1 a knob was rejected by the kernel or state could not be read; \
+2 bad usage; 3 drift found (verify); 4 invalid configuration or profile (nothing written); \
+5 a storage incident is open (events) or the log shows storage trouble (scan).";
+
+/// How the machine is doing, as the `Health` property says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Health {
+    Ok,
+    /// A knob differs from the profile and policy is to report only.
+    Drift,
+    /// The kernel rejected a knob.
+    Degraded,
+    /// A storage incident is open.
+    Failing,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Ok => "ok",
+            Health::Drift => "drift",
+            Health::Degraded => "degraded",
+            Health::Failing => "failing",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DriftRecord {
+    /// Seconds since the epoch.
+    pub at: u64,
+    pub target: String,
+    pub path: String,
+    pub expected: String,
+    pub actual: Option<String>,
+    pub repaired: bool,
+}
+
+/// What the D-Bus side must announce after an operation (sent outside the state lock).
+#[derive(Debug, Clone)]
+pub enum Announce {
+    Drift(DriftRecord),
+    Incident(Box<Notification>),
+    ProfileChanged { old: String, new: String },
+    PropertiesChanged,
+}
+
+/// `Status()`: the running daemon, as `tunerctl status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    pub running: bool,
+    pub pid: u32,
+    pub root: String,
+    pub uptime_secs: u64,
+    pub started: u64,
+    pub profile: String,
+    pub chosen_by: String,
+    pub platform: String,
+    pub health: Health,
+    pub last_verify: Option<u64>,
+    pub drift_interval_secs: u64,
+    pub drift_policy: DriftPolicy,
+    pub on_stop: OnStop,
+    pub hotplug_source: String,
+    pub hotplug_events: u64,
+    pub disks: usize,
+    pub knobs: usize,
+    pub at_value: usize,
+    pub drift: usize,
+    pub recent_drift: Vec<DriftRecord>,
+    #[serde(default)]
+    pub open_incidents: usize,
+    /// A revert stopped enforcement until the next apply.
+    #[serde(default)]
+    pub suspended: bool,
+    #[serde(default)]
+    pub kmsg_records: u64,
+}
+
+/// `Verify()`: the knobs that differ from the profile in force.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerifyReply {
+    pub profile: String,
+    pub drift: Vec<Drift>,
+}
+
+/// `Events()`: open and recently resolved incidents.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EventsReply {
+    pub open: Vec<Incident>,
+    pub recent: Vec<Incident>,
+    /// Observations the incident table had no room for (it is bounded).
+    #[serde(default)]
+    pub dropped_observations: u64,
+}

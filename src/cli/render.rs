@@ -1,0 +1,615 @@
+//! What each command prints: tables for people (left-aligned columns, a summary line) and
+//! pretty JSON for scripts (`--json`). Pure functions of the values they are given, apart
+//! from `status`, which reads each disk's active scheduler.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::api::{exit, DaemonStatus, EventsReply, VerifyReply};
+use crate::config::{Config, DriftPolicy};
+use crate::detect::types::Incident;
+use crate::host::inventory::Inventory;
+use crate::host::sys::Root;
+use crate::tune::apply::{self, Originals, Report, Status};
+use crate::tune::plan::{Action, Plan};
+use crate::tune::profile::{Profile, ProfileSet};
+use crate::util::time::now_secs;
+
+use super::{json, Context, Failure, Output};
+
+fn render_incidents(label: &str, list: &[Incident]) -> String {
+    if list.is_empty() {
+        return format!("no {label} incidents\n");
+    }
+    let mut rows = vec![row(&[
+        "ID", "SEVERITY", "STARTED", "ENDED", "COUNT", "SUMMARY",
+    ])];
+    for i in list {
+        rows.push(vec![
+            i.id.clone(),
+            i.severity.as_str().to_string(),
+            if i.started > 1_000_000_000 {
+                ago(i.started)
+            } else {
+                "-".into()
+            },
+            i.ended.map_or("-".to_string(), |e| {
+                if e > 1_000_000_000 {
+                    ago(e)
+                } else {
+                    "yes".into()
+                }
+            }),
+            i.count.to_string(),
+            i.summary.clone(),
+        ]);
+    }
+    format!("{label}:\n{}", table(&rows))
+}
+
+pub(super) fn verify_output(reply: &VerifyReply, as_json: bool) -> Output {
+    let (profile, drift) = (&reply.profile, &reply.drift);
+    let code = if drift.is_empty() {
+        exit::OK
+    } else {
+        exit::DRIFT
+    };
+    let text = if as_json {
+        json(reply)
+    } else if drift.is_empty() {
+        format!("ok: every knob of profile {profile} is at its value\n")
+    } else {
+        let mut rows = vec![row(&["TARGET", "ACTUAL", "DESIRED", "REASON"])];
+        for d in drift {
+            rows.push(vec![
+                d.target.clone(),
+                d.actual.clone().unwrap_or_else(|| "-".into()),
+                d.desired.clone(),
+                d.reason.clone(),
+            ]);
+        }
+        format!(
+            "{}drift: {} knob(s) differ from profile {profile}\n",
+            table(&rows),
+            drift.len()
+        )
+    };
+    Output { text, code }
+}
+
+pub(super) fn row(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(|c| c.to_string()).collect()
+}
+
+/// Left-aligned columns, two spaces apart; the last column is never padded.
+pub(super) fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; cols];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                let _ = write!(line, "{c:<w$}  ", w = widths[i]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "K", "M", "G", "T", "P"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 || v >= 10.0 {
+        format!("{v:.0}{}", UNITS[u])
+    } else {
+        format!("{v:.1}{}", UNITS[u])
+    }
+}
+
+fn action_word(a: Action) -> &'static str {
+    match a {
+        Action::Set => "set",
+        Action::Unchanged => "ok",
+        Action::Absent => "absent",
+        Action::Refused => "REFUSED",
+        Action::Unsupported => "unsupported",
+    }
+}
+
+fn render_plan(ctx: &Context, plan: &Plan) -> String {
+    let mut out = format!(
+        "profile {} ({}); platform {}\n\n",
+        ctx.profile.name,
+        ctx.chosen_by,
+        ctx.inventory.platform.kind.as_str()
+    );
+    let mut rows = vec![row(&["TARGET", "CURRENT", "DESIRED", "ACTION", "REASON"])];
+    for c in &plan.changes {
+        let mut reason = c.reason.clone();
+        if let Some(note) = &c.note {
+            reason = format!("{reason} [{note}]");
+        }
+        rows.push(vec![
+            c.label(),
+            c.current.clone().unwrap_or_else(|| "-".into()),
+            c.desired.clone(),
+            action_word(c.action).to_string(),
+            reason,
+        ]);
+    }
+    out.push_str(&table(&rows));
+    let _ = writeln!(
+        out,
+        "\n{} to set, {} already at value, {} absent, {} refused, {} unsupported",
+        plan.count(Action::Set),
+        plan.count(Action::Unchanged),
+        plan.count(Action::Absent),
+        plan.count(Action::Refused),
+        plan.count(Action::Unsupported)
+    );
+    out
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Applied => "applied",
+        Status::Adjusted => "adjusted",
+        Status::Unchanged => "unchanged",
+        Status::Rejected => "REJECTED",
+        Status::Absent => "absent",
+        Status::Refused => "REFUSED",
+        Status::Unsupported => "unsupported",
+        Status::Restored => "restored",
+        Status::Gone => "gone",
+    }
+}
+
+pub(super) fn report_output(report: &Report, as_json: bool, verb: &str) -> Output {
+    let code = if report.ok() { exit::OK } else { exit::FAILURE };
+    if as_json {
+        return Output {
+            text: json(&report.to_json()),
+            code,
+        };
+    }
+    if report.outcomes.is_empty() {
+        let text = match verb {
+            "revert" => "nothing to revert: no originals are recorded\n".to_string(),
+            _ => "nothing to do: the profile sets nothing on this machine\n".to_string(),
+        };
+        return Output { text, code };
+    }
+    let mut rows = vec![row(&["TARGET", "BEFORE", "WANTED", "AFTER", "RESULT"])];
+    for o in &report.outcomes {
+        let mut result = status_word(o.status).to_string();
+        if let Some(e) = &o.error {
+            result = format!("{result}: {e}");
+        }
+        rows.push(vec![
+            o.target.clone(),
+            o.before.clone().unwrap_or_else(|| "-".into()),
+            o.wanted.clone(),
+            o.after.clone().unwrap_or_else(|| "-".into()),
+            result,
+        ]);
+    }
+    let mut text = table(&rows);
+    let _ = writeln!(
+        text,
+        "\n{verb}: {} written, {} unchanged, {} rejected, {} absent, {} refused{}",
+        report.written(),
+        report.count(Status::Unchanged),
+        report.count(Status::Rejected),
+        report.count(Status::Absent),
+        report.count(Status::Refused),
+        if report.count(Status::Gone) > 0 {
+            format!(", {} gone", report.count(Status::Gone))
+        } else {
+            String::new()
+        }
+    );
+    Output { text, code }
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    /// The running daemon's own status; `null` when it does not run.
+    daemon: Option<&'a DaemonStatus>,
+    profile: &'a str,
+    chosen_by: &'a str,
+    config: &'a str,
+    inventory: &'a Inventory,
+    knobs: usize,
+    at_value: usize,
+    drift: usize,
+    absent: usize,
+    refused: usize,
+    originals_recorded: usize,
+}
+
+fn ago(epoch_secs: u64) -> String {
+    human_duration(now_secs().saturating_sub(epoch_secs)) + " ago"
+}
+
+fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m{}s", s / 60, s % 60),
+        s if s < 172_800 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+pub(super) fn status(
+    ctx: &Context,
+    daemon: Option<&DaemonStatus>,
+    as_json: bool,
+) -> Result<Output, Failure> {
+    let plan = ctx.plan();
+    let drift = apply::verify(&plan).len();
+    let originals = Originals::load(&ctx.root)?;
+    if as_json {
+        let s = StatusJson {
+            daemon,
+            profile: &ctx.profile.name,
+            chosen_by: &ctx.chosen_by,
+            config: &ctx.config.source,
+            inventory: &ctx.inventory,
+            knobs: plan.changes.len(),
+            at_value: plan.count(Action::Unchanged),
+            drift,
+            absent: plan.count(Action::Absent),
+            refused: plan.count(Action::Refused),
+            originals_recorded: originals.originals.len(),
+        };
+        return Ok(Output {
+            text: json(&s),
+            code: exit::OK,
+        });
+    }
+    let inv = &ctx.inventory;
+    let mut out = String::new();
+    match daemon {
+        Some(d) => {
+            let _ = writeln!(
+                out,
+                "daemon    running (pid {}, up {}), health {}, hotplug from {} ({} events), drift check every {}s ({}){}",
+                d.pid,
+                human_duration(d.uptime_secs),
+                d.health.as_str(),
+                d.hotplug_source,
+                d.hotplug_events,
+                d.drift_interval_secs,
+                match d.drift_policy {
+                    DriftPolicy::Repair => "repair",
+                    DriftPolicy::Report => "report only",
+                },
+                d.last_verify
+                    .map(|t| format!(", last {}", ago(t)))
+                    .unwrap_or_default()
+            );
+            if d.suspended {
+                let _ = writeln!(
+                    out,
+                    "tuning    suspended by a revert: originals in place, the profile is not enforced until `tunerctl apply`"
+                );
+            }
+            if d.open_incidents > 0 {
+                let _ = writeln!(
+                    out,
+                    "incidents {} open (tunerctl events); {} kernel log records read",
+                    d.open_incidents, d.kmsg_records
+                );
+            }
+            for r in d.recent_drift.iter().rev().take(5) {
+                let _ = writeln!(
+                    out,
+                    "drift     {} {}: was {}, expected {}{}",
+                    ago(r.at),
+                    r.target,
+                    r.actual.as_deref().unwrap_or("absent"),
+                    r.expected,
+                    if r.repaired { " (repaired)" } else { "" }
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "daemon    not running (tunerctl works directly on the kernel)"
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "platform  {} ({})",
+        inv.platform.kind.as_str(),
+        inv.platform.evidence.join("; ")
+    );
+    let _ = writeln!(
+        out,
+        "profile   {} ({}; inherits {})",
+        ctx.profile.name,
+        ctx.chosen_by,
+        if ctx.profile.chain.len() > 1 {
+            ctx.profile.chain[1..].join(" < ")
+        } else {
+            "nothing".to_string()
+        }
+    );
+    let _ = writeln!(
+        out,
+        "tuning    {} knobs: {} at value, {} to set, {} absent, {} refused; {} originals recorded",
+        plan.changes.len(),
+        plan.count(Action::Unchanged),
+        drift,
+        plan.count(Action::Absent),
+        plan.count(Action::Refused),
+        originals.originals.len()
+    );
+    out.push('\n');
+    let mut rows = vec![row(&[
+        "DISK",
+        "KIND",
+        "DRIVER",
+        "VENDOR/MODEL",
+        "SIZE",
+        "ROT",
+        "SCHED",
+        "STACK",
+    ])];
+    for d in &inv.disks {
+        let sched = ctx
+            .root
+            .read_lossy(&format!("{}/queue/scheduler", d.sys_dir()))
+            .and_then(|s| crate::tune::knob::active_scheduler(&s).map(str::to_string))
+            .unwrap_or_else(|| "-".into());
+        let mut stack = String::new();
+        if !d.slaves.is_empty() {
+            stack = format!("on {}", d.slaves.join(","));
+        }
+        if !d.holders.is_empty() {
+            if !stack.is_empty() {
+                stack.push(' ');
+            }
+            let _ = write!(stack, "under {}", d.holders.join(","));
+        }
+        let mut model = format!("{} {}", d.vendor, d.model).trim().to_string();
+        if !d.cloud.is_empty() {
+            model = format!("{model} ({})", d.cloud);
+        }
+        rows.push(vec![
+            d.name.clone(),
+            d.kind.as_str().to_string(),
+            d.driver.clone(),
+            if model.is_empty() { "-".into() } else { model },
+            human_size(d.size_bytes),
+            if d.rotational { "1" } else { "0" }.to_string(),
+            sched,
+            stack,
+        ]);
+    }
+    out.push_str(&table(&rows));
+    let shown: Vec<_> = inv
+        .mounts
+        .iter()
+        .filter(|m| m.disk.is_some() || m.is_network())
+        .collect();
+    if !shown.is_empty() {
+        out.push('\n');
+        let mut rows = vec![row(&["MOUNT", "FSTYPE", "SOURCE", "DISK", "BDI"])];
+        for m in shown {
+            rows.push(vec![
+                m.mount_point.clone(),
+                m.fstype.clone(),
+                m.source.clone(),
+                m.disk.clone().unwrap_or_else(|| "-".into()),
+                m.bdi.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
+    Ok(Output {
+        text: out,
+        code: exit::OK,
+    })
+}
+
+pub(super) fn profiles(root: &Root, as_json: bool) -> Result<Output, Failure> {
+    let set = ProfileSet::load(root)?;
+    let list: Vec<&Profile> = set.names().iter().filter_map(|n| set.get(n)).collect();
+    if as_json {
+        #[derive(Serialize)]
+        struct Row<'a> {
+            name: &'a str,
+            source: &'a str,
+            inherits: Option<&'a str>,
+            description: &'a str,
+        }
+        let rows: Vec<Row> = list
+            .iter()
+            .map(|p| Row {
+                name: &p.name,
+                source: &p.source,
+                inherits: p.inherits.as_deref(),
+                description: &p.description,
+            })
+            .collect();
+        return Ok(Output {
+            text: json(&rows),
+            code: exit::OK,
+        });
+    }
+    let mut rows = vec![row(&["PROFILE", "SOURCE", "INHERITS", "DESCRIPTION"])];
+    for p in list {
+        rows.push(vec![
+            p.name.clone(),
+            p.source.clone(),
+            p.inherits.clone().unwrap_or_else(|| "-".into()),
+            p.description.clone(),
+        ]);
+    }
+    Ok(Output {
+        text: table(&rows),
+        code: exit::OK,
+    })
+}
+
+pub(super) fn profile_show(root: &Root, name: &str, as_json: bool) -> Result<Output, Failure> {
+    let set = ProfileSet::load(root)?;
+    let p = set.resolve(name)?;
+    if as_json {
+        return Ok(Output {
+            text: json(&p),
+            code: exit::OK,
+        });
+    }
+    let mut out = format!(
+        "profile {} ({}): {}\ninherits: {}\n",
+        p.name,
+        p.source,
+        p.description,
+        p.chain.join(" < ")
+    );
+    if !p.vm.is_empty() {
+        out.push_str("\n[vm]\n");
+        let mut rows = Vec::new();
+        for (k, s) in &p.vm {
+            rows.push(vec![
+                format!("  {}", k.key()),
+                s.value.to_string(),
+                format!("({})", s.profile),
+                s.reason.clone(),
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
+    for (section, rules) in [("disk", &p.disk), ("mount", &p.mount)] {
+        for r in rules {
+            let matchers: Vec<String> = r
+                .matchers
+                .iter()
+                .map(|m| format!("{} = {}", m.key, m.globs.join(" | ")))
+                .collect();
+            let _ = writeln!(
+                out,
+                "\n[[{section}]] {} ({}) match: {}",
+                r.name,
+                r.profile,
+                if matchers.is_empty() {
+                    "every device".to_string()
+                } else {
+                    matchers.join(", ")
+                }
+            );
+            let mut rows = Vec::new();
+            for (k, s) in &r.settings {
+                let mut value = s.value.to_string();
+                if s.accept_risk {
+                    value.push_str(" (risk accepted)");
+                }
+                rows.push(vec![format!("  {}", k.key()), value, s.reason.clone()]);
+            }
+            out.push_str(&table(&rows));
+        }
+    }
+    Ok(Output {
+        text: out,
+        code: exit::OK,
+    })
+}
+
+pub(super) fn check_config(
+    root: &Root,
+    requested: Option<&str>,
+    as_json: bool,
+) -> Result<Output, Failure> {
+    let set = ProfileSet::load(root)?;
+    let config = Config::load(root, &set)?;
+    if let Some(name) = requested {
+        set.resolve(name)?;
+    }
+    let text = if as_json {
+        json(
+            &serde_json::json!({ "ok": true, "config": config.source, "profile": config.profile, "profiles": set.names() }),
+        )
+    } else {
+        format!(
+            "ok: {} ({}), {} profiles valid\n",
+            config.source,
+            if config.profile == "auto" {
+                "profile auto".to_string()
+            } else {
+                format!("profile {}", config.profile)
+            },
+            set.names().len()
+        )
+    };
+    Ok(Output {
+        text,
+        code: exit::OK,
+    })
+}
+
+pub(super) fn plan_output(ctx: &Context, plan: &Plan, as_json: bool) -> Output {
+    Output {
+        text: if as_json {
+            json(plan)
+        } else {
+            render_plan(ctx, plan)
+        },
+        code: exit::OK,
+    }
+}
+
+pub(super) fn switched(st: &DaemonStatus, as_json: bool) -> Output {
+    let text = if as_json {
+        json(st)
+    } else {
+        format!(
+            "switched: profile {} (health {})\n",
+            st.profile,
+            st.health.as_str()
+        )
+    };
+    Output {
+        text,
+        code: exit::OK,
+    }
+}
+
+/// `tunerctl events`: exit 5 while an incident is open.
+pub(super) fn events_output(events: &EventsReply, from_daemon: bool, as_json: bool) -> Output {
+    let code = if events.open.is_empty() {
+        exit::OK
+    } else {
+        exit::INCIDENT
+    };
+    let text = if as_json {
+        json(events)
+    } else {
+        let mut text = render_incidents("open", &events.open);
+        text.push_str(&render_incidents("recent", &events.recent));
+        if !from_daemon {
+            text.push_str("(tunerd is not running: from its last saved state)\n");
+        }
+        text
+    };
+    Output { text, code }
+}

@@ -1,0 +1,200 @@
+//! The one fold of the detection pipeline: record -> classify -> locate -> time -> observe.
+//! The daemon feeds it what its sources read; `tunerctl scan` feeds it a saved log; both get
+//! the same incidents from the same records, because this is the only place the step is
+//! written.
+//!
+//! Pure: the inventory (where a device lives) and the time come in as arguments,
+//! notifications go out as values.
+
+use std::collections::BTreeSet;
+
+use crate::detect::classify::classify;
+use crate::detect::incidents::{self, IncidentConfig, IncidentTable, Incidents, Place};
+use crate::detect::sources::fanotify::FsError;
+use crate::detect::sources::samplers::Finding;
+use crate::detect::types::{Incident, Kind, LogRecord, Notification, Observation, Severity};
+use crate::host::inventory::Inventory;
+
+/// Where the times of records come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The running machine: the kernel's monotonic stamps are turned into times with its boot
+    /// time (`/proc/stat` btime, Unix seconds), and nothing is later than now.
+    Live { boot_time: u64 },
+    /// A saved log, maybe from another machine: only its own stamps count (monotonic ones as
+    /// seconds since that boot); a record without a stamp takes the previous record's time.
+    Saved,
+}
+
+pub struct Engine {
+    table: IncidentTable,
+    clock: Clock,
+    /// The time of the last record, for records without a stamp (saved logs).
+    last_at: u64,
+    /// Records read, recognised or not.
+    pub records: u64,
+    /// Records the catalog recognised as storage trouble.
+    pub recognised: u64,
+}
+
+impl Engine {
+    pub fn new(cfg: IncidentConfig, state: Incidents, clock: Clock) -> Engine {
+        Engine {
+            table: IncidentTable::new(cfg, state),
+            clock,
+            last_at: 0,
+            records: 0,
+            recognised: 0,
+        }
+    }
+
+    /// The incident table (open and recent incidents, what was dropped).
+    pub fn incidents(&self) -> &Incidents {
+        &self.table.state
+    }
+
+    pub fn open(&self) -> Vec<&Incident> {
+        self.table.open()
+    }
+
+    /// Open incidents then recently ended ones, oldest first.
+    pub fn all(&self) -> Vec<Incident> {
+        let mut list: Vec<Incident> = self.table.open().into_iter().cloned().collect();
+        list.extend(self.table.state.recent.iter().cloned());
+        list.sort_by(|a, b| (a.started, &a.id).cmp(&(b.started, &b.id)));
+        list
+    }
+
+    /// When a record happened, in Unix seconds.
+    fn time_of(&mut self, rec: &LogRecord, now: u64) -> u64 {
+        let at = match (self.clock, rec.realtime_us, rec.monotonic_us) {
+            (Clock::Live { .. }, Some(us), _) => (us / 1_000_000).min(now),
+            (Clock::Live { boot_time }, None, Some(us)) => (boot_time + us / 1_000_000).min(now),
+            (Clock::Live { .. }, None, None) => now,
+            (Clock::Saved, Some(us), _) | (Clock::Saved, None, Some(us)) => us / 1_000_000,
+            (Clock::Saved, None, None) => self.last_at,
+        };
+        self.last_at = at;
+        at
+    }
+
+    fn place(inv: Option<&Inventory>, device: Option<&str>) -> Place {
+        match (inv, device) {
+            (Some(inv), Some(device)) => incidents::locate(inv, device),
+            _ => Place::default(),
+        }
+    }
+
+    /// Log records (kernel or storage daemons'): classified, located on `inv` (`None`: devices
+    /// stay as the log names them) and folded into incidents.
+    pub fn records(
+        &mut self,
+        records: &[LogRecord],
+        inv: Option<&Inventory>,
+        now: u64,
+    ) -> Vec<Notification> {
+        let mut notes = Vec::new();
+        for rec in records {
+            self.records += 1;
+            let at = self.time_of(rec, now);
+            let Some(obs) = classify(rec) else {
+                continue;
+            };
+            self.recognised += 1;
+            let place = Self::place(inv, obs.device.as_deref());
+            // The kmsg sequence number makes the incident id the same when the record is
+            // read again after a restart.
+            let origin = rec.seq.map(|s| format!("k{s}"));
+            notes.extend(self.table.observe(&obs, &place, origin.as_deref(), at));
+        }
+        notes
+    }
+
+    /// Kernel log records were overwritten before they were read (`lost`: how many, 0 when
+    /// the kernel did not say).
+    pub fn lost(&mut self, lost: u64, now: u64) -> Vec<Notification> {
+        let obs = Observation {
+            kind: Kind::LogGap,
+            severity: Severity::Warning,
+            device: None,
+            resolves: false,
+            message: if lost > 0 {
+                format!("{lost} kernel log records were overwritten before tunerd read them")
+            } else {
+                "kernel log records were overwritten before tunerd read them".to_string()
+            },
+            at_us: None,
+        };
+        self.table.observe(&obs, &Place::default(), None, now)
+    }
+
+    /// FAN_FS_ERROR events: the filesystem itself says it hit an error.
+    pub fn fs_errors(
+        &mut self,
+        events: &[FsError],
+        inv: Option<&Inventory>,
+        now: u64,
+    ) -> Vec<Notification> {
+        let mut notes = Vec::new();
+        for e in events {
+            let device = e.source.trim_start_matches("/dev/").to_string();
+            let obs = Observation {
+                kind: Kind::Ext4Error,
+                severity: Severity::Critical,
+                device: (!device.is_empty()).then(|| device.clone()),
+                resolves: false,
+                message: format!(
+                    "fanotify FS_ERROR on {} ({}): error {} x{}",
+                    e.mount_point, e.source, e.error, e.count
+                ),
+                at_us: Some(now * 1_000_000),
+            };
+            let place = Self::place(inv, Some(&device));
+            notes.extend(self.table.observe(&obs, &place, None, now));
+        }
+        notes
+    }
+
+    /// One tick of the samplers: what they found (a finding that holds opens or keeps its
+    /// incident, one that no longer holds ends it), the devices with a mount flagged failed
+    /// (their disk incidents last while flagged), then the end of incidents whose condition
+    /// cleared and whose quiet period passed.
+    pub fn sample<'a>(
+        &mut self,
+        findings: &[Finding],
+        failed_devices: impl Iterator<Item = &'a str>,
+        inv: &Inventory,
+        now_ms: u64,
+    ) -> Vec<Notification> {
+        let now = now_ms / 1000;
+        let mut notes = Vec::new();
+        for f in findings {
+            let place = incidents::locate(inv, &f.device);
+            let subject = place.disk.clone().unwrap_or_else(|| f.device.clone());
+            let key = incidents::key(f.kind, &subject);
+            if f.holds {
+                let obs = f.observation(now_ms * 1000);
+                notes.extend(self.table.observe(&obs, &place, None, now));
+                self.table.set_condition(&key, true);
+            } else {
+                notes.extend(self.table.clear(&key, now, &f.message));
+            }
+        }
+        // (XFS and 6.12-6.14 ext4 show no flag: their incidents end after the quiet period.)
+        let failing: BTreeSet<String> = failed_devices
+            .map(|dev| {
+                incidents::locate(inv, dev)
+                    .disk
+                    .unwrap_or_else(|| dev.to_string())
+            })
+            .collect();
+        self.table.set_disk_conditions(&failing);
+        notes.extend(self.table.tick(now));
+        notes
+    }
+
+    /// Ends incidents whose condition cleared and whose quiet period passed.
+    pub fn tick(&mut self, now: u64) -> Vec<Notification> {
+        self.table.tick(now)
+    }
+}

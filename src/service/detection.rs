@@ -1,0 +1,225 @@
+//! The detection half of the service: what the sources read goes through the one
+//! [`detect::Engine`](crate::detect::Engine) (the same fold `tunerctl scan` uses), and every
+//! notification it makes goes to the log, the journal, the alert sinks and, as an
+//! [`Announce`], to the bus. Open incidents are saved in `/run/tunerd/incidents.json` so that
+//! resolves survive a restart.
+
+use std::collections::BTreeMap;
+
+use crate::alert::journald::Journald;
+use crate::alert::{AlertConfig, Dispatcher, Metrics};
+use crate::api::{Announce, EventsReply};
+use crate::config::WatchSettings;
+use crate::detect::incidents::{IncidentConfig, Incidents};
+use crate::detect::sources::fanotify::FsErrorWatch;
+use crate::detect::sources::kmsg::Batch;
+use crate::detect::sources::samplers::{Sampler, StallConfig};
+use crate::detect::types::{Incident, IncidentState, Kind, LogRecord, Notification, Severity};
+use crate::detect::{Clock, Engine};
+use crate::host::inventory::Inventory;
+use crate::host::state_files::{self, INCIDENTS};
+use crate::host::sys::Root;
+use crate::log;
+use crate::util::time::{now_ms, now_secs};
+
+pub struct Detection {
+    engine: Engine,
+    sampler: Sampler,
+    journald: Journald,
+    /// FAN_FS_ERROR on every ext4 mount, when the kernel has it (5.16+).
+    pub fs_errors: Option<FsErrorWatch>,
+    /// Webhooks, Alertmanager, the exec hook and the metrics textfile (src/alert).
+    pub alerts: Option<Dispatcher>,
+    /// Kernel log records read.
+    pub kmsg_records: u64,
+    incidents_total: BTreeMap<Kind, u64>,
+}
+
+/// Unix seconds at boot (`/proc/stat` btime): turns kmsg's monotonic stamps into times.
+fn boot_time(root: &Root) -> u64 {
+    root.read("proc/stat")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+impl Detection {
+    pub fn new(root: &Root, watch: &WatchSettings) -> Detection {
+        let saved: Incidents = state_files::load_json(root, INCIDENTS).unwrap_or_default();
+        Detection {
+            engine: Engine::new(
+                IncidentConfig {
+                    quiet_secs: watch.quiet_secs,
+                    ..IncidentConfig::default()
+                },
+                saved,
+                Clock::Live {
+                    boot_time: boot_time(root),
+                },
+            ),
+            sampler: Sampler::new(
+                root,
+                StallConfig {
+                    stall_secs: watch.stall_secs,
+                    latency_ms: watch.latency_ms,
+                },
+                watch.dirty_threshold_pct,
+            ),
+            journald: Journald::open(root),
+            fs_errors: None,
+            alerts: None,
+            kmsg_records: 0,
+            incidents_total: BTreeMap::new(),
+        }
+    }
+
+    pub fn open(&self) -> Vec<&Incident> {
+        self.engine.open()
+    }
+
+    /// A storage incident of warning or worse is open.
+    pub fn failing(&self) -> bool {
+        self.engine
+            .open()
+            .iter()
+            .any(|i| i.severity >= Severity::Warning)
+    }
+
+    /// Open and recent incidents, for `tunerctl events`.
+    pub fn events(&self) -> EventsReply {
+        let state = self.engine.incidents();
+        EventsReply {
+            open: self.engine.open().into_iter().cloned().collect(),
+            recent: state.recent.iter().cloned().collect(),
+            dropped_observations: state.dropped,
+        }
+    }
+
+    /// Hands notifications to every sink and returns what the bus must announce.
+    fn dispatch(&mut self, root: &Root, notes: Vec<Notification>) -> Vec<Announce> {
+        if notes.is_empty() {
+            return Vec::new();
+        }
+        let mut announce = Vec::new();
+        for n in notes {
+            match n.event {
+                IncidentState::Firing => log!(
+                    err,
+                    "incident {}: {} [{}; {} observations]",
+                    n.incident.id,
+                    n.incident.summary,
+                    n.incident.severity.as_str(),
+                    n.incident.count
+                ),
+                IncidentState::Resolved => log!(
+                    notice,
+                    "incident {} resolved: {}",
+                    n.incident.id,
+                    n.incident.summary
+                ),
+            }
+            self.journald.send(&n);
+            if let Some(alerts) = &self.alerts {
+                // Spooled and handed to the sinks' own threads: never waits on a receiver.
+                alerts.notify(&n);
+            }
+            if n.event == IncidentState::Firing && n.id.ends_with("/firing") {
+                *self.incidents_total.entry(n.incident.kind).or_insert(0) += 1;
+            }
+            announce.push(Announce::Incident(Box::new(n)));
+        }
+        if let Err(e) = state_files::save_json(root, INCIDENTS, self.engine.incidents()) {
+            log!(warn, "incidents not saved: {e}");
+        }
+        announce.push(Announce::PropertiesChanged);
+        announce
+    }
+
+    /// Journal entries of storage daemons (multipathd, iscsid, ...).
+    pub fn on_journal(
+        &mut self,
+        root: &Root,
+        inv: &Inventory,
+        records: Vec<LogRecord>,
+    ) -> Vec<Announce> {
+        let notes = self.engine.records(&records, Some(inv), now_secs());
+        self.dispatch(root, notes)
+    }
+
+    /// Kernel log records, and the records lost before they were read.
+    pub fn on_kmsg(&mut self, root: &Root, inv: &Inventory, batch: Batch) -> Vec<Announce> {
+        let now = now_secs();
+        let mut notes = Vec::new();
+        if let Some(lost) = batch.lost {
+            notes.extend(self.engine.lost(lost, now));
+        }
+        self.kmsg_records += batch.records.len() as u64;
+        notes.extend(self.engine.records(&batch.records, Some(inv), now));
+        self.dispatch(root, notes)
+    }
+
+    /// One tick of the samplers (diskstats, mount flags, ext4 counters, dirty memory), then
+    /// the end of incidents whose condition cleared. Re-reads the mount table first, and
+    /// keeps fanotify marks on every ext4 mount.
+    pub fn on_sample(&mut self, root: &Root, inv: &mut Inventory) -> Vec<Announce> {
+        let now_ms = now_ms();
+        if let Err(e) = inv.refresh_mounts(root) {
+            log!(warn, "mount table: {e}");
+        }
+        if let Some(w) = self.fs_errors.as_mut() {
+            w.sync(&inv.mounts);
+        }
+        let disks: Vec<String> = inv
+            .disks
+            .iter()
+            .filter(|d| d.size_bytes > 0)
+            .map(|d| d.name.clone())
+            .collect();
+        let findings = self.sampler.sample(root, now_ms, &disks);
+        let notes = self
+            .engine
+            .sample(&findings, self.sampler.failed_devices(), inv, now_ms);
+        self.dispatch(root, notes)
+    }
+
+    /// FAN_FS_ERROR events: the filesystem itself says it hit an error.
+    pub fn on_fanotify(&mut self, root: &Root, inv: &Inventory) -> Vec<Announce> {
+        let Some(watch) = self.fs_errors.as_mut() else {
+            return Vec::new();
+        };
+        let events = watch.read();
+        let notes = self.engine.fs_errors(&events, Some(inv), now_secs());
+        self.dispatch(root, notes)
+    }
+
+    /// Starts (or restarts, after a reload changed `[alert]`) the alert sinks.
+    pub fn start_alerts(&mut self, root: &Root, cfg: &AlertConfig) {
+        if let Some(old) = self.alerts.take() {
+            old.shutdown();
+        }
+        if *cfg == AlertConfig::default() {
+            return;
+        }
+        match Dispatcher::start(root, cfg.clone()) {
+            Ok(d) => self.alerts = Some(d),
+            Err(e) => log!(err, "alerts not delivered: {e}"),
+        }
+    }
+
+    /// Hands the current figures to the Prometheus textfile writer (its own thread), with
+    /// the tuning figures the caller has.
+    pub fn publish_metrics(&self, drift_total: u64, knobs_applied: u64) {
+        let Some(alerts) = &self.alerts else { return };
+        let mut m = Metrics::default();
+        for i in self.engine.open() {
+            *m.incidents_open.entry((i.kind, i.severity)).or_insert(0) += 1;
+        }
+        m.incidents_total = self.incidents_total.clone();
+        m.drift_total = drift_total;
+        m.knobs_applied = knobs_applied;
+        alerts.publish_metrics(m);
+    }
+}

@@ -1,0 +1,368 @@
+//! The tuning half of the service: holds every disk at the profile. Applies it, checks for
+//! drift and repairs (or reports) it, tunes hotplugged disks (retrying attributes that appear
+//! late), switches profiles (reverting what the new one does not want) and reverts.
+//!
+//! The machine handle and the inventory belong to the [`State`](super::state::State) and come
+//! in as arguments: detection reads the same inventory.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::api::{Announce, DriftRecord, Health};
+use crate::config::DriftPolicy;
+use crate::host::inventory::Inventory;
+use crate::host::sys::Root;
+use crate::log;
+use crate::tune::apply::{self, Drift, OriginalsError, Report, Status};
+use crate::tune::hotplug::{BlockAction, BlockEvent};
+use crate::tune::knob::Knob;
+use crate::tune::plan::{self, Action, Object, Plan};
+use crate::tune::profile::{Profile, ProfileSet};
+use crate::util::time::epoch_secs;
+
+/// Retries for disks whose attributes appear after their `add` event.
+const RETRY_DELAYS_MS: [u64; 5] = [20, 40, 80, 160, 320];
+const RECENT_DRIFT: usize = 64;
+
+pub struct Tuning {
+    pub profiles: ProfileSet,
+    pub profile: Profile,
+    /// Why this profile: `pinned`, `config FILE`, `auto: platform kvm`.
+    pub chosen_by: String,
+    /// `--profile` or a D-Bus switch: wins over the configuration until the next switch.
+    pub(super) pinned_profile: Option<String>,
+    pub last_verify: Option<SystemTime>,
+    pub recent_drift: VecDeque<DriftRecord>,
+    /// `ok`, `drift` (reported, not repaired) or `degraded` (the kernel rejected a knob).
+    pub health: Health,
+    /// `once` knobs already set: (object, knob).
+    once_done: BTreeSet<(Object, Knob)>,
+    /// Disk -> (attempt, when).
+    retries: Vec<(String, usize, Instant)>,
+    pub hotplug_source: &'static str,
+    pub events_handled: u64,
+    /// Set by a revert: the machine is back at its originals and stays there (no drift
+    /// repair, no hotplug tuning) until the next apply, switch or reload.
+    pub suspended: bool,
+    /// Knobs at their value after the last apply or drift check (for the metrics).
+    pub last_at_value: usize,
+    pub drift_total: u64,
+}
+
+/// Whether a report left knobs undone that a retry may still set.
+fn incomplete(report: Option<&Report>) -> bool {
+    report.is_some_and(|r| {
+        r.outcomes.iter().any(|o| {
+            matches!(
+                o.status,
+                Status::Absent | Status::Rejected | Status::Unsupported
+            )
+        })
+    })
+}
+
+impl Tuning {
+    pub fn new(
+        profiles: ProfileSet,
+        profile: Profile,
+        chosen_by: String,
+        pinned: Option<String>,
+    ) -> Tuning {
+        Tuning {
+            profiles,
+            profile,
+            chosen_by,
+            pinned_profile: pinned,
+            last_verify: None,
+            recent_drift: VecDeque::new(),
+            health: Health::Ok,
+            once_done: BTreeSet::new(),
+            retries: Vec::new(),
+            hotplug_source: "none",
+            events_handled: 0,
+            suspended: false,
+            last_at_value: 0,
+            drift_total: 0,
+        }
+    }
+
+    pub fn plan(&self, root: &Root, inv: &Inventory) -> Plan {
+        plan::plan(root, &self.profile, inv)
+    }
+
+    /// Applies a plan, remembering `once` knobs and the health it leaves.
+    fn apply_plan(&mut self, root: &Root, plan: &Plan) -> Result<Report, OriginalsError> {
+        let mut plan = plan.clone();
+        plan.changes.retain(|c| {
+            !(c.once
+                && c.action == Action::Set
+                && self.once_done.contains(&(c.object.clone(), c.knob)))
+        });
+        let report = apply::apply(root, &plan)?;
+        self.last_at_value = report.count(Status::Unchanged) + report.written();
+        for c in plan.changes.iter().filter(|c| c.once) {
+            self.once_done.insert((c.object.clone(), c.knob));
+        }
+        if !report.ok() {
+            self.health = Health::Degraded;
+            for o in report
+                .outcomes
+                .iter()
+                .filter(|o| o.status == Status::Rejected)
+            {
+                log!(
+                    warn,
+                    "{}: the kernel rejected {}: {}",
+                    o.target,
+                    o.wanted,
+                    o.error.as_deref().unwrap_or("")
+                );
+            }
+        }
+        Ok(report)
+    }
+
+    /// Applies the whole profile.
+    pub fn apply_all(&mut self, root: &Root, inv: &Inventory) -> Result<Report, OriginalsError> {
+        self.suspended = false;
+        let plan = self.plan(root, inv);
+        self.health = Health::Ok;
+        self.apply_plan(root, &plan)
+    }
+
+    /// Restores every original and stops enforcing the profile until the next apply, switch
+    /// or reload: a revert that the next drift check undid would be no revert.
+    pub fn revert(&mut self, root: &Root) -> Result<Report, OriginalsError> {
+        let report = apply::revert(root)?;
+        self.suspended = true;
+        self.retries.clear();
+        log!(
+            notice,
+            "reverted: {} originals restored; the profile is not enforced until the next apply",
+            report.written()
+        );
+        Ok(report)
+    }
+
+    /// Knobs that differ from the profile, `once` knobs left out.
+    pub fn verify(&mut self, root: &Root, inv: &Inventory) -> Vec<Drift> {
+        self.last_verify = Some(SystemTime::now());
+        let mut plan = self.plan(root, inv);
+        plan.changes.retain(|c| !c.once);
+        apply::verify(&plan)
+    }
+
+    /// The periodic check: find drift, log it, repair it if the policy says so.
+    pub fn drift_check(
+        &mut self,
+        root: &Root,
+        inv: &Inventory,
+        policy: DriftPolicy,
+    ) -> Vec<Announce> {
+        if self.suspended {
+            return Vec::new();
+        }
+        let drift = self.verify(root, inv);
+        if drift.is_empty() {
+            if self.health == Health::Drift {
+                self.health = Health::Ok;
+                return vec![Announce::PropertiesChanged];
+            }
+            return Vec::new();
+        }
+        let repair = policy == DriftPolicy::Repair;
+        let mut announce = Vec::new();
+        for d in &drift {
+            log!(
+                notice,
+                "drift: {} is {} (expected {}){}",
+                d.target,
+                d.actual.as_deref().unwrap_or("absent"),
+                d.desired,
+                if repair { "; repairing" } else { "" }
+            );
+            let record = DriftRecord {
+                at: epoch_secs(SystemTime::now()),
+                target: d.target.clone(),
+                path: d.path.clone(),
+                expected: d.desired.clone(),
+                actual: d.actual.clone(),
+                repaired: repair,
+            };
+            if self.recent_drift.len() == RECENT_DRIFT {
+                self.recent_drift.pop_front();
+            }
+            self.recent_drift.push_back(record.clone());
+            self.drift_total += 1;
+            announce.push(Announce::Drift(record));
+        }
+        let before = self.health;
+        if repair {
+            let paths: BTreeSet<&str> = drift.iter().map(|d| d.path.as_str()).collect();
+            let mut plan = self.plan(root, inv);
+            // Repair what drifted; a scheduler repair needs its nr_requests re-written too.
+            let objects: BTreeSet<Object> = plan
+                .changes
+                .iter()
+                .filter(|c| paths.contains(c.path.as_str()))
+                .map(|c| c.object.clone())
+                .collect();
+            plan.changes.retain(|c| {
+                !c.once
+                    && (paths.contains(c.path.as_str())
+                        || (c.knob == Knob::NrRequests && objects.contains(&c.object)))
+            });
+            if let Err(e) = self.apply_plan(root, &plan) {
+                log!(err, "drift repair failed: {e}");
+            }
+        } else {
+            self.health = Health::Drift;
+        }
+        if self.health != before {
+            announce.push(Announce::PropertiesChanged);
+        }
+        announce
+    }
+
+    /// Tunes one disk after `add` or `change`; forgets it after `remove`.
+    pub fn hotplug(
+        &mut self,
+        root: &Root,
+        inv: &mut Inventory,
+        event: &BlockEvent,
+    ) -> Option<Report> {
+        self.events_handled += 1;
+        match event.action {
+            BlockAction::Remove => {
+                inv.remove_disk(&event.name);
+                self.retries.retain(|(d, _, _)| d != &event.name);
+                self.once_done
+                    .retain(|(o, _)| o != &Object::Disk(event.name.clone()));
+                match apply::forget_disk(root, &event.name) {
+                    Ok(n) if n > 0 => log!(
+                        info,
+                        "{} removed: dropped {n} recorded originals",
+                        event.name
+                    ),
+                    Ok(_) => {}
+                    Err(e) => log!(err, "{} removed: {e}", event.name),
+                }
+                None
+            }
+            BlockAction::Add | BlockAction::Change if self.suspended => None,
+            BlockAction::Add | BlockAction::Change => {
+                if event.action == BlockAction::Add {
+                    // A new device: its `once` knobs are due again.
+                    self.once_done
+                        .retain(|(o, _)| o != &Object::Disk(event.name.clone()));
+                }
+                let report = self.tune_disk(root, inv, &event.name);
+                self.retries.retain(|(d, _, _)| d != &event.name);
+                if incomplete(report.as_ref()) {
+                    self.retries.push((
+                        event.name.clone(),
+                        0,
+                        Instant::now() + Duration::from_millis(RETRY_DELAYS_MS[0]),
+                    ));
+                }
+                report
+            }
+        }
+    }
+
+    fn tune_disk(&mut self, root: &Root, inv: &mut Inventory, name: &str) -> Option<Report> {
+        match inv.refresh_disk(root, name) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                log!(warn, "{name}: cannot read it: {e}");
+                return None;
+            }
+        }
+        let objects = plan::disk_objects(inv, name);
+        let plan = plan::plan_where(root, &self.profile, inv, |t| objects.contains(&t.object));
+        if plan.changes.is_empty() {
+            return None;
+        }
+        match self.apply_plan(root, &plan) {
+            Ok(report) => {
+                if report.written() > 0 {
+                    log!(info, "{name}: {} knobs set", report.written());
+                }
+                Some(report)
+            }
+            Err(e) => {
+                log!(err, "{name}: {e}");
+                None
+            }
+        }
+    }
+
+    /// When the next retry is due.
+    pub fn next_retry(&self) -> Option<Instant> {
+        self.retries.iter().map(|(_, _, at)| *at).min()
+    }
+
+    /// Retries disks whose attributes were missing: their scheduler list or queue may appear
+    /// some milliseconds after `add`.
+    pub fn run_retries(&mut self, root: &Root, inv: &mut Inventory) {
+        let now = Instant::now();
+        let due: Vec<(String, usize)> = self
+            .retries
+            .iter()
+            .filter(|(_, _, at)| *at <= now)
+            .map(|(d, n, _)| (d.clone(), *n))
+            .collect();
+        self.retries.retain(|(_, _, at)| *at > now);
+        for (disk, attempt) in due {
+            let report = self.tune_disk(root, inv, &disk);
+            if incomplete(report.as_ref()) && attempt + 1 < RETRY_DELAYS_MS.len() {
+                self.retries.push((
+                    disk,
+                    attempt + 1,
+                    Instant::now() + Duration::from_millis(RETRY_DELAYS_MS[attempt + 1]),
+                ));
+            }
+        }
+    }
+
+    /// Reverts what the old profile set and the new one does not want, then applies the new.
+    pub(super) fn switch_to(
+        &mut self,
+        root: &Root,
+        inv: &Inventory,
+        new: Profile,
+        chosen_by: String,
+    ) -> Result<Vec<Announce>, OriginalsError> {
+        let old_keys: BTreeSet<String> = plan::targets(&self.profile, inv)
+            .iter()
+            .map(|t| apply::originals_key(&t.object, t.knob))
+            .collect();
+        let new_keys: BTreeSet<String> = plan::targets(&new, inv)
+            .iter()
+            .map(|t| apply::originals_key(&t.object, t.knob))
+            .collect();
+        let dropped: BTreeSet<&String> = old_keys.difference(&new_keys).collect();
+        if !dropped.is_empty() {
+            apply::revert_where(root, |k| dropped.iter().any(|d| d.as_str() == k))?;
+        }
+        let old = std::mem::replace(&mut self.profile, new);
+        self.chosen_by = chosen_by;
+        self.once_done.clear();
+        self.apply_all(root, inv)?;
+        let mut announce = vec![Announce::PropertiesChanged];
+        if old.name != self.profile.name {
+            log!(
+                notice,
+                "profile switched: {} -> {}",
+                old.name,
+                self.profile.name
+            );
+            announce.push(Announce::ProfileChanged {
+                old: old.name,
+                new: self.profile.name.clone(),
+            });
+        }
+        Ok(announce)
+    }
+}
