@@ -47,15 +47,17 @@
 //! Only [`host::sys`] knows where `/` is: everything takes a [`host::sys::Root`], so every
 //! feature runs on a fixture tree and on the real kernel with the same code.
 
+// What the binaries, tests, benchmarks and fuzz targets use is `pub`; the rest is the
+// crate's own.
 pub mod alert;
-pub mod api;
+pub(crate) mod api;
 pub mod cli;
-pub mod config;
+pub(crate) mod config;
 pub mod detect;
 pub mod host;
 pub mod service;
-pub mod tune;
-pub mod util;
+pub(crate) mod tune;
+pub(crate) mod util;
 
 #[cfg(test)]
 mod tests;

@@ -62,9 +62,8 @@ impl From<apply::OriginalsError> for Failure {
 }
 
 /// Everything a command needs: the root, the validated configuration and profile, the inventory.
-pub struct Context {
+pub(crate) struct Context {
     pub root: Root,
-    pub profiles: ProfileSet,
     pub config: Config,
     pub profile: Profile,
     /// Why this profile: `--profile`, `config`, or `auto (platform kvm)`.
@@ -73,7 +72,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn load(root: Root, requested: Option<&str>) -> Result<Context, Failure> {
+    pub(crate) fn load(root: Root, requested: Option<&str>) -> Result<Context, Failure> {
         let profiles = ProfileSet::load(&root)?;
         let config = Config::load(&root, &profiles)?;
         let inventory = Inventory::read(&root).map_err(|e| Failure {
@@ -85,7 +84,6 @@ impl Context {
         let profile = profiles.resolve(&name)?;
         Ok(Context {
             root,
-            profiles,
             config,
             profile,
             chosen_by,
@@ -93,7 +91,7 @@ impl Context {
         })
     }
 
-    pub fn plan(&self) -> Plan {
+    pub(crate) fn plan(&self) -> Plan {
         plan::plan(&self.root, &self.profile, &self.inventory)
     }
 }

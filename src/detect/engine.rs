@@ -192,9 +192,4 @@ impl Engine {
         notes.extend(self.table.tick(now));
         notes
     }
-
-    /// Ends incidents whose condition cleared and whose quiet period passed.
-    pub fn tick(&mut self, now: u64) -> Vec<Notification> {
-        self.table.tick(now)
-    }
 }

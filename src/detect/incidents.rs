@@ -363,11 +363,6 @@ impl IncidentTable {
         }
     }
 
-    /// Keys of open incidents, for the condition checks.
-    pub fn keys(&self) -> Vec<String> {
-        self.state.open.keys().cloned().collect()
-    }
-
     /// The condition of every open disk incident: it holds while its disk is in `failing`
     /// (a mount of it flagged failed). The key's format stays inside this module.
     pub fn set_disk_conditions(&mut self, failing: &std::collections::BTreeSet<String>) {

@@ -5,10 +5,10 @@
 //! tuning.
 
 pub mod classify;
-pub mod engine;
-pub mod incidents;
+pub(crate) mod engine;
+pub(crate) mod incidents;
 pub mod parse;
-pub mod sources;
+pub(crate) mod sources;
 pub mod types;
 
-pub use engine::{Clock, Engine};
+pub(crate) use engine::{Clock, Engine};

@@ -3,6 +3,6 @@
 //! ([`inventory`]: disks, stacks, mounts, platform). Both pipelines read it; it depends only
 //! on [`crate::util`].
 
-pub mod inventory;
-pub mod state_files;
+pub(crate) mod inventory;
+pub(crate) mod state_files;
 pub mod sys;

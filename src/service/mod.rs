@@ -10,7 +10,7 @@
 //! `detection`); zbus runs the bus (`bus`) on its helper thread. Both reach the state
 //! through one mutex; the state never reaches the loop or the bus.
 
-pub mod bus;
+mod bus;
 pub(crate) mod detection;
 mod state;
 mod tuning;
@@ -29,7 +29,7 @@ use crate::log;
 use crate::tune::apply::{self, Status};
 use crate::tune::hotplug::Watcher;
 
-pub use state::{lock, ServiceError, Shared, State};
+pub(crate) use state::{lock, ServiceError, Shared, State};
 
 pub struct Options {
     pub root: Root,
