@@ -13,32 +13,32 @@ use crate::detect::types::{Incident, Notification};
 use crate::tune::apply::Drift;
 
 /// The well-known name on the system bus.
-pub const NAME: &str = "org.tunerd.Tuner1";
+pub(crate) const NAME: &str = "org.tunerd.Tuner1";
 /// The object path.
-pub const PATH: &str = "/org/tunerd/Tuner1";
+pub(crate) const PATH: &str = "/org/tunerd/Tuner1";
 /// The interface.
-pub const INTERFACE: &str = "org.tunerd.Tuner1";
+pub(crate) const INTERFACE: &str = "org.tunerd.Tuner1";
 
 /// Exit codes, for scripts and monitors.
-pub mod exit {
+pub(crate) mod exit {
     /// Everything as wanted.
-    pub const OK: u8 = 0;
+    pub(crate) const OK: u8 = 0;
     /// A knob was rejected by the kernel, a revert failed, or the kernel state could not be read.
-    pub const FAILURE: u8 = 1;
+    pub(crate) const FAILURE: u8 = 1;
     /// Bad command line.
     // Returned by clap itself for a bad command line; named so that the table is whole.
     #[allow(dead_code)]
-    pub const USAGE: u8 = 2;
+    pub(crate) const USAGE: u8 = 2;
     /// `verify`: at least one knob differs from the profile.
-    pub const DRIFT: u8 = 3;
+    pub(crate) const DRIFT: u8 = 3;
     /// The configuration or a profile is invalid; nothing was written.
-    pub const CONFIG: u8 = 4;
+    pub(crate) const CONFIG: u8 = 4;
     /// `events`: a storage incident is open; `scan`: the log shows storage trouble.
-    pub const INCIDENT: u8 = 5;
+    pub(crate) const INCIDENT: u8 = 5;
 }
 
 /// The exit codes as `--help` says them.
-pub const EXIT_HELP: &str =
+pub(crate) const EXIT_HELP: &str =
     "Exit codes: 0 ok; 1 a knob was rejected by the kernel or state could not be read; \
 2 bad usage; 3 drift found (verify); 4 invalid configuration or profile (nothing written); \
 5 a storage incident is open (events) or the log shows storage trouble (scan).";
@@ -46,7 +46,7 @@ pub const EXIT_HELP: &str =
 /// How the machine is doing, as the `Health` property says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Health {
+pub(crate) enum Health {
     Ok,
     /// A knob differs from the profile and policy is to report only.
     Drift,
@@ -57,7 +57,7 @@ pub enum Health {
 }
 
 impl Health {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Health::Ok => "ok",
             Health::Drift => "drift",
@@ -68,7 +68,7 @@ impl Health {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DriftRecord {
+pub(crate) struct DriftRecord {
     /// Seconds since the epoch.
     pub at: u64,
     pub target: String,
@@ -80,7 +80,7 @@ pub struct DriftRecord {
 
 /// What the D-Bus side must announce after an operation (sent outside the state lock).
 #[derive(Debug, Clone)]
-pub enum Announce {
+pub(crate) enum Announce {
     Drift(DriftRecord),
     Incident(Box<Notification>),
     ProfileChanged { old: String, new: String },
@@ -89,7 +89,7 @@ pub enum Announce {
 
 /// `Status()`: the running daemon, as `tunerctl status` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DaemonStatus {
+pub(crate) struct DaemonStatus {
     pub running: bool,
     pub pid: u32,
     pub root: String,
@@ -121,14 +121,14 @@ pub struct DaemonStatus {
 
 /// `Verify()`: the knobs that differ from the profile in force.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VerifyReply {
+pub(crate) struct VerifyReply {
     pub profile: String,
     pub drift: Vec<Drift>,
 }
 
 /// `Events()`: open and recently resolved incidents.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct EventsReply {
+pub(crate) struct EventsReply {
     pub open: Vec<Incident>,
     pub recent: Vec<Incident>,
     /// Observations the incident table had no room for (it is bounded).

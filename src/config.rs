@@ -18,11 +18,11 @@ use crate::util::toml::{
     parse_int, read_fields, want_bool, want_str, want_table, ConfigError, Doc, Field,
 };
 
-pub const CONFIG_FILE: &str = "etc/tunerd/tunerd.toml";
+pub(crate) const CONFIG_FILE: &str = "etc/tunerd/tunerd.toml";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum DriftPolicy {
+pub(crate) enum DriftPolicy {
     /// Re-apply the profile's value.
     Repair,
     /// Log and signal only.
@@ -31,7 +31,7 @@ pub enum DriftPolicy {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum OnStop {
+pub(crate) enum OnStop {
     /// Leave the settings in place: they are the resilience.
     Keep,
     /// Restore every original.
@@ -39,7 +39,7 @@ pub enum OnStop {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct DaemonSettings {
+pub(crate) struct DaemonSettings {
     pub drift_interval_secs: u64,
     pub drift_policy: DriftPolicy,
     pub on_stop: OnStop,
@@ -57,7 +57,7 @@ impl Default for DaemonSettings {
 
 /// `[watch]`: failure detection.
 #[derive(Debug, Clone, Serialize)]
-pub struct WatchSettings {
+pub(crate) struct WatchSettings {
     /// Read the kernel log (/dev/kmsg).
     pub kmsg: bool,
     /// Watch ext4 mounts with fanotify FAN_FS_ERROR.
@@ -92,7 +92,7 @@ impl Default for WatchSettings {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Config {
+pub(crate) struct Config {
     /// `auto` or a profile name.
     pub profile: String,
     pub daemon: DaemonSettings,
@@ -274,7 +274,7 @@ const WATCH_FIELDS: &[Field<WatchSettings>] = &[
 impl Config {
     /// The profile to use and why: `requested` (a `--profile` or a runtime switch, labelled
     /// `label`) wins; else the configured one; `auto` picks by platform.
-    pub fn choose_profile(
+    pub(crate) fn choose_profile(
         &self,
         requested: Option<&str>,
         label: &str,
@@ -290,7 +290,7 @@ impl Config {
         }
     }
 
-    pub fn load(root: &Root, profiles: &ProfileSet) -> Result<Config, ConfigError> {
+    pub(crate) fn load(root: &Root, profiles: &ProfileSet) -> Result<Config, ConfigError> {
         let display = root.display(CONFIG_FILE);
         let mut config = Config {
             profile: "auto".to_string(),

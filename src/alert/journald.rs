@@ -14,7 +14,7 @@ use crate::host::sys::Root;
 
 /// Encodes fields; a value with a newline uses the binary form (name, newline, 64-bit LE
 /// length, value, newline).
-pub fn encode(fields: &[(&str, String)]) -> Vec<u8> {
+pub(crate) fn encode(fields: &[(&str, String)]) -> Vec<u8> {
     let mut out = Vec::new();
     for (k, v) in fields {
         out.extend_from_slice(k.as_bytes());
@@ -31,13 +31,13 @@ pub fn encode(fields: &[(&str, String)]) -> Vec<u8> {
     out
 }
 
-pub struct Journald {
+pub(crate) struct Journald {
     socket: Option<UnixDatagram>,
 }
 
 impl Journald {
     /// Connects once at start (after that nothing on this path touches the disk).
-    pub fn open(root: &Root) -> Journald {
+    pub(crate) fn open(root: &Root) -> Journald {
         let path = root.path("run/systemd/journal/socket");
         let socket = UnixDatagram::unbound()
             .ok()
@@ -46,7 +46,7 @@ impl Journald {
     }
 
     /// Sends the entry of one notification; false when journald did not take it.
-    pub fn send(&self, n: &Notification) -> bool {
+    pub(crate) fn send(&self, n: &Notification) -> bool {
         let Some(sock) = &self.socket else {
             return false;
         };

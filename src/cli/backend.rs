@@ -25,7 +25,7 @@ impl Client {
     /// The daemon serving `root`, if one runs on the system bus (`DBUS_SYSTEM_BUS_ADDRESS`
     /// picks another bus). `None` when there is no bus, no daemon, or a daemon for another
     /// root.
-    pub fn find(root: &Path) -> Option<Client> {
+    pub(super) fn find(root: &Path) -> Option<Client> {
         zbus::block_on(async {
             let conn = Connection::system().await.ok()?;
             let bus = fdo::DBusProxy::new(&conn).await.ok()?;
@@ -56,7 +56,7 @@ impl Client {
     }
 
     /// Calls a method that returns one string (JSON for most).
-    pub fn call(&self, method: &str, arg: Option<&str>) -> Result<String, String> {
+    pub(super) fn call(&self, method: &str, arg: Option<&str>) -> Result<String, String> {
         zbus::block_on(async {
             let reply = match arg {
                 Some(a) => {

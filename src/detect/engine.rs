@@ -17,7 +17,7 @@ use crate::host::inventory::Inventory;
 
 /// Where the times of records come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Clock {
+pub(crate) enum Clock {
     /// The running machine: the kernel's monotonic stamps are turned into times with its boot
     /// time (`/proc/stat` btime, Unix seconds), and nothing is later than now.
     Live { boot_time: u64 },
@@ -26,7 +26,7 @@ pub enum Clock {
     Saved,
 }
 
-pub struct Engine {
+pub(crate) struct Engine {
     table: IncidentTable,
     clock: Clock,
     /// The time of the last record, for records without a stamp (saved logs).
@@ -38,7 +38,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(cfg: IncidentConfig, state: Incidents, clock: Clock) -> Engine {
+    pub(crate) fn new(cfg: IncidentConfig, state: Incidents, clock: Clock) -> Engine {
         Engine {
             table: IncidentTable::new(cfg, state),
             clock,
@@ -49,16 +49,16 @@ impl Engine {
     }
 
     /// The incident table (open and recent incidents, what was dropped).
-    pub fn incidents(&self) -> &Incidents {
+    pub(crate) fn incidents(&self) -> &Incidents {
         &self.table.state
     }
 
-    pub fn open(&self) -> Vec<&Incident> {
+    pub(crate) fn open(&self) -> Vec<&Incident> {
         self.table.open()
     }
 
     /// Open incidents then recently ended ones, oldest first.
-    pub fn all(&self) -> Vec<Incident> {
+    pub(crate) fn all(&self) -> Vec<Incident> {
         let mut list: Vec<Incident> = self.table.open().into_iter().cloned().collect();
         list.extend(self.table.state.recent.iter().cloned());
         list.sort_by(|a, b| (a.started, &a.id).cmp(&(b.started, &b.id)));
@@ -87,7 +87,7 @@ impl Engine {
 
     /// Log records (kernel or storage daemons'): classified, located on `inv` (`None`: devices
     /// stay as the log names them) and folded into incidents.
-    pub fn records(
+    pub(crate) fn records(
         &mut self,
         records: &[LogRecord],
         inv: Option<&Inventory>,
@@ -112,7 +112,7 @@ impl Engine {
 
     /// Kernel log records were overwritten before they were read (`lost`: how many, 0 when
     /// the kernel did not say).
-    pub fn lost(&mut self, lost: u64, now: u64) -> Vec<Notification> {
+    pub(crate) fn lost(&mut self, lost: u64, now: u64) -> Vec<Notification> {
         let obs = Observation {
             kind: Kind::LogGap,
             severity: Severity::Warning,
@@ -129,7 +129,7 @@ impl Engine {
     }
 
     /// FAN_FS_ERROR events: the filesystem itself says it hit an error.
-    pub fn fs_errors(
+    pub(crate) fn fs_errors(
         &mut self,
         events: &[FsError],
         inv: Option<&Inventory>,
@@ -159,7 +159,7 @@ impl Engine {
     /// incident, one that no longer holds ends it), the devices with a mount flagged failed
     /// (their disk incidents last while flagged), then the end of incidents whose condition
     /// cleared and whose quiet period passed.
-    pub fn sample<'a>(
+    pub(crate) fn sample<'a>(
         &mut self,
         findings: &[Finding],
         failed_devices: impl Iterator<Item = &'a str>,

@@ -15,7 +15,7 @@ use crate::host::inventory::Inventory;
 
 /// Tunables of the incident table.
 #[derive(Debug, Clone)]
-pub struct IncidentConfig {
+pub(crate) struct IncidentConfig {
     /// An incident without a lasting condition ends after this long without new observations.
     pub quiet_secs: u64,
     /// Open incidents kept at most; beyond, the oldest least severe one is closed.
@@ -97,7 +97,7 @@ fn worse(a: Kind, sa: Severity, b: Kind, sb: Severity) -> bool {
 
 /// Where a device named in a message lives: its whole disk, mounts and filesystem type.
 #[derive(Debug, Clone, Default)]
-pub struct Place {
+pub(crate) struct Place {
     pub disk: Option<String>,
     pub mounts: Vec<String>,
     pub fstype: Option<String>,
@@ -105,7 +105,7 @@ pub struct Place {
 
 /// Maps a device as the kernel names it in a message (`sda`, `sda1`, `nvme0n1p2`, `dm-0`,
 /// `0:0:0:0`, `8:16`) to the disk it is on and the filesystems mounted from it.
-pub fn locate(inv: &Inventory, device: &str) -> Place {
+pub(crate) fn locate(inv: &Inventory, device: &str) -> Place {
     let device = device.trim_start_matches("/dev/");
     let disk = inv
         .disks
@@ -204,7 +204,7 @@ fn summary(kind: Kind, subject: &str, place: &Place) -> String {
 
 /// Persistent part of the engine, saved in /run/tunerd so resolves survive a restart.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Incidents {
+pub(crate) struct Incidents {
     pub open: BTreeMap<String, OpenIncident>,
     pub recent: VecDeque<Incident>,
     /// Observations not folded anywhere because the open table was full (bounded memory).
@@ -212,7 +212,7 @@ pub struct Incidents {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OpenIncident {
+pub(crate) struct OpenIncident {
     pub incident: Incident,
     /// Firing notifications sent for it (escalations make more).
     pub notified: u32,
@@ -220,24 +220,24 @@ pub struct OpenIncident {
     pub condition: bool,
 }
 
-pub struct IncidentTable {
+pub(crate) struct IncidentTable {
     pub cfg: IncidentConfig,
     pub state: Incidents,
 }
 
 impl IncidentTable {
-    pub fn new(cfg: IncidentConfig, state: Incidents) -> IncidentTable {
+    pub(crate) fn new(cfg: IncidentConfig, state: Incidents) -> IncidentTable {
         IncidentTable { cfg, state }
     }
 
-    pub fn open(&self) -> Vec<&Incident> {
+    pub(crate) fn open(&self) -> Vec<&Incident> {
         self.state.open.values().map(|o| &o.incident).collect()
     }
 
     /// Folds one observation in; returns the notifications it causes. `origin` makes the
     /// incident id reproducible when the same record is read again after a restart (the
     /// kmsg sequence number of the first record, `k1234`); without one, the time is used.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         obs: &Observation,
         place: &Place,
@@ -336,7 +336,7 @@ impl IncidentTable {
     }
 
     /// Ends the incident of `key`, if open.
-    pub fn resolve(&mut self, key: &str, now: u64, why: Option<&str>) -> Vec<Notification> {
+    pub(crate) fn resolve(&mut self, key: &str, now: u64, why: Option<&str>) -> Vec<Notification> {
         let Some(mut open) = self.state.open.remove(key) else {
             return Vec::new();
         };
@@ -357,7 +357,7 @@ impl IncidentTable {
 
     /// Sets whether the lasting condition of the incident of `key` holds; used by the
     /// condition checks (mount flags, diskstats, meminfo).
-    pub fn set_condition(&mut self, key: &str, holds: bool) {
+    pub(crate) fn set_condition(&mut self, key: &str, holds: bool) {
         if let Some(o) = self.state.open.get_mut(key) {
             o.condition = holds;
         }
@@ -365,7 +365,7 @@ impl IncidentTable {
 
     /// The condition of every open disk incident: it holds while its disk is in `failing`
     /// (a mount of it flagged failed). The key's format stays inside this module.
-    pub fn set_disk_conditions(&mut self, failing: &std::collections::BTreeSet<String>) {
+    pub(crate) fn set_disk_conditions(&mut self, failing: &std::collections::BTreeSet<String>) {
         for (key, open) in self.state.open.iter_mut() {
             if let Some(disk) = key.strip_prefix("disk/") {
                 open.condition = failing.contains(disk);
@@ -374,7 +374,7 @@ impl IncidentTable {
     }
 
     /// Ends incidents whose condition cleared and whose quiet period passed.
-    pub fn tick(&mut self, now: u64) -> Vec<Notification> {
+    pub(crate) fn tick(&mut self, now: u64) -> Vec<Notification> {
         let quiet = self.cfg.quiet_secs;
         let due: Vec<String> = self
             .state
@@ -389,13 +389,13 @@ impl IncidentTable {
     }
 
     /// Ends an incident at once when its condition cleared (stall over, back to rw).
-    pub fn clear(&mut self, key: &str, now: u64, why: &str) -> Vec<Notification> {
+    pub(crate) fn clear(&mut self, key: &str, now: u64, why: &str) -> Vec<Notification> {
         self.resolve(key, now, Some(why))
     }
 }
 
 /// The incident key an observation of `kind` about `subject` goes to.
-pub fn key(kind: Kind, subject: &str) -> String {
+pub(crate) fn key(kind: Kind, subject: &str) -> String {
     format!("{}/{subject}", category(kind))
 }
 

@@ -14,7 +14,7 @@ use crate::host::sys::{Root, SysError};
 /// The kind of a whole disk: which driver queues its I/O and over which transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum DiskKind {
+pub(crate) enum DiskKind {
     VirtioBlk,
     VirtioScsi,
     /// Hyper-V / Azure synthetic SCSI (`storvsc`).
@@ -37,7 +37,7 @@ pub enum DiskKind {
 }
 
 impl DiskKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DiskKind::VirtioBlk => "virtio-blk",
             DiskKind::VirtioScsi => "virtio-scsi",
@@ -57,7 +57,7 @@ impl DiskKind {
         }
     }
 
-    pub const ALL: [DiskKind; 15] = [
+    pub(crate) const ALL: [DiskKind; 15] = [
         DiskKind::VirtioBlk,
         DiskKind::VirtioScsi,
         DiskKind::Storvsc,
@@ -76,7 +76,7 @@ impl DiskKind {
     ];
 
     /// Disks whose sd device and SCSI attributes (`device/timeout`, ...) exist.
-    pub fn is_scsi(self) -> bool {
+    pub(crate) fn is_scsi(self) -> bool {
         matches!(
             self,
             DiskKind::VirtioScsi
@@ -90,7 +90,7 @@ impl DiskKind {
 
 /// One whole disk under `/sys/block` (partitions are not disks and are skipped).
 #[derive(Debug, Clone, Serialize)]
-pub struct Disk {
+pub(crate) struct Disk {
     pub name: String,
     /// `MAJ:MIN`.
     pub dev: String,
@@ -128,7 +128,7 @@ pub struct Disk {
 
 impl Disk {
     /// The attribute a rule's `match` key refers to, as the string a glob is matched against.
-    pub fn attribute(&self, key: &str) -> Option<String> {
+    pub(crate) fn attribute(&self, key: &str) -> Option<String> {
         let flag = |b: bool| if b { "1" } else { "0" }.to_string();
         Some(match key {
             "name" => self.name.clone(),
@@ -146,7 +146,7 @@ impl Disk {
         })
     }
 
-    pub const MATCH_KEYS: [&'static str; 11] = [
+    pub(crate) const MATCH_KEYS: [&'static str; 11] = [
         "name",
         "kind",
         "driver",
@@ -160,14 +160,14 @@ impl Disk {
         "dm_name",
     ];
 
-    pub fn sys_dir(&self) -> String {
+    pub(crate) fn sys_dir(&self) -> String {
         format!("sys/block/{}", self.name)
     }
 }
 
 /// One line of `/proc/self/mountinfo`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Mount {
+pub(crate) struct Mount {
     pub mount_point: String,
     pub fstype: String,
     pub source: String,
@@ -181,7 +181,7 @@ pub struct Mount {
 }
 
 impl Mount {
-    pub fn attribute(&self, key: &str) -> Option<String> {
+    pub(crate) fn attribute(&self, key: &str) -> Option<String> {
         Some(match key {
             "fstype" => self.fstype.clone(),
             "mount_point" => self.mount_point.clone(),
@@ -191,9 +191,9 @@ impl Mount {
         })
     }
 
-    pub const MATCH_KEYS: [&'static str; 4] = ["fstype", "mount_point", "source", "disk"];
+    pub(crate) const MATCH_KEYS: [&'static str; 4] = ["fstype", "mount_point", "source", "disk"];
 
-    pub fn is_network(&self) -> bool {
+    pub(crate) fn is_network(&self) -> bool {
         matches!(
             self.fstype.as_str(),
             "nfs" | "nfs4" | "cifs" | "smb3" | "ceph" | "glusterfs" | "fuse.glusterfs" | "9p"
@@ -204,7 +204,7 @@ impl Mount {
 /// The hypervisor or cloud the machine runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum PlatformKind {
+pub(crate) enum PlatformKind {
     Vmware,
     Hyperv,
     Azure,
@@ -217,7 +217,7 @@ pub enum PlatformKind {
 }
 
 impl PlatformKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PlatformKind::Vmware => "vmware",
             PlatformKind::Hyperv => "hyperv",
@@ -232,7 +232,7 @@ impl PlatformKind {
     }
 
     /// The built-in profile `profile = "auto"` picks.
-    pub fn profile(self) -> &'static str {
+    pub(crate) fn profile(self) -> &'static str {
         match self {
             PlatformKind::Vmware => "vmware",
             PlatformKind::Hyperv => "hyperv",
@@ -246,21 +246,21 @@ impl PlatformKind {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Platform {
+pub(crate) struct Platform {
     pub kind: PlatformKind,
     /// What the decision rests on, one fact a line: `DMI sys_vendor = "VMware, Inc."`.
     pub evidence: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Inventory {
+pub(crate) struct Inventory {
     pub platform: Platform,
     pub disks: Vec<Disk>,
     pub mounts: Vec<Mount>,
 }
 
 impl Inventory {
-    pub fn read(root: &Root) -> Result<Inventory, SysError> {
+    pub(crate) fn read(root: &Root) -> Result<Inventory, SysError> {
         let mut disks = Vec::new();
         let mut host_names = BTreeMap::new();
         for name in root.list("sys/block")? {
@@ -279,7 +279,7 @@ impl Inventory {
 
     /// Re-reads one disk (and the disks it stands on, whose `holders` changed with it) after a
     /// hotplug event. Returns whether the disk exists now.
-    pub fn refresh_disk(&mut self, root: &Root, name: &str) -> Result<bool, SysError> {
+    pub(crate) fn refresh_disk(&mut self, root: &Root, name: &str) -> Result<bool, SysError> {
         let mut host_names = BTreeMap::new();
         let fresh = read_disk(root, name, &mut host_names)?;
         let slaves = fresh.as_ref().map(|d| d.slaves.clone()).unwrap_or_default();
@@ -299,13 +299,13 @@ impl Inventory {
     }
 
     /// Re-reads the mount table (for the failure watchers: mounts come and go).
-    pub fn refresh_mounts(&mut self, root: &Root) -> Result<(), SysError> {
+    pub(crate) fn refresh_mounts(&mut self, root: &Root) -> Result<(), SysError> {
         self.mounts = read_mounts(root, &self.disks)?;
         Ok(())
     }
 
     /// Forgets a removed disk.
-    pub fn remove_disk(&mut self, name: &str) {
+    pub(crate) fn remove_disk(&mut self, name: &str) {
         self.disks.retain(|d| d.name != name);
         for d in &mut self.disks {
             d.holders.retain(|h| h != name);
@@ -313,12 +313,12 @@ impl Inventory {
         }
     }
 
-    pub fn disk(&self, name: &str) -> Option<&Disk> {
+    pub(crate) fn disk(&self, name: &str) -> Option<&Disk> {
         self.disks.iter().find(|d| d.name == name)
     }
 
     /// The devices at the bottom of `name`'s stack (itself when it stands on nothing).
-    pub fn leaves(&self, name: &str) -> Vec<String> {
+    pub(crate) fn leaves(&self, name: &str) -> Vec<String> {
         let mut out = Vec::new();
         let mut stack = vec![name.to_string()];
         let mut seen = 0usize;
@@ -497,7 +497,7 @@ fn cloud_identity(kind: DiskKind, vendor: &str, model: &str) -> &'static str {
 
 /// Parses `/proc/self/mountinfo` (proc(5)): `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS
 /// [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS`.
-pub fn parse_mountinfo(text: &str) -> Vec<(String, String, String, String, String)> {
+pub(crate) fn parse_mountinfo(text: &str) -> Vec<(String, String, String, String, String)> {
     let mut out = Vec::new();
     for line in text.lines() {
         let fields: Vec<&str> = line.split(' ').collect();

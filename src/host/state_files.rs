@@ -17,16 +17,16 @@ use serde::Serialize;
 use super::sys::{Root, SysError};
 
 pub const DIR: &str = "run/tunerd";
-pub const ORIGINALS: &str = "run/tunerd/originals.json";
-pub const INCIDENTS: &str = "run/tunerd/incidents.json";
-pub const KMSG_POSITION: &str = "run/tunerd/kmsg.json";
-pub const JOURNAL_CURSOR: &str = "run/tunerd/journal.cursor";
+pub(crate) const ORIGINALS: &str = "run/tunerd/originals.json";
+pub(crate) const INCIDENTS: &str = "run/tunerd/incidents.json";
+pub(crate) const KMSG_POSITION: &str = "run/tunerd/kmsg.json";
+pub(crate) const JOURNAL_CURSOR: &str = "run/tunerd/journal.cursor";
 pub const SPOOL: &str = "run/tunerd/spool";
-pub const LOCK: &str = "run/tunerd/lock";
+pub(crate) const LOCK: &str = "run/tunerd/lock";
 
 /// A JSON state file: `None` when it is absent or unreadable as `T` (a state file from
 /// another version is started over, never a reason not to run).
-pub fn load_json<T: DeserializeOwned>(root: &Root, rel: &str) -> Option<T> {
+pub(crate) fn load_json<T: DeserializeOwned>(root: &Root, rel: &str) -> Option<T> {
     root.read_opt(rel)
         .ok()
         .flatten()
@@ -34,7 +34,7 @@ pub fn load_json<T: DeserializeOwned>(root: &Root, rel: &str) -> Option<T> {
 }
 
 /// Writes a JSON state file atomically (temporary file, fsync, rename).
-pub fn save_json<T: Serialize>(root: &Root, rel: &str, value: &T) -> Result<(), SysError> {
+pub(crate) fn save_json<T: Serialize>(root: &Root, rel: &str, value: &T) -> Result<(), SysError> {
     let text = serde_json::to_vec(value).map_err(|e| SysError {
         path: root.path(rel),
         op: "encode",

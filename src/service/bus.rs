@@ -17,7 +17,7 @@ fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
-pub struct Tuner {
+pub(super) struct Tuner {
     shared: Shared,
 }
 
@@ -237,7 +237,7 @@ async fn emit(emitter: &SignalEmitter<'_>, shared: &Shared, announce: Vec<Announ
 }
 
 /// Connects to the system bus, serves the interface and takes the name.
-pub fn serve(shared: Shared) -> zbus::Result<Connection> {
+pub(super) fn serve(shared: Shared) -> zbus::Result<Connection> {
     zbus::block_on(async {
         zbus::connection::Builder::system()
             .name(NAME)
@@ -248,7 +248,7 @@ pub fn serve(shared: Shared) -> zbus::Result<Connection> {
 }
 
 /// Sends what the event loop has to announce.
-pub fn announce(conn: &Connection, shared: &Shared, announce: Vec<Announce>) {
+pub(super) fn announce(conn: &Connection, shared: &Shared, announce: Vec<Announce>) {
     if announce.is_empty() {
         return;
     }

@@ -22,7 +22,7 @@ use crate::host::sys::Root;
 use crate::log;
 use crate::util::time::{now_ms, now_secs};
 
-pub struct Detection {
+pub(crate) struct Detection {
     engine: Engine,
     sampler: Sampler,
     journald: Journald,
@@ -47,7 +47,7 @@ fn boot_time(root: &Root) -> u64 {
 }
 
 impl Detection {
-    pub fn new(root: &Root, watch: &WatchSettings) -> Detection {
+    pub(crate) fn new(root: &Root, watch: &WatchSettings) -> Detection {
         let saved: Incidents = state_files::load_json(root, INCIDENTS).unwrap_or_default();
         Detection {
             engine: Engine::new(
@@ -76,12 +76,12 @@ impl Detection {
         }
     }
 
-    pub fn open(&self) -> Vec<&Incident> {
+    pub(crate) fn open(&self) -> Vec<&Incident> {
         self.engine.open()
     }
 
     /// A storage incident of warning or worse is open.
-    pub fn failing(&self) -> bool {
+    pub(crate) fn failing(&self) -> bool {
         self.engine
             .open()
             .iter()
@@ -89,7 +89,7 @@ impl Detection {
     }
 
     /// Open and recent incidents, for `tunerctl events`.
-    pub fn events(&self) -> EventsReply {
+    pub(crate) fn events(&self) -> EventsReply {
         let state = self.engine.incidents();
         EventsReply {
             open: self.engine.open().into_iter().cloned().collect(),
@@ -139,7 +139,7 @@ impl Detection {
     }
 
     /// Journal entries of storage daemons (multipathd, iscsid, ...).
-    pub fn on_journal(
+    pub(crate) fn on_journal(
         &mut self,
         root: &Root,
         inv: &Inventory,
@@ -150,7 +150,7 @@ impl Detection {
     }
 
     /// Kernel log records, and the records lost before they were read.
-    pub fn on_kmsg(&mut self, root: &Root, inv: &Inventory, batch: Batch) -> Vec<Announce> {
+    pub(crate) fn on_kmsg(&mut self, root: &Root, inv: &Inventory, batch: Batch) -> Vec<Announce> {
         let now = now_secs();
         let mut notes = Vec::new();
         if let Some(lost) = batch.lost {
@@ -164,7 +164,7 @@ impl Detection {
     /// One tick of the samplers (diskstats, mount flags, ext4 counters, dirty memory), then
     /// the end of incidents whose condition cleared. Re-reads the mount table first, and
     /// keeps fanotify marks on every ext4 mount.
-    pub fn on_sample(&mut self, root: &Root, inv: &mut Inventory) -> Vec<Announce> {
+    pub(crate) fn on_sample(&mut self, root: &Root, inv: &mut Inventory) -> Vec<Announce> {
         let now_ms = now_ms();
         if let Err(e) = inv.refresh_mounts(root) {
             log!(warn, "mount table: {e}");
@@ -186,7 +186,7 @@ impl Detection {
     }
 
     /// FAN_FS_ERROR events: the filesystem itself says it hit an error.
-    pub fn on_fanotify(&mut self, root: &Root, inv: &Inventory) -> Vec<Announce> {
+    pub(crate) fn on_fanotify(&mut self, root: &Root, inv: &Inventory) -> Vec<Announce> {
         let Some(watch) = self.fs_errors.as_mut() else {
             return Vec::new();
         };
@@ -196,7 +196,7 @@ impl Detection {
     }
 
     /// Starts (or restarts, after a reload changed `[alert]`) the alert sinks.
-    pub fn start_alerts(&mut self, root: &Root, cfg: &AlertConfig) {
+    pub(crate) fn start_alerts(&mut self, root: &Root, cfg: &AlertConfig) {
         if let Some(old) = self.alerts.take() {
             old.shutdown();
         }
@@ -211,7 +211,7 @@ impl Detection {
 
     /// Hands the current figures to the Prometheus textfile writer (its own thread), with
     /// the tuning figures the caller has.
-    pub fn publish_metrics(&self, drift_total: u64, knobs_applied: u64) {
+    pub(crate) fn publish_metrics(&self, drift_total: u64, knobs_applied: u64) {
         let Some(alerts) = &self.alerts else { return };
         let mut m = Metrics::default();
         for i in self.engine.open() {

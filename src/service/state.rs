@@ -26,7 +26,7 @@ use super::tuning::Tuning;
 
 /// What went wrong in the service, by what it means for the machine.
 #[derive(Debug)]
-pub enum ServiceError {
+pub(crate) enum ServiceError {
     /// The configuration or a profile is invalid: nothing was changed, and on a reload or a
     /// switch the running configuration stays in force.
     Config(ConfigError),
@@ -63,7 +63,7 @@ impl From<OriginalsError> for ServiceError {
 
 impl ServiceError {
     /// The process exit code at start (api::exit).
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             ServiceError::Config(_) => crate::api::exit::CONFIG,
             _ => crate::api::exit::FAILURE,
@@ -71,7 +71,7 @@ impl ServiceError {
     }
 }
 
-pub struct State {
+pub(crate) struct State {
     pub root: Root,
     pub config: Config,
     /// Disks, mounts and platform: tuning refreshes disks on hotplug, detection re-reads the
@@ -82,10 +82,10 @@ pub struct State {
     pub started: SystemTime,
 }
 
-pub type Shared = Arc<Mutex<State>>;
+pub(crate) type Shared = Arc<Mutex<State>>;
 
 /// Locks the state; a panic elsewhere while holding it leaves the data usable.
-pub fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, State> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -103,7 +103,7 @@ fn load(
 }
 
 impl State {
-    pub fn new(root: Root, pinned: Option<String>) -> Result<State, ServiceError> {
+    pub(crate) fn new(root: Root, pinned: Option<String>) -> Result<State, ServiceError> {
         let inventory = Inventory::read(&root).map_err(ServiceError::Inventory)?;
         let (config, profiles, profile, chosen_by) = load(&root, pinned.as_deref(), &inventory)?;
         let detection = Detection::new(&root, &config.watch);
@@ -119,7 +119,7 @@ impl State {
 
     /// How the machine is doing: failing while a storage incident is open, else what tuning
     /// left (ok, drift, degraded).
-    pub fn health(&self) -> Health {
+    pub(crate) fn health(&self) -> Health {
         if self.detection.failing() {
             Health::Failing
         } else {
@@ -127,19 +127,19 @@ impl State {
         }
     }
 
-    pub fn plan(&self) -> Plan {
+    pub(crate) fn plan(&self) -> Plan {
         self.tuning.plan(&self.root, &self.inventory)
     }
 
-    pub fn apply_all(&mut self) -> Result<Report, OriginalsError> {
+    pub(crate) fn apply_all(&mut self) -> Result<Report, OriginalsError> {
         self.tuning.apply_all(&self.root, &self.inventory)
     }
 
-    pub fn revert(&mut self) -> Result<Report, OriginalsError> {
+    pub(crate) fn revert(&mut self) -> Result<Report, OriginalsError> {
         self.tuning.revert(&self.root)
     }
 
-    pub fn verify(&mut self) -> VerifyReply {
+    pub(crate) fn verify(&mut self) -> VerifyReply {
         let drift = self.tuning.verify(&self.root, &self.inventory);
         VerifyReply {
             profile: self.tuning.profile.name.clone(),
@@ -147,56 +147,56 @@ impl State {
         }
     }
 
-    pub fn drift_check(&mut self) -> Vec<Announce> {
+    pub(crate) fn drift_check(&mut self) -> Vec<Announce> {
         let policy = self.config.daemon.drift_policy;
         self.tuning.drift_check(&self.root, &self.inventory, policy)
     }
 
-    pub fn hotplug(&mut self, event: &BlockEvent) -> Option<Report> {
+    pub(crate) fn hotplug(&mut self, event: &BlockEvent) -> Option<Report> {
         self.tuning.hotplug(&self.root, &mut self.inventory, event)
     }
 
-    pub fn run_retries(&mut self) {
+    pub(crate) fn run_retries(&mut self) {
         self.tuning.run_retries(&self.root, &mut self.inventory);
     }
 
-    pub fn profile_names(&self) -> Vec<String> {
+    pub(crate) fn profile_names(&self) -> Vec<String> {
         self.tuning.profiles.names()
     }
 
-    pub fn profile_name(&self) -> &str {
+    pub(crate) fn profile_name(&self) -> &str {
         &self.tuning.profile.name
     }
 
-    pub fn open_incidents(&self) -> Vec<&Incident> {
+    pub(crate) fn open_incidents(&self) -> Vec<&Incident> {
         self.detection.open()
     }
 
-    pub fn events(&self) -> EventsReply {
+    pub(crate) fn events(&self) -> EventsReply {
         self.detection.events()
     }
 
-    pub fn on_kmsg(&mut self, batch: Batch) -> Vec<Announce> {
+    pub(crate) fn on_kmsg(&mut self, batch: Batch) -> Vec<Announce> {
         self.detection.on_kmsg(&self.root, &self.inventory, batch)
     }
 
-    pub fn on_journal(&mut self, records: Vec<LogRecord>) -> Vec<Announce> {
+    pub(crate) fn on_journal(&mut self, records: Vec<LogRecord>) -> Vec<Announce> {
         self.detection
             .on_journal(&self.root, &self.inventory, records)
     }
 
-    pub fn on_fanotify(&mut self) -> Vec<Announce> {
+    pub(crate) fn on_fanotify(&mut self) -> Vec<Announce> {
         self.detection.on_fanotify(&self.root, &self.inventory)
     }
 
-    pub fn on_sample(&mut self) -> Vec<Announce> {
+    pub(crate) fn on_sample(&mut self) -> Vec<Announce> {
         let announce = self.detection.on_sample(&self.root, &mut self.inventory);
         self.detection
             .publish_metrics(self.tuning.drift_total, self.tuning.last_at_value as u64);
         announce
     }
 
-    pub fn start_alerts(&mut self) {
+    pub(crate) fn start_alerts(&mut self) {
         self.detection.start_alerts(&self.root, &self.config.alert);
     }
 
@@ -204,7 +204,7 @@ impl State {
     /// running one stays in force, untouched. A valid one is taken, then its profile applied:
     /// if the originals cannot be recorded then ([`ServiceError::Originals`]) the new
     /// configuration is in force but its profile only partly applied, and the error says so.
-    pub fn reload(&mut self) -> Result<Vec<Announce>, ServiceError> {
+    pub(crate) fn reload(&mut self) -> Result<Vec<Announce>, ServiceError> {
         let (config, profiles, profile, chosen_by) = load(
             &self.root,
             self.tuning.pinned_profile.as_deref(),
@@ -229,7 +229,7 @@ impl State {
 
     /// Switches to a profile by name (D-Bus SwitchProfile): pins it until the next switch. An
     /// unknown or broken profile is refused and nothing changes.
-    pub fn switch(&mut self, name: &str) -> Result<Vec<Announce>, ServiceError> {
+    pub(crate) fn switch(&mut self, name: &str) -> Result<Vec<Announce>, ServiceError> {
         let profile = self.tuning.profiles.resolve(name)?;
         self.tuning.pinned_profile = Some(name.to_string());
         Ok(self
@@ -237,7 +237,7 @@ impl State {
             .switch_to(&self.root, &self.inventory, profile, "pinned".to_string())?)
     }
 
-    pub fn status(&self) -> DaemonStatus {
+    pub(crate) fn status(&self) -> DaemonStatus {
         let plan = self.plan();
         let t = &self.tuning;
         DaemonStatus {

@@ -24,7 +24,7 @@ use crate::util::time::epoch_secs;
 const RETRY_DELAYS_MS: [u64; 5] = [20, 40, 80, 160, 320];
 const RECENT_DRIFT: usize = 64;
 
-pub struct Tuning {
+pub(crate) struct Tuning {
     pub profiles: ProfileSet,
     pub profile: Profile,
     /// Why this profile: `pinned`, `config FILE`, `auto: platform kvm`.
@@ -62,7 +62,7 @@ fn incomplete(report: Option<&Report>) -> bool {
 }
 
 impl Tuning {
-    pub fn new(
+    pub(crate) fn new(
         profiles: ProfileSet,
         profile: Profile,
         chosen_by: String,
@@ -86,7 +86,7 @@ impl Tuning {
         }
     }
 
-    pub fn plan(&self, root: &Root, inv: &Inventory) -> Plan {
+    pub(crate) fn plan(&self, root: &Root, inv: &Inventory) -> Plan {
         plan::plan(root, &self.profile, inv)
     }
 
@@ -123,7 +123,11 @@ impl Tuning {
     }
 
     /// Applies the whole profile.
-    pub fn apply_all(&mut self, root: &Root, inv: &Inventory) -> Result<Report, OriginalsError> {
+    pub(crate) fn apply_all(
+        &mut self,
+        root: &Root,
+        inv: &Inventory,
+    ) -> Result<Report, OriginalsError> {
         self.suspended = false;
         let plan = self.plan(root, inv);
         self.health = Health::Ok;
@@ -132,7 +136,7 @@ impl Tuning {
 
     /// Restores every original and stops enforcing the profile until the next apply, switch
     /// or reload: a revert that the next drift check undid would be no revert.
-    pub fn revert(&mut self, root: &Root) -> Result<Report, OriginalsError> {
+    pub(crate) fn revert(&mut self, root: &Root) -> Result<Report, OriginalsError> {
         let report = apply::revert(root)?;
         self.suspended = true;
         self.retries.clear();
@@ -145,7 +149,7 @@ impl Tuning {
     }
 
     /// Knobs that differ from the profile, `once` knobs left out.
-    pub fn verify(&mut self, root: &Root, inv: &Inventory) -> Vec<Drift> {
+    pub(crate) fn verify(&mut self, root: &Root, inv: &Inventory) -> Vec<Drift> {
         self.last_verify = Some(SystemTime::now());
         let mut plan = self.plan(root, inv);
         plan.changes.retain(|c| !c.once);
@@ -153,7 +157,7 @@ impl Tuning {
     }
 
     /// The periodic check: find drift, log it, repair it if the policy says so.
-    pub fn drift_check(
+    pub(crate) fn drift_check(
         &mut self,
         root: &Root,
         inv: &Inventory,
@@ -225,7 +229,7 @@ impl Tuning {
     }
 
     /// Tunes one disk after `add` or `change`; forgets it after `remove`.
-    pub fn hotplug(
+    pub(crate) fn hotplug(
         &mut self,
         root: &Root,
         inv: &mut Inventory,
@@ -299,13 +303,13 @@ impl Tuning {
     }
 
     /// When the next retry is due.
-    pub fn next_retry(&self) -> Option<Instant> {
+    pub(crate) fn next_retry(&self) -> Option<Instant> {
         self.retries.iter().map(|(_, _, at)| *at).min()
     }
 
     /// Retries disks whose attributes were missing: their scheduler list or queue may appear
     /// some milliseconds after `add`.
-    pub fn run_retries(&mut self, root: &Root, inv: &mut Inventory) {
+    pub(crate) fn run_retries(&mut self, root: &Root, inv: &mut Inventory) {
         let now = Instant::now();
         let due: Vec<(String, usize)> = self
             .retries

@@ -14,12 +14,12 @@ use crate::host::sys::{Root, SysError, STATE_DIR};
 use crate::tune::knob::Knob;
 use crate::tune::plan::{Action, Change, Object, Plan};
 
-pub use crate::host::state_files::ORIGINALS;
+pub(crate) use crate::host::state_files::ORIGINALS;
 const JOURNAL_VERSION: u32 = 1;
 
 /// One original value: what to write, where, to put a knob back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Original {
+pub(crate) struct Original {
     /// Identifies the knob across applies: `sda/scheduler`, `vm/dirty_ratio` (one key for an
     /// exclusive pair, so that switching from the ratio to the bytes form keeps the original).
     pub key: String,
@@ -38,13 +38,13 @@ pub struct Original {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Originals {
+pub(crate) struct Originals {
     pub version: u32,
     pub originals: Vec<Original>,
 }
 
 impl Originals {
-    pub fn load(root: &Root) -> Result<Originals, OriginalsError> {
+    pub(crate) fn load(root: &Root) -> Result<Originals, OriginalsError> {
         match root.read_opt(ORIGINALS).map_err(OriginalsError::Io)? {
             None => Ok(Originals {
                 version: JOURNAL_VERSION,
@@ -56,7 +56,7 @@ impl Originals {
         }
     }
 
-    pub fn save(&self, root: &Root) -> Result<(), OriginalsError> {
+    pub(crate) fn save(&self, root: &Root) -> Result<(), OriginalsError> {
         if self.originals.is_empty() {
             return root.remove(ORIGINALS).map_err(OriginalsError::Io);
         }
@@ -70,7 +70,7 @@ impl Originals {
 }
 
 /// Drops the originals of a disk that is gone: they belong to a device that no longer exists.
-pub fn forget_disk(root: &Root, name: &str) -> Result<usize, OriginalsError> {
+pub(crate) fn forget_disk(root: &Root, name: &str) -> Result<usize, OriginalsError> {
     let _lock = root.lock_state().map_err(OriginalsError::Io)?;
     let mut journal = Originals::load(root)?;
     let before = journal.originals.len();
@@ -106,7 +106,7 @@ impl std::error::Error for OriginalsError {}
 /// The outcome of one knob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Status {
+pub(crate) enum Status {
     /// Written, and reads back as desired.
     Applied,
     /// Written, and the kernel reads back something else (nr_requests 3 reads back 4).
@@ -126,7 +126,7 @@ pub enum Status {
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub target: String,
     pub path: String,
     pub status: Status,
@@ -142,32 +142,32 @@ pub struct Outcome {
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub outcomes: Vec<Outcome>,
 }
 
 impl Report {
-    pub fn count(&self, status: Status) -> usize {
+    pub(crate) fn count(&self, status: Status) -> usize {
         self.outcomes.iter().filter(|o| o.status == status).count()
     }
 
     /// Whether every knob ended as it should (nothing rejected by the kernel).
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.count(Status::Rejected) == 0
     }
 
     /// The report as tunerctl --json prints it and D-Bus returns it.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         serde_json::json!({ "ok": self.ok(), "outcomes": self.outcomes })
     }
 
-    pub fn written(&self) -> usize {
+    pub(crate) fn written(&self) -> usize {
         self.count(Status::Applied) + self.count(Status::Adjusted) + self.count(Status::Restored)
     }
 }
 
 /// The journal key of a knob on an object; exclusive pairs share one key.
-pub fn originals_key(object: &Object, knob: Knob) -> String {
+pub(crate) fn originals_key(object: &Object, knob: Knob) -> String {
     let canonical = match knob {
         Knob::DirtyBytes => Knob::DirtyRatio,
         Knob::DirtyBackgroundBytes => Knob::DirtyBackgroundRatio,
@@ -310,7 +310,7 @@ fn read_back(attrs: &mut crate::host::sys::Attrs<'_>, knob: Knob, path: &str) ->
 /// Applies a plan: records the originals of every knob it is about to write (one atomic
 /// journal update, before the first write), then writes in plan order and reads each value
 /// back. One knob's failure never stops the others. Takes the state lock for the duration.
-pub fn apply(root: &Root, plan: &Plan) -> Result<Report, OriginalsError> {
+pub(crate) fn apply(root: &Root, plan: &Plan) -> Result<Report, OriginalsError> {
     let _lock = root.lock_state().map_err(OriginalsError::Io)?;
     let mut journal = Originals::load(root)?;
     let before = journal.originals.len();
@@ -383,7 +383,7 @@ pub fn apply(root: &Root, plan: &Plan) -> Result<Report, OriginalsError> {
 /// Drift: every knob the profile wants that the kernel does not have now. `plan` already
 /// holds the comparison; verify keeps the knobs that would be written.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Drift {
+pub(crate) struct Drift {
     pub target: String,
     pub path: String,
     pub desired: String,
@@ -391,7 +391,7 @@ pub struct Drift {
     pub reason: String,
 }
 
-pub fn verify(plan: &Plan) -> Vec<Drift> {
+pub(crate) fn verify(plan: &Plan) -> Vec<Drift> {
     plan.changes
         .iter()
         .filter(|c| c.action == Action::Set)
@@ -408,12 +408,15 @@ pub fn verify(plan: &Plan) -> Vec<Drift> {
 /// Restores every recorded original, in apply order, and forgets those restored (and those
 /// of devices that are gone). Originals that fail to restore stay in the journal for the
 /// next try.
-pub fn revert(root: &Root) -> Result<Report, OriginalsError> {
+pub(crate) fn revert(root: &Root) -> Result<Report, OriginalsError> {
     revert_where(root, |_| true)
 }
 
 /// Restores the originals `pick` selects (by journal key) and keeps the others recorded.
-pub fn revert_where(root: &Root, pick: impl Fn(&str) -> bool) -> Result<Report, OriginalsError> {
+pub(crate) fn revert_where(
+    root: &Root,
+    pick: impl Fn(&str) -> bool,
+) -> Result<Report, OriginalsError> {
     let _lock = root.lock_state().map_err(OriginalsError::Io)?;
     let mut journal = Originals::load(root)?;
     let (mut entries, mut keep): (Vec<Original>, Vec<Original>) = journal

@@ -10,14 +10,14 @@ use std::path::Path;
 
 /// What happened to a disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlockAction {
+pub(crate) enum BlockAction {
     Add,
     Change,
     Remove,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlockEvent {
+pub(crate) struct BlockEvent {
     pub action: BlockAction,
     /// The kernel name (`sda`, `loop7`).
     pub name: String,
@@ -25,13 +25,13 @@ pub struct BlockEvent {
 
 /// Where the events come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     Udev,
     Kernel,
 }
 
 impl Source {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Source::Udev => "udev",
             Source::Kernel => "kernel",
@@ -39,14 +39,14 @@ impl Source {
     }
 }
 
-pub struct Watcher {
+pub(crate) struct Watcher {
     socket: udev::MonitorSocket,
     pub source: Source,
 }
 
 impl Watcher {
     /// Listens for block `disk` events. udevd's control socket tells whether udevd runs.
-    pub fn open() -> std::io::Result<Watcher> {
+    pub(crate) fn open() -> std::io::Result<Watcher> {
         let udevd = Path::new("/run/udev/control").exists();
         let (builder, source) = if udevd {
             (udev::MonitorBuilder::new()?, Source::Udev)
@@ -57,12 +57,12 @@ impl Watcher {
         Ok(Watcher { socket, source })
     }
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.socket.as_fd()
     }
 
     /// Every event waiting on the socket (non-blocking).
-    pub fn drain(&mut self) -> Vec<BlockEvent> {
+    pub(crate) fn drain(&mut self) -> Vec<BlockEvent> {
         let mut out = Vec::new();
         for event in self.socket.iter() {
             let action = match event.event_type() {

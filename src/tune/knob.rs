@@ -10,7 +10,7 @@ use serde::Serialize;
 /// Where a knob lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Scope {
+pub(crate) enum Scope {
     /// `/proc/sys/vm/*`: one value for the machine.
     Vm,
     /// A disk's queue or SCSI device attribute.
@@ -21,7 +21,7 @@ pub enum Scope {
 
 /// Which layer of a stack a disk knob belongs to; see `Disk::queues_io`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layer {
+pub(crate) enum Layer {
     /// Elevator and request pool: on the device that queues the I/O.
     Queue,
     /// SCSI device attributes: on the sd devices at the bottom.
@@ -32,7 +32,7 @@ pub enum Layer {
 
 /// The values a knob accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Domain {
+pub(crate) enum Domain {
     Int {
         min: u64,
         max: u64,
@@ -51,7 +51,7 @@ pub enum Domain {
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
-pub enum Knob {
+pub(crate) enum Knob {
     ReadAheadKb,
     MaxSectorsKb,
     RqAffinity,
@@ -79,23 +79,23 @@ pub enum Knob {
     DirtyWritebackCentisecs,
 }
 
-pub const WRITE_CACHE_VALUES: &[&str] = &["write back", "write through"];
+pub(crate) const WRITE_CACHE_VALUES: &[&str] = &["write back", "write through"];
 /// `cache_type` values (drivers/scsi/sd.c `sd_cache_types`); a `temporary ` prefix changes
 /// only the kernel's view and sends nothing to the device.
-pub const CACHE_TYPE_VALUES: &[&str] = &[
+pub(crate) const CACHE_TYPE_VALUES: &[&str] = &[
     "write through",
     "none",
     "write back",
     "write back, no read (daft)",
 ];
-pub const SCHEDULERS: &[&str] = &["none", "mq-deadline", "kyber", "bfq", "noop", "deadline"];
+pub(crate) const SCHEDULERS: &[&str] = &["none", "mq-deadline", "kyber", "bfq", "noop", "deadline"];
 
 const U32_MAX: u64 = u32::MAX as u64;
 /// Largest value a kernel `int` sysctl takes.
 const INT_MAX: u64 = i32::MAX as u64;
 
 impl Knob {
-    pub const ALL: [Knob; 25] = [
+    pub(crate) const ALL: [Knob; 25] = [
         Knob::ReadAheadKb,
         Knob::MaxSectorsKb,
         Knob::RqAffinity,
@@ -124,7 +124,7 @@ impl Knob {
     ];
 
     /// The key in a profile. `read_ahead_kb` in a `[[mount]]` rule is the bdi's.
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Knob::Scheduler => "scheduler",
             Knob::NrRequests => "nr_requests",
@@ -154,7 +154,7 @@ impl Knob {
         }
     }
 
-    pub fn scope(self) -> Scope {
+    pub(crate) fn scope(self) -> Scope {
         use Knob::*;
         match self {
             Swappiness
@@ -169,7 +169,7 @@ impl Knob {
         }
     }
 
-    pub fn layer(self) -> Layer {
+    pub(crate) fn layer(self) -> Layer {
         use Knob::*;
         match self {
             Scheduler | NrRequests | RqAffinity | Nomerges | AddRandom | IoTimeoutMs
@@ -179,7 +179,7 @@ impl Knob {
         }
     }
 
-    pub fn domain(self) -> Domain {
+    pub(crate) fn domain(self) -> Domain {
         use Knob::*;
         let int = |min, max| Domain::Int { min, max };
         match self {
@@ -210,7 +210,7 @@ impl Knob {
     }
 
     /// The knob of the exclusive pair this one belongs to: writing one makes the other read 0.
-    pub fn exclusive_with(self) -> Option<Knob> {
+    pub(crate) fn exclusive_with(self) -> Option<Knob> {
         use Knob::*;
         match self {
             DirtyRatio => Some(DirtyBytes),
@@ -226,7 +226,7 @@ impl Knob {
     /// The attribute's path relative to the object's directory (`sys/block/sda/`,
     /// `sys/class/bdi/0:53/`, `proc/sys/vm/`). SCSI cache_type is handled by the caller since
     /// it sits under the device's H:C:T:L.
-    pub fn attr(self) -> &'static str {
+    pub(crate) fn attr(self) -> &'static str {
         use Knob::*;
         match self {
             Scheduler => "queue/scheduler",
@@ -258,29 +258,29 @@ impl Knob {
     }
 
     /// Keys accepted in a `[vm]` table, a `[[disk]]` rule and a `[[mount]]` rule.
-    pub fn for_vm() -> impl Iterator<Item = Knob> {
+    pub(crate) fn for_vm() -> impl Iterator<Item = Knob> {
         Knob::ALL.into_iter().filter(|k| k.scope() == Scope::Vm)
     }
 
-    pub fn for_disk() -> impl Iterator<Item = Knob> {
+    pub(crate) fn for_disk() -> impl Iterator<Item = Knob> {
         Knob::ALL.into_iter().filter(|k| {
             k.scope() == Scope::Disk || (k.scope() == Scope::Bdi && *k != Knob::BdiReadAheadKb)
         })
     }
 
-    pub fn for_mount() -> impl Iterator<Item = Knob> {
+    pub(crate) fn for_mount() -> impl Iterator<Item = Knob> {
         Knob::ALL.into_iter().filter(|k| k.scope() == Scope::Bdi)
     }
 
     /// A change to this knob can lose data on power failure and needs `accept_risk`.
-    pub fn can_lose_data(self) -> bool {
+    pub(crate) fn can_lose_data(self) -> bool {
         matches!(self, Knob::WriteCache | Knob::ScsiCacheType)
     }
 
     /// Whether a value read back matches the desired one. `bdi max_bytes` is stored as a ratio
     /// of a dirty limit that moves with free memory, so it matches within 1%; `io_timeout`
     /// within a clock tick.
-    pub fn matches(self, actual: &str, desired: &str) -> bool {
+    pub(crate) fn matches(self, actual: &str, desired: &str) -> bool {
         let knob = self;
         let a = knob.normalize(actual);
         let d = knob.normalize(desired);
@@ -303,7 +303,7 @@ impl Knob {
     }
 
     /// Normalises a value read from the kernel, or given in a profile, for comparison.
-    pub fn normalize(self, value: &str) -> String {
+    pub(crate) fn normalize(self, value: &str) -> String {
         let v = value.trim();
         match self {
             Knob::Scheduler => active_scheduler(v).unwrap_or(v).to_string(),
@@ -318,7 +318,7 @@ impl Knob {
 
 /// `none [mq-deadline] kyber bfq` -> `mq-deadline`; a single name without brackets (no
 /// choice, as on bio-based devices) is that name.
-pub fn active_scheduler(text: &str) -> Option<&str> {
+pub(crate) fn active_scheduler(text: &str) -> Option<&str> {
     if let Some(start) = text.find('[') {
         let rest = &text[start + 1..];
         return rest.find(']').map(|end| &rest[..end]);
@@ -331,7 +331,7 @@ pub fn active_scheduler(text: &str) -> Option<&str> {
 }
 
 /// Every elevator the kernel offers for a queue, without the brackets.
-pub fn available_schedulers(text: &str) -> Vec<String> {
+pub(crate) fn available_schedulers(text: &str) -> Vec<String> {
     text.split_whitespace()
         .map(|n| n.trim_matches(['[', ']']).to_string())
         .collect()
@@ -339,7 +339,7 @@ pub fn available_schedulers(text: &str) -> Vec<String> {
 
 /// The legacy single-queue names profiles may still use: on blk-mq `noop` is `none` (writing
 /// `noop` is EINVAL on 6.18) and `deadline` is `mq-deadline`.
-pub fn blk_mq_name(name: &str) -> &str {
+pub(crate) fn blk_mq_name(name: &str) -> &str {
     match name {
         "noop" => "none",
         "deadline" => "mq-deadline",

@@ -4,8 +4,8 @@
 //! [`hotplug`] turns udev events into owned block events. Depends on [`crate::host`] and
 //! [`crate::util`]; never on detection.
 
-pub mod apply;
-pub mod hotplug;
-pub mod knob;
-pub mod plan;
-pub mod profile;
+pub(crate) mod apply;
+pub(crate) mod hotplug;
+pub(crate) mod knob;
+pub(crate) mod plan;
+pub(crate) mod profile;

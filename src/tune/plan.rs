@@ -17,14 +17,14 @@ use crate::tune::profile::{Profile, Setting, Value};
 /// What a knob is set on.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(tag = "type", content = "name", rename_all = "kebab-case")]
-pub enum Object {
+pub(crate) enum Object {
     Disk(String),
     Bdi(String),
     Vm,
 }
 
 impl Object {
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             Object::Disk(name) => name.clone(),
             Object::Bdi(name) => format!("bdi {name}"),
@@ -35,7 +35,7 @@ impl Object {
 
 /// One knob the profile wants set on one object, before looking at the kernel.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub object: Object,
     pub knob: Knob,
     /// The attribute, relative to the root.
@@ -50,7 +50,7 @@ pub struct Target {
 /// What to do with one knob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Action {
+pub(crate) enum Action {
     /// Write the desired value.
     Set,
     /// Already at the desired value.
@@ -64,7 +64,7 @@ pub enum Action {
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Change {
+pub(crate) struct Change {
     pub object: Object,
     pub knob: Knob,
     pub path: String,
@@ -83,19 +83,19 @@ pub struct Change {
 
 impl Change {
     /// `sda scheduler`, `vm dirty_ratio`: how reports name a change.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{} {}", self.object.label(), self.knob.key())
     }
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub profile: String,
     pub changes: Vec<Change>,
 }
 
 impl Plan {
-    pub fn count(&self, action: Action) -> usize {
+    pub(crate) fn count(&self, action: Action) -> usize {
         self.changes.iter().filter(|c| c.action == action).count()
     }
 }
@@ -133,7 +133,7 @@ fn bdi_target(disk_or_bdi: Result<&Disk, &str>, knob: Knob) -> (Object, String) 
 /// bio-based stacked device (LVM, dm-crypt, md) land on the devices at the bottom of its stack;
 /// SCSI knobs of a dm-multipath map land on its paths. A device's own rules win over what its
 /// holder would give it.
-pub fn targets(profile: &Profile, inv: &Inventory) -> Vec<Target> {
+pub(crate) fn targets(profile: &Profile, inv: &Inventory) -> Vec<Target> {
     let mut out: BTreeMap<(Object, Knob), Target> = BTreeMap::new();
 
     // Per disk: the merged settings of its own matching rules.
@@ -258,14 +258,14 @@ pub fn targets(profile: &Profile, inv: &Inventory) -> Vec<Target> {
 
 /// The kernel's current value of every target attribute (`None`: the attribute is absent).
 #[derive(Debug, Clone, Default)]
-pub struct Current {
+pub(crate) struct Current {
     pub values: BTreeMap<String, Option<String>>,
 }
 
 impl Current {
     /// The only step of planning that reads the kernel. An unreadable attribute counts as
     /// absent: it cannot be planned against, and the report says so.
-    pub fn read(root: &Root, targets: &[Target]) -> Current {
+    pub(crate) fn read(root: &Root, targets: &[Target]) -> Current {
         let paths: BTreeSet<&str> = targets.iter().map(|t| t.path.as_str()).collect();
         // Paths come sorted, so one disk's attributes are neighbours: one open directory each.
         let mut attrs = crate::host::sys::Attrs::new(root);
@@ -276,7 +276,7 @@ impl Current {
         Current { values }
     }
 
-    pub fn get(&self, path: &str) -> Option<&str> {
+    pub(crate) fn get(&self, path: &str) -> Option<&str> {
         self.values.get(path).and_then(|v| v.as_deref())
     }
 }
@@ -295,7 +295,7 @@ fn absent_note(t: &Target) -> String {
 }
 
 /// Decides each target against the current values. Pure: the same inputs give the same plan.
-pub fn decide(profile: &str, targets: &[Target], current: &Current) -> Plan {
+pub(crate) fn decide(profile: &str, targets: &[Target], current: &Current) -> Plan {
     let mut changes = Vec::with_capacity(targets.len());
     // Objects whose elevator this plan switches: their nr_requests will be reset by it.
     let mut switching: BTreeSet<Object> = BTreeSet::new();
@@ -429,12 +429,12 @@ fn cache_risk(current: &str, desired: &str, temporary: bool) -> Option<String> {
 }
 
 /// Plans `profile` for what is on `root` now.
-pub fn plan(root: &Root, profile: &Profile, inv: &Inventory) -> Plan {
+pub(crate) fn plan(root: &Root, profile: &Profile, inv: &Inventory) -> Plan {
     plan_where(root, profile, inv, |_| true)
 }
 
 /// Plans only the targets `keep` selects (one hotplugged disk, say).
-pub fn plan_where(
+pub(crate) fn plan_where(
     root: &Root,
     profile: &Profile,
     inv: &Inventory,
@@ -449,7 +449,7 @@ pub fn plan_where(
 }
 
 /// The objects that belong to one disk: the disk itself and its bdi.
-pub fn disk_objects(inv: &Inventory, name: &str) -> Vec<Object> {
+pub(crate) fn disk_objects(inv: &Inventory, name: &str) -> Vec<Object> {
     let mut out = vec![Object::Disk(name.to_string())];
     if let Some(bdi) = inv.disk(name).and_then(|d| d.bdi.clone()) {
         out.push(Object::Bdi(bdi));

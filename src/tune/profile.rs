@@ -40,7 +40,7 @@ use crate::util::toml::{
 /// A knob's desired value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
-pub enum Value {
+pub(crate) enum Value {
     Int(u64),
     Text(String),
     /// Elevators in order of preference; the first one the kernel offers wins.
@@ -59,7 +59,7 @@ impl fmt::Display for Value {
 
 /// One knob's setting in a profile, with why it is there.
 #[derive(Debug, Clone, Serialize)]
-pub struct Setting {
+pub(crate) struct Setting {
     pub value: Value,
     pub reason: String,
     /// The profile accepts a data-loss risk this setting carries (write cache knobs).
@@ -76,14 +76,14 @@ pub struct Setting {
 
 /// A glob set one rule matches on one inventory attribute: any glob may match.
 #[derive(Debug, Clone, Serialize)]
-pub struct Matcher {
+pub(crate) struct Matcher {
     pub key: String,
     pub globs: Vec<String>,
 }
 
 /// A `[[disk]]` or `[[mount]]` rule.
 #[derive(Debug, Clone, Serialize)]
-pub struct Rule {
+pub(crate) struct Rule {
     pub name: String,
     #[serde(rename = "match")]
     pub matchers: Vec<Matcher>,
@@ -92,14 +92,14 @@ pub struct Rule {
 }
 
 impl Rule {
-    pub fn matches_disk(&self, disk: &Disk) -> bool {
+    pub(crate) fn matches_disk(&self, disk: &Disk) -> bool {
         self.matchers.iter().all(|m| {
             disk.attribute(&m.key)
                 .is_some_and(|v| m.globs.iter().any(|g| glob_match(g, &v)))
         })
     }
 
-    pub fn matches_mount(&self, mount: &Mount) -> bool {
+    pub(crate) fn matches_mount(&self, mount: &Mount) -> bool {
         self.matchers.iter().all(|m| {
             mount
                 .attribute(&m.key)
@@ -109,7 +109,7 @@ impl Rule {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Profile {
+pub(crate) struct Profile {
     pub name: String,
     pub description: String,
     pub inherits: Option<String>,
@@ -127,7 +127,7 @@ pub struct Profile {
 /// Shell-style globs: `*` matches any run of characters, `?` one character, `[abc]` and
 /// `[a-z]` one character of a set (`[!...]` one not in it); everything else is literal.
 /// Written by hand: three wildcards over short attribute strings do not need a crate.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0, 0);
@@ -194,7 +194,7 @@ fn class_match(p: &[char], c: char) -> Option<usize> {
 }
 
 /// The built-in profiles, embedded so a bare binary can tune a machine.
-pub const BUILTIN: &[(&str, &str)] = &[
+pub(crate) const BUILTIN: &[(&str, &str)] = &[
     ("default", include_str!("profiles/default.toml")),
     ("vmware", include_str!("profiles/vmware.toml")),
     ("hyperv", include_str!("profiles/hyperv.toml")),
@@ -492,7 +492,7 @@ fn parse_rule(
 }
 
 /// Parses one profile file. `file` is how errors name it.
-pub fn parse_profile(name: &str, file: &str, text: &str) -> Result<Profile, ConfigError> {
+pub(crate) fn parse_profile(name: &str, file: &str, text: &str) -> Result<Profile, ConfigError> {
     let doc = Doc { file, text };
     let table = doc.parse()?;
     let mut profile = Profile {
@@ -565,7 +565,7 @@ pub fn parse_profile(name: &str, file: &str, text: &str) -> Result<Profile, Conf
 }
 
 /// A valid profile name: what a file name can carry and a shell needs no quotes for.
-pub fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()
@@ -574,13 +574,13 @@ pub fn valid_name(name: &str) -> bool {
 
 /// All profiles known on a root: the built-ins, then `etc/tunerd/profiles.d/*.toml`.
 #[derive(Debug, Clone)]
-pub struct ProfileSet {
+pub(crate) struct ProfileSet {
     builtin: BTreeMap<String, Profile>,
     profiles: BTreeMap<String, Profile>,
 }
 
 impl ProfileSet {
-    pub fn builtin() -> Result<ProfileSet, ConfigError> {
+    pub(crate) fn builtin() -> Result<ProfileSet, ConfigError> {
         let mut builtin = BTreeMap::new();
         for (name, text) in BUILTIN {
             let file = format!("<built-in>/{name}.toml");
@@ -596,7 +596,7 @@ impl ProfileSet {
 
     /// Built-ins plus the drop-ins under `root`. Any invalid drop-in fails the whole load:
     /// nothing is applied from a half-understood configuration.
-    pub fn load(root: &Root) -> Result<ProfileSet, ConfigError> {
+    pub(crate) fn load(root: &Root) -> Result<ProfileSet, ConfigError> {
         let mut set = ProfileSet::builtin()?;
         let dir = format!("{CONFIG_DIR}/profiles.d");
         let names = root.list(&dir).map_err(|e| ConfigError::from_sys(&e))?;
@@ -624,18 +624,18 @@ impl ProfileSet {
         Ok(set)
     }
 
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         self.profiles.keys().cloned().collect()
     }
 
-    pub fn get(&self, name: &str) -> Option<&Profile> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Profile> {
         self.profiles.get(name)
     }
 
     /// Flattens `name` and its ancestors into one profile: the child's vm knobs override the
     /// parent's (setting one of an exclusive pair drops the parent's other one); a child rule
     /// with the same name replaces the parent's rule in place; new rules come after.
-    pub fn resolve(&self, name: &str) -> Result<Profile, ConfigError> {
+    pub(crate) fn resolve(&self, name: &str) -> Result<Profile, ConfigError> {
         let Some(start) = self.profiles.get(name) else {
             return Err(ConfigError::file(
                 "profile",

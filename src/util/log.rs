@@ -18,7 +18,7 @@ macro_rules! log {
 }
 
 /// Makes stderr non-blocking (see [`log!`]).
-pub fn stderr_nonblocking() {
+pub(crate) fn stderr_nonblocking() {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     let fd = std::io::stderr();
     if let Ok(flags) = fcntl(&fd, FcntlArg::F_GETFL) {

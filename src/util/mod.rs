@@ -1,6 +1,6 @@
 //! The floor under everything: logging, time, the TOML diagnostics toolkit. Depends on
 //! nothing else in the crate.
 
-pub mod log;
-pub mod time;
-pub mod toml;
+pub(crate) mod log;
+pub(crate) mod time;
+pub(crate) mod toml;

@@ -21,7 +21,7 @@ const FAN_EVENT_INFO_TYPE_ERROR: u8 = 5;
 
 /// One FS_ERROR event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FsError {
+pub(crate) struct FsError {
     pub mount_point: String,
     pub source: String,
     /// The errno-style code the filesystem reported (EFSCORRUPTED = 117, EIO = 5, ...).
@@ -30,7 +30,7 @@ pub struct FsError {
     pub count: u32,
 }
 
-pub struct FsErrorWatch {
+pub(crate) struct FsErrorWatch {
     group: Fanotify,
     /// fsid -> (mount point, source).
     marked: BTreeMap<[i32; 2], (String, String)>,
@@ -44,7 +44,7 @@ fn fsid_of(path: &str) -> Option<[i32; 2]> {
 }
 
 impl FsErrorWatch {
-    pub fn open() -> nix::Result<FsErrorWatch> {
+    pub(crate) fn open() -> nix::Result<FsErrorWatch> {
         let flags = InitFlags::FAN_CLASS_NOTIF
             | InitFlags::FAN_CLOEXEC
             | InitFlags::FAN_NONBLOCK
@@ -56,13 +56,13 @@ impl FsErrorWatch {
         })
     }
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.group.as_fd()
     }
 
     /// Marks every ext4 mount not marked yet (FS_ERROR is reported by ext4 only). Marks of
     /// unmounted filesystems go with their superblock; their entries are dropped here.
-    pub fn sync(&mut self, mounts: &[Mount]) {
+    pub(crate) fn sync(&mut self, mounts: &[Mount]) {
         let mut keep = BTreeMap::new();
         for m in mounts.iter().filter(|m| m.fstype == "ext4") {
             let Some(fsid) = fsid_of(&m.mount_point) else {
@@ -90,7 +90,7 @@ impl FsErrorWatch {
     }
 
     /// The errors waiting (non-blocking).
-    pub fn read(&mut self) -> Vec<FsError> {
+    pub(crate) fn read(&mut self) -> Vec<FsError> {
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
@@ -118,7 +118,10 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 }
 
 /// Parses `struct fanotify_event_metadata` records with their info records.
-pub fn parse_events(buf: &[u8], marked: &BTreeMap<[i32; 2], (String, String)>) -> Vec<FsError> {
+pub(crate) fn parse_events(
+    buf: &[u8],
+    marked: &BTreeMap<[i32; 2], (String, String)>,
+) -> Vec<FsError> {
     let mut out = Vec::new();
     let mut off = 0;
     while off + 24 <= buf.len() {

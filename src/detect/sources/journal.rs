@@ -18,7 +18,7 @@ use crate::host::sys::Root;
 use crate::host::state_files::JOURNAL_CURSOR as CURSOR;
 
 /// The programs whose entries are watched (SYSLOG_IDENTIFIER).
-pub const PROGRAMS: &[&str] = &[
+pub(crate) const PROGRAMS: &[&str] = &[
     "multipathd",
     "iscsid",
     "iscsiadm",
@@ -30,7 +30,7 @@ pub const PROGRAMS: &[&str] = &[
     "mdadm",
 ];
 
-pub struct JournalWatch {
+pub(crate) struct JournalWatch {
     child: Child,
     stdout: ChildStdout,
     pending: Vec<u8>,
@@ -40,7 +40,7 @@ pub struct JournalWatch {
 
 impl JournalWatch {
     /// Starts journalctl after the saved cursor (or from the start of this boot).
-    pub fn start(root: &Root) -> io::Result<JournalWatch> {
+    pub(crate) fn start(root: &Root) -> io::Result<JournalWatch> {
         let saved = root
             .read_opt(CURSOR)
             .ok()
@@ -88,17 +88,17 @@ impl JournalWatch {
         })
     }
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.stdout.as_fd()
     }
 
     /// Whether journalctl is still there (it exits when there is no journal).
-    pub fn alive(&mut self) -> bool {
+    pub(crate) fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The entries waiting in the pipe (non-blocking), parsed.
-    pub fn read(&mut self) -> Vec<LogRecord> {
+    pub(crate) fn read(&mut self) -> Vec<LogRecord> {
         let mut buf = [0u8; 16384];
         loop {
             match self.stdout.read(&mut buf) {
@@ -130,7 +130,7 @@ impl JournalWatch {
     }
 
     /// Keeps the cursor of the last entry read.
-    pub fn commit(&mut self, root: &Root) {
+    pub(crate) fn commit(&mut self, root: &Root) {
         if self.cursor == self.saved {
             return;
         }

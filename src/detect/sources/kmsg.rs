@@ -26,14 +26,14 @@ struct Position {
 
 /// What one read of the ring gave.
 #[derive(Debug, Default)]
-pub struct Batch {
+pub(crate) struct Batch {
     pub records: Vec<LogRecord>,
     /// Records lost before they could be read (ring overwrite), when known; `Some(0)` when
     /// the kernel said records were lost without saying how many.
     pub lost: Option<u64>,
 }
 
-pub struct KmsgReader {
+pub(crate) struct KmsgReader {
     file: File,
     boot_id: String,
     /// The last sequence number handled and committed.
@@ -45,7 +45,7 @@ pub struct KmsgReader {
 impl KmsgReader {
     /// Opens /dev/kmsg (non-blocking) at the oldest record still held; records up to the
     /// saved position of this boot are skipped as they come.
-    pub fn open(root: &Root) -> io::Result<KmsgReader> {
+    pub(crate) fn open(root: &Root) -> io::Result<KmsgReader> {
         let file = OpenOptions::new()
             .read(true)
             .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
@@ -68,12 +68,12 @@ impl KmsgReader {
         })
     }
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
     }
 
     /// Reads what is available, at most `max` records.
-    pub fn read(&mut self, max: usize) -> Batch {
+    pub(crate) fn read(&mut self, max: usize) -> Batch {
         let mut batch = Batch::default();
         // One read() returns one record; 8 KiB is more than a record can be (EINVAL below).
         let mut buf = vec![0u8; 8192];
@@ -115,7 +115,7 @@ impl KmsgReader {
     }
 
     /// Records the position after the notifications of everything read were handed over.
-    pub fn commit(&mut self, root: &Root) {
+    pub(crate) fn commit(&mut self, root: &Root) {
         if self.read_up_to == self.committed {
             return;
         }

@@ -2,7 +2,7 @@
 //! ([`journal`]), fanotify FAN_FS_ERROR ([`fanotify`]) and the periodic samplers of
 //! diskstats, mount flags, error counters and dirty memory ([`samplers`]).
 
-pub mod fanotify;
-pub mod journal;
-pub mod kmsg;
-pub mod samplers;
+pub(crate) mod fanotify;
+pub(crate) mod journal;
+pub(crate) mod kmsg;
+pub(crate) mod samplers;

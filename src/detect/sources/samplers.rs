@@ -19,7 +19,7 @@ use crate::host::sys::Root;
 
 /// The counters of one line of /proc/diskstats that matter here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DiskCounters {
+pub(crate) struct DiskCounters {
     pub reads: u64,
     pub read_ms: u64,
     pub writes: u64,
@@ -36,7 +36,7 @@ impl DiskCounters {
 
 /// `/proc/diskstats`: `MAJ MIN NAME reads merged sectors read_ms writes merged sectors
 /// write_ms in_flight io_ticks weighted ...` (Documentation/admin-guide/iostats.rst).
-pub fn parse_diskstats(text: &str) -> BTreeMap<String, DiskCounters> {
+pub(crate) fn parse_diskstats(text: &str) -> BTreeMap<String, DiskCounters> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -62,7 +62,7 @@ pub fn parse_diskstats(text: &str) -> BTreeMap<String, DiskCounters> {
 /// What a detector found on one sample: a condition that holds (open or keep open) or
 /// cleared (end the incident).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub(crate) struct Finding {
     pub kind: Kind,
     pub device: String,
     pub holds: bool,
@@ -70,7 +70,7 @@ pub struct Finding {
 }
 
 #[derive(Debug, Clone)]
-pub struct StallConfig {
+pub(crate) struct StallConfig {
     /// In flight with no completion for this long is a stall.
     pub stall_secs: u64,
     /// Average time per completed I/O over one interval above this is high latency.
@@ -88,7 +88,7 @@ impl Default for StallConfig {
 
 /// Stall and latency detection over successive diskstats samples.
 #[derive(Debug, Default)]
-pub struct StallDetector {
+pub(crate) struct StallDetector {
     cfg: StallConfig,
     prev: BTreeMap<String, (u64, DiskCounters)>,
     /// Device -> since when (ms) nothing completed while requests were in flight.
@@ -98,7 +98,7 @@ pub struct StallDetector {
 }
 
 impl StallDetector {
-    pub fn new(cfg: StallConfig) -> StallDetector {
+    pub(crate) fn new(cfg: StallConfig) -> StallDetector {
         StallDetector {
             cfg,
             ..Default::default()
@@ -106,7 +106,7 @@ impl StallDetector {
     }
 
     /// One sample at `now_ms` of the devices to watch.
-    pub fn sample(
+    pub(crate) fn sample(
         &mut self,
         now_ms: u64,
         stats: &BTreeMap<String, DiskCounters>,
@@ -181,7 +181,7 @@ impl StallDetector {
 
 /// Mounts whose superblock says the filesystem failed: `emergency_ro` or `shutdown` (6.15+),
 /// or `ro` when it was `rw` at `baseline`. Returns (mount point, source, fstype, flag).
-pub fn failed_mounts(
+pub(crate) fn failed_mounts(
     mountinfo: &str,
     rw_at_start: &BTreeSet<String>,
 ) -> Vec<(String, String, String, String)> {
@@ -213,7 +213,7 @@ pub fn failed_mounts(
 }
 
 /// Mount points that are read-write now (the baseline for "turned read-only").
-pub fn rw_mounts(mountinfo: &str) -> BTreeSet<String> {
+pub(crate) fn rw_mounts(mountinfo: &str) -> BTreeSet<String> {
     parse_mountinfo(mountinfo)
         .into_iter()
         .filter(|(_, _, _, _, opts)| opts.split(',').any(|o| o == "rw"))
@@ -223,7 +223,7 @@ pub fn rw_mounts(mountinfo: &str) -> BTreeSet<String> {
 
 /// Dirty + writeback bytes and the dirty threshold in bytes, from /proc/meminfo and
 /// /proc/vmstat.
-pub fn dirty_state(meminfo: &str, vmstat: &str, page_size: u64) -> Option<(u64, u64)> {
+pub(crate) fn dirty_state(meminfo: &str, vmstat: &str, page_size: u64) -> Option<(u64, u64)> {
     let kb = |key: &str| {
         meminfo
             .lines()
@@ -241,7 +241,7 @@ pub fn dirty_state(meminfo: &str, vmstat: &str, page_size: u64) -> Option<(u64, 
 }
 
 /// Samples everything above on each tick; remembers what it already reported.
-pub struct Sampler {
+pub(crate) struct Sampler {
     pub stall: StallDetector,
     rw_at_start: BTreeSet<String>,
     /// Failed mount point -> its source device.
@@ -254,7 +254,7 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn new(root: &Root, stall: StallConfig, dirty_pct: u64) -> Sampler {
+    pub(crate) fn new(root: &Root, stall: StallConfig, dirty_pct: u64) -> Sampler {
         let rw_at_start = root
             .read("proc/self/mountinfo")
             .map(|t| rw_mounts(&t))
@@ -276,12 +276,12 @@ impl Sampler {
     }
 
     /// Devices (as mounted: `loop2`, `sda1`) with a mount flagged failed now.
-    pub fn failed_devices(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn failed_devices(&self) -> impl Iterator<Item = &str> {
         self.failed.values().map(String::as_str)
     }
 
     /// One tick: diskstats for `disks`, mount flags, ext4 error counters, dirty memory.
-    pub fn sample(&mut self, root: &Root, now_ms: u64, disks: &[String]) -> Vec<Finding> {
+    pub(crate) fn sample(&mut self, root: &Root, now_ms: u64, disks: &[String]) -> Vec<Finding> {
         let mut out = Vec::new();
         if let Ok(text) = root.read("proc/diskstats") {
             out.extend(self.stall.sample(now_ms, &parse_diskstats(&text), disks));
@@ -404,7 +404,7 @@ impl Sampler {
 
 impl Finding {
     /// The observation that opens an incident for this finding.
-    pub fn observation(&self, now_us: u64) -> Observation {
+    pub(crate) fn observation(&self, now_us: u64) -> Observation {
         let severity = match self.kind {
             Kind::FilesystemReadOnly | Kind::IoStall => Severity::Critical,
             _ => Severity::Warning,
