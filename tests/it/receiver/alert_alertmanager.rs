@@ -6,7 +6,7 @@
 //! storage and configuration in a directory on /dev/shm; a `Drop` guard stops it and removes
 //! the directory, also when the test fails.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::net::TcpListener;
@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::Scratch;
+use crate::common::Scratch;
 use tunerd::alert::{AlertConfig, Dispatcher, Format, RetryConfig, WebhookConfig, SPOOL_DIR};
 use tunerd::event::{Incident, IncidentState, Kind, Notification, Severity};
 use tunerd::sys::Root;

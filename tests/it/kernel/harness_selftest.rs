@@ -1,11 +1,11 @@
-//! Self-test of `tests/common/harness.rs` on the real kernel: the private bus and the project's
+//! Self-test of `tests/it/common/harness.rs` on the real kernel: the private bus and the project's
 //! policy, loop nodes and their kernel uevents, systemd-udevd and its udev-group events.
 //! Needs root; the udev test needs the `udev` package, the policy test `python3-gi` for
 //! the system python (a fake owner of org.tunerd.Tuner1).
 
-mod common;
+use crate::common;
 
-use common::harness::{LoopNode, PrivateBus, Udevd, UeventListener};
+use crate::common::harness::{LoopNode, PrivateBus, Udevd, UeventListener};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;

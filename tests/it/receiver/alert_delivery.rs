@@ -7,8 +7,6 @@
 //! server, child process and directory is cleaned up by a `Drop` guard, also on failure.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-mod common;
-
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -19,8 +17,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::Scratch;
 use base64::Engine;
-use common::Scratch;
 use tunerd::alert::{
     render_textfile, write_textfile, AlertConfig, AlertError, Dispatcher, ExecConfig, Metrics,
     RetryConfig, Secret, SpoolConfig, TextfileConfig, WebhookConfig, SPOOL_DIR,
@@ -623,10 +621,15 @@ fn kill_9_with_a_backlog_then_a_new_dispatcher_delivers_everything() {
     let url = format!("http://127.0.0.1:{port}/hook");
     let count = 25;
     let exe = std::env::current_exe().expect("the test binary");
+    // The test's name in this binary: its module path without the crate's name.
+    let module = module_path!()
+        .split_once("::")
+        .map_or(module_path!(), |(_, rest)| rest);
+    let child_test = format!("{module}::child_process_holding_a_backlog");
     let mut cmd = Command::new(exe);
     cmd.args([
         "--exact",
-        "child_process_holding_a_backlog",
+        child_test.as_str(),
         "--nocapture",
         "--test-threads=1",
     ])

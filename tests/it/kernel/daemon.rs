@@ -1,16 +1,14 @@
 //! tunerd, the service, on the real kernel: a private system bus loaded with the project's own
 //! policy, loop devices the tests create, systemd-udevd for hotplug, the daemon as a child
-//! process with a notify socket. Select with `cargo test --test daemon`.
-
-mod common;
+//! process with a notify socket. Select with `cargo test --test it kernel::daemon`.
 
 use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
-use common::harness::{LoopNode, PrivateBus, Udevd, UeventListener};
-use common::tunerd::*;
-use common::*;
+use crate::common::harness::{LoopNode, PrivateBus, Udevd, UeventListener};
+use crate::common::tunerd::*;
+use crate::common::*;
 
 fn write_config(root: &KernelRoot, text: &str) {
     fs::write(root.scratch.join("etc/tunerd/tunerd.toml"), text).expect("config");

@@ -1,18 +1,19 @@
 //! Storage failures on the real kernel, seen by the running daemon: an ext4 error on a loop
 //! device (the kernel log), a stalled device behind a FUSE gate (diskstats). A client on a
 //! private bus gets the signal once per incident, with the disk and the mount point; the
-//! incident ends when its condition clears. Select with `cargo test --test incidents`.
+//! incident ends when its condition clears. Select with
+//! `cargo test --test it kernel::incidents`.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::harness::PrivateBus;
-use common::tunerd::*;
-use common::*;
+use crate::common::harness::PrivateBus;
+use crate::common::tunerd::*;
+use crate::common::*;
 
 /// A mount the test made, unmounted on drop.
 struct Mounted(PathBuf);

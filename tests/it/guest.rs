@@ -2,7 +2,7 @@
 //! udev, journald and the system bus, tunerd installed as the package would install it (the
 //! unit from systemd/, the D-Bus policy from dbus/, enabled in sysinit.target), a VMware
 //! platform (`-smbios`), a pvscsi controller with a VMware "Virtual disk", and a second one
-//! hot-added from the host through QMP. Select with `cargo test --test guest`.
+//! hot-added from the host through QMP. Select with `cargo test --test it guest::`.
 //!
 //! Inside the guest, tests/guest/check.sh (a oneshot unit after multi-user.target) checks the
 //! service and prints `CHECK`/`FIGURE` lines on the second serial port; the host hot-adds the
@@ -20,7 +20,7 @@
 //! `TUNERD_GUEST_UNIT=FILE` installs FILE instead of systemd/tunerd.service (to try a change
 //! to the unit before making it).
 
-mod common;
+use crate::common;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};

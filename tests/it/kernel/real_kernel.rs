@@ -1,14 +1,14 @@
 //! The engine on the real kernel: loop devices this test creates, the kernel's own sysfs and
-//! procfs, tunerctl as a user runs it. Select with `cargo test --test real_kernel`.
+//! procfs, tunerctl as a user runs it. Select with `cargo test --test it kernel::real_kernel`.
 //! Every global value changed is restored by a guard, every loop device detached.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn loop_profile(names: &[&str], extra: &str) -> String {
     let list = names
