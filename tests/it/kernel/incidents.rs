@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::common::harness::PrivateBus;
+use crate::common::tier::{self, Tier};
 use crate::common::tunerd::*;
 use crate::common::*;
 
@@ -106,7 +107,9 @@ fn config(root: &KernelRoot, extra: &str) {
 
 #[test]
 fn real_kernel_ext4_error_is_one_incident_with_disk_and_mount_then_resolved() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("ext4-incident");
@@ -190,7 +193,9 @@ fn real_kernel_ext4_error_is_one_incident_with_disk_and_mount_then_resolved() {
 /// With the kernel log switched off, fanotify's FAN_FS_ERROR alone opens the incident.
 #[test]
 fn real_kernel_ext4_error_seen_by_fanotify_alone() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("fanotify");
@@ -264,7 +269,9 @@ impl Drop for GateFs {
 
 #[test]
 fn real_kernel_stalled_device_opens_an_incident_that_ends_when_io_resumes() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("stall");
@@ -333,7 +340,9 @@ fn status_kb(pid: i32, key: &str) -> u64 {
 /// print them) make one incident; the daemon's CPU time and memory are printed.
 #[test]
 fn real_kernel_flood_of_io_errors_is_one_incident_with_bounded_memory() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("flood");
@@ -421,7 +430,9 @@ fn real_kernel_flood_of_io_errors_is_one_incident_with_bounded_memory() {
 #[test]
 fn real_kernel_webhook_gets_each_notification_once_across_outage_and_kill() {
     use common::receiver::Receiver;
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let receiver = Receiver::start();
@@ -569,7 +580,9 @@ fn wait_for_incident(
 
 #[test]
 fn real_kernel_xfs_shutdown_is_an_incident_with_disk_and_mount() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("xfs");
@@ -602,7 +615,9 @@ fn real_kernel_xfs_shutdown_is_an_incident_with_disk_and_mount() {
 /// errors, btrfs aborts its transaction and goes read-only.
 #[test]
 fn real_kernel_btrfs_forced_read_only_is_an_incident() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("btrfs");
@@ -639,7 +654,9 @@ fn real_kernel_btrfs_forced_read_only_is_an_incident() {
 /// which ends when the backend is fast again.
 #[test]
 fn real_kernel_slow_device_opens_a_latency_incident() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("latency");
@@ -705,7 +722,9 @@ fn real_kernel_slow_device_opens_a_latency_incident() {
 /// reported when the daemon starts.
 #[test]
 fn real_kernel_ext4_errors_recorded_before_are_reported() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("errors-count");
@@ -743,7 +762,9 @@ fn real_kernel_ext4_errors_recorded_before_are_reported() {
 /// and every writer is throttled. vm.dirty_bytes is set low for the test (and restored).
 #[test]
 fn real_kernel_dirty_memory_at_the_threshold_is_an_incident() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let _vm = VmGuard::new();
     let bus = PrivateBus::start();

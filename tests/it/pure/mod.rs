@@ -5,3 +5,4 @@ mod catalog;
 mod config_errors;
 mod fixture_plans;
 mod scan;
+mod tiers;

@@ -17,6 +17,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::tier::{self, Tier};
 use crate::common::Scratch;
 use base64::Engine;
 use tunerd::alert::{
@@ -422,6 +423,9 @@ fn spooled_ids(root: &Root, sink: &str) -> Vec<String> {
 
 #[test]
 fn signed_body_verifies_with_the_secret_and_unsigned_has_no_signature() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("sign");
     let signed = Receiver::start();
     let plain = Receiver::start();
@@ -506,6 +510,9 @@ fn signed_body_verifies_with_the_secret_and_unsigned_has_no_signature() {
 
 #[test]
 fn receiver_down_then_up_gets_every_notification_once_in_order() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("down");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
@@ -616,6 +623,9 @@ impl Drop for ChildGuard {
 
 #[test]
 fn kill_9_with_a_backlog_then_a_new_dispatcher_delivers_everything() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("kill");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
@@ -694,6 +704,9 @@ fn kill_9_with_a_backlog_then_a_new_dispatcher_delivers_everything() {
 
 #[test]
 fn retry_after_is_honoured_5xx_retried_and_other_4xx_not() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("codes");
     let r = Receiver::start();
     let d = Dispatcher::start(
@@ -743,6 +756,9 @@ fn retry_after_is_honoured_5xx_retried_and_other_4xx_not() {
 
 #[test]
 fn a_hanging_receiver_delays_neither_the_caller_nor_another_receiver() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("hang");
     let hanging = Receiver::start();
     hanging.set_default(Reply::Hang);
@@ -808,6 +824,9 @@ fn a_hanging_receiver_delays_neither_the_caller_nor_another_receiver() {
 
 #[test]
 fn a_full_spool_keeps_criticals_and_drops_lesser_ones_counted() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("bound");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/");
@@ -860,6 +879,9 @@ fn a_full_spool_keeps_criticals_and_drops_lesser_ones_counted() {
 
 #[test]
 fn min_severity_filters_per_sink() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("minsev");
     let all = Receiver::start();
     let crit = Receiver::start();
@@ -903,6 +925,9 @@ fn read_env_file(path: &Path) -> BTreeMap<String, String> {
 
 #[test]
 fn exec_hook_gets_the_variables_is_retried_and_timed_out() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("exec");
     let dir = scratch.path.join("hook");
     fs::create_dir_all(&dir).expect("hook dir");
@@ -997,6 +1022,9 @@ fn exec_hook_gets_the_variables_is_retried_and_timed_out() {
 
 #[test]
 fn textfile_is_written_atomically_in_the_exposition_format() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("textfile");
     let root = scratch.root();
     let mut m = Metrics::default();
@@ -1210,6 +1238,9 @@ impl Drop for TlsReceiver {
 
 #[test]
 fn https_verifies_the_receiver_with_the_roots_read_at_start() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let certs = Scratch::new("tls-certs");
     let (rx, ca) = TlsReceiver::start(&certs.path);
     let url = format!("https://127.0.0.1:{}/hook", rx.port);
