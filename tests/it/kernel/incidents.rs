@@ -496,10 +496,7 @@ fn real_kernel_webhook_gets_each_notification_once_across_outage_and_kill() {
         body["incident"]["mounts"][0],
         root.scratch.join("mnt0").display().to_string()
     );
-    assert_eq!(
-        req.headers.get("webhook-id").map(String::as_str),
-        body["id"].as_str()
-    );
+    assert_eq!(req.header("webhook-id"), body["id"].as_str());
 
     // The Prometheus textfile (node_exporter) counts the open incident and the delivery.
     let prom = root.scratch.join("run/tunerd/metrics.prom");
@@ -547,7 +544,7 @@ fn real_kernel_webhook_gets_each_notification_once_across_outage_and_kill() {
     let mut ids: Vec<String> = receiver
         .requests()
         .iter()
-        .filter_map(|r| r.headers.get("webhook-id").cloned())
+        .filter_map(|r| r.header("webhook-id").map(str::to_string))
         .collect();
     let n = ids.len();
     ids.sort();
