@@ -12,9 +12,9 @@
 //! Needs root, `qemu-system-x86`, `mmdebstrap` and `e2fsprogs` (the guest tier skips
 //! without them, see `common::tier`) and Debian's package mirror the first time: the root
 //! filesystem is made with mmdebstrap once and cached as a tarball in /var/cache/tunerd-guest/,
-//! keyed by its package list. Each run unpacks it on /dev/shm, adds tunerd, makes root.img with `mkfs.ext4 -d`,
-//! boots it and removes everything again (QEMU too, also on panic). The logs of the last run
-//! are kept in /var/cache/tunerd-guest/last-run/.
+//! keyed by its package list. Each run unpacks it on /dev/shm, adds tunerd, makes root.img
+//! with `mkfs.ext4 -d`, boots it and removes everything again (QEMU too, also on panic). The
+//! logs of the last run are kept in /var/cache/tunerd-guest/last-run/.
 //!
 //! Environment: `TUNERD_GUEST_TIMEOUT_SECS` (default 300) bounds the guest's run;
 //! `TUNERD_GUEST_UNIT=FILE` installs FILE instead of systemd/tunerd.service (to try a change

@@ -1,5 +1,6 @@
-//! Self-test of `tests/it/common/harness.rs` on the real kernel: the private bus and the project's
-//! policy, loop nodes and their kernel uevents, systemd-udevd and its udev-group events.
+//! Self-test of `tests/it/common/harness.rs` on the real kernel: the private bus and the
+//! project's policy, loop nodes and their kernel uevents, systemd-udevd and its udev-group
+//! events.
 //! Needs root; the udev test needs the `udev` package, the policy test `python3-gi` for
 //! the system python (a fake owner of org.tunerd.Tuner1).
 
