@@ -9,7 +9,7 @@
 //! Run as root: `cargo bench --bench daemon` (about 90 s). Set TUNERD_BENCH_IDLE_SECS to
 //! shorten the idle measurement.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::fs;

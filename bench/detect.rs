@@ -8,7 +8,7 @@
 //!
 //! Run as root: `cargo bench --bench detect`.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::fs;

@@ -1,18 +1,20 @@
 //! Storage failures on the real kernel, seen by the running daemon: an ext4 error on a loop
 //! device (the kernel log), a stalled device behind a FUSE gate (diskstats). A client on a
 //! private bus gets the signal once per incident, with the disk and the mount point; the
-//! incident ends when its condition clears. Select with `cargo test --test incidents`.
+//! incident ends when its condition clears. Select with
+//! `cargo test --test it kernel::incidents`.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::harness::PrivateBus;
-use common::tunerd::*;
-use common::*;
+use crate::common::harness::PrivateBus;
+use crate::common::tier::{self, Tier};
+use crate::common::tunerd::*;
+use crate::common::*;
 
 /// A mount the test made, unmounted on drop.
 struct Mounted(PathBuf);
@@ -105,7 +107,9 @@ fn config(root: &KernelRoot, extra: &str) {
 
 #[test]
 fn real_kernel_ext4_error_is_one_incident_with_disk_and_mount_then_resolved() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("ext4-incident");
@@ -189,7 +193,9 @@ fn real_kernel_ext4_error_is_one_incident_with_disk_and_mount_then_resolved() {
 /// With the kernel log switched off, fanotify's FAN_FS_ERROR alone opens the incident.
 #[test]
 fn real_kernel_ext4_error_seen_by_fanotify_alone() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("fanotify");
@@ -263,7 +269,9 @@ impl Drop for GateFs {
 
 #[test]
 fn real_kernel_stalled_device_opens_an_incident_that_ends_when_io_resumes() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("stall");
@@ -332,7 +340,9 @@ fn status_kb(pid: i32, key: &str) -> u64 {
 /// print them) make one incident; the daemon's CPU time and memory are printed.
 #[test]
 fn real_kernel_flood_of_io_errors_is_one_incident_with_bounded_memory() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("flood");
@@ -420,7 +430,9 @@ fn real_kernel_flood_of_io_errors_is_one_incident_with_bounded_memory() {
 #[test]
 fn real_kernel_webhook_gets_each_notification_once_across_outage_and_kill() {
     use common::receiver::Receiver;
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let receiver = Receiver::start();
@@ -484,10 +496,7 @@ fn real_kernel_webhook_gets_each_notification_once_across_outage_and_kill() {
         body["incident"]["mounts"][0],
         root.scratch.join("mnt0").display().to_string()
     );
-    assert_eq!(
-        req.headers.get("webhook-id").map(String::as_str),
-        body["id"].as_str()
-    );
+    assert_eq!(req.header("webhook-id"), body["id"].as_str());
 
     // The Prometheus textfile (node_exporter) counts the open incident and the delivery.
     let prom = root.scratch.join("run/tunerd/metrics.prom");
@@ -535,7 +544,7 @@ fn real_kernel_webhook_gets_each_notification_once_across_outage_and_kill() {
     let mut ids: Vec<String> = receiver
         .requests()
         .iter()
-        .filter_map(|r| r.headers.get("webhook-id").cloned())
+        .filter_map(|r| r.header("webhook-id").map(str::to_string))
         .collect();
     let n = ids.len();
     ids.sort();
@@ -568,7 +577,9 @@ fn wait_for_incident(
 
 #[test]
 fn real_kernel_xfs_shutdown_is_an_incident_with_disk_and_mount() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("xfs");
@@ -601,7 +612,9 @@ fn real_kernel_xfs_shutdown_is_an_incident_with_disk_and_mount() {
 /// errors, btrfs aborts its transaction and goes read-only.
 #[test]
 fn real_kernel_btrfs_forced_read_only_is_an_incident() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("btrfs");
@@ -638,7 +651,9 @@ fn real_kernel_btrfs_forced_read_only_is_an_incident() {
 /// which ends when the backend is fast again.
 #[test]
 fn real_kernel_slow_device_opens_a_latency_incident() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("latency");
@@ -704,7 +719,9 @@ fn real_kernel_slow_device_opens_a_latency_incident() {
 /// reported when the daemon starts.
 #[test]
 fn real_kernel_ext4_errors_recorded_before_are_reported() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("errors-count");
@@ -742,7 +759,9 @@ fn real_kernel_ext4_errors_recorded_before_are_reported() {
 /// and every writer is throttled. vm.dirty_bytes is set low for the test (and restored).
 #[test]
 fn real_kernel_dirty_memory_at_the_threshold_is_an_incident() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let _vm = VmGuard::new();
     let bus = PrivateBus::start();

@@ -1,337 +1,29 @@
-//! Alert delivery against real HTTP receivers on 127.0.0.1 (a small HTTP/1.1 server in this
-//! file: Content-Length and chunked bodies, keep-alive, and told to answer 2xx, 4xx, 5xx, 429
-//! with Retry-After, hang, or be down), a real exec hook, a real kill -9 of a process holding
+//! Alert delivery against real HTTP receivers on 127.0.0.1 (`common::receiver`: Content-Length
+//! and chunked bodies, keep-alive, and told to answer 2xx, 4xx, 5xx, 429 with Retry-After,
+//! hang, or be down), a real exec hook, a real kill -9 of a process holding
 //! a backlog, and the Prometheus textfile.
 //!
 //! Nothing here targets any address but 127.0.0.1. Scratch roots live on /dev/shm and every
 //! server, child process and directory is cleaned up by a `Drop` guard, also on failure.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-mod common;
-
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::receiver::{free_port, Receiver, Reply, Request};
+use crate::common::tier::{self, Tier};
+use crate::common::Scratch;
 use base64::Engine;
-use common::Scratch;
 use tunerd::alert::{
     render_textfile, write_textfile, AlertConfig, AlertError, Dispatcher, ExecConfig, Metrics,
     RetryConfig, Secret, SpoolConfig, TextfileConfig, WebhookConfig, SPOOL_DIR,
 };
 use tunerd::detect::types::{Incident, IncidentState, Kind, Notification, Severity};
 use tunerd::host::sys::Root;
-
-// ---------------------------------------------------------------------------------------------
-// Scratch directories and the test receiver
-// ---------------------------------------------------------------------------------------------
-
-/// What the receiver answers to one request.
-#[derive(Debug, Clone)]
-enum Reply {
-    Status(u16),
-    /// 429 or 503 with `Retry-After: SECS`.
-    RetryAfter(u16, u64),
-    /// Read the request, never answer (until the receiver is dropped).
-    Hang,
-}
-
-#[derive(Debug, Clone)]
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    at: Instant,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).expect("JSON body")
-    }
-
-    fn id(&self) -> String {
-        self.header("webhook-id").unwrap_or_default().to_string()
-    }
-}
-
-struct ReceiverState {
-    requests: Mutex<Vec<Request>>,
-    arrived: Condvar,
-    script: Mutex<VecDeque<Reply>>,
-    default: Mutex<Reply>,
-    stop: AtomicBool,
-    conns: Mutex<Vec<JoinHandle<()>>>,
-}
-
-/// An HTTP/1.1 server on 127.0.0.1 that records every request.
-struct Receiver {
-    port: u16,
-    state: Arc<ReceiverState>,
-    accept: Option<JoinHandle<()>>,
-}
-
-/// A port nobody listens on (bound, then closed): "the receiver is down".
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("addr").port()
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        Receiver::on_port(0)
-    }
-
-    fn on_port(port: u16) -> Receiver {
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the receiver");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().expect("addr").port();
-        let state = Arc::new(ReceiverState {
-            requests: Mutex::new(Vec::new()),
-            arrived: Condvar::new(),
-            script: Mutex::new(VecDeque::new()),
-            default: Mutex::new(Reply::Status(200)),
-            stop: AtomicBool::new(false),
-            conns: Mutex::new(Vec::new()),
-        });
-        let st = Arc::clone(&state);
-        let accept = thread::spawn(move || {
-            while !st.stop.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let st2 = Arc::clone(&st);
-                        let h = thread::spawn(move || serve(stream, &st2));
-                        st.conns.lock().unwrap_or_else(|e| e.into_inner()).push(h);
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        Receiver {
-            port,
-            state,
-            accept: Some(accept),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn push(&self, reply: Reply) {
-        self.state
-            .script
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(reply);
-    }
-
-    fn set_default(&self, reply: Reply) {
-        *self.state.default.lock().unwrap_or_else(|e| e.into_inner()) = reply;
-    }
-
-    fn requests(&self) -> Vec<Request> {
-        self.state
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Waits until `n` requests arrived; returns them all.
-    fn wait_requests(&self, n: usize, timeout: Duration) -> Vec<Request> {
-        let deadline = Instant::now() + timeout;
-        let mut reqs = self
-            .state
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        while reqs.len() < n {
-            let now = Instant::now();
-            assert!(
-                now < deadline,
-                "receiver got {} of {n} requests in {timeout:?}",
-                reqs.len()
-            );
-            reqs = self
-                .state
-                .arrived
-                .wait_timeout(reqs, deadline - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
-        }
-        reqs.clone()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.state.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
-        let conns: Vec<_> = self
-            .state
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-            .collect();
-        for h in conns {
-            let _ = h.join();
-        }
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Reads until `buf` holds `want` bytes; false when the peer closed or the receiver stops.
-fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, want: usize, st: &ReceiverState) -> bool {
-    let mut chunk = [0u8; 8192];
-    while buf.len() < want {
-        if st.stop.load(Ordering::SeqCst) {
-            return false;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return false,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return false,
-        }
-    }
-    true
-}
-
-/// One connection: requests one after the other (keep-alive) until the client closes, asks
-/// for `Connection: close`, or the receiver stops.
-fn serve(mut stream: TcpStream, st: &ReceiverState) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
-    let mut buf = Vec::new();
-    loop {
-        // The head.
-        let head_end = loop {
-            if let Some(i) = find(&buf, b"\r\n\r\n") {
-                break i;
-            }
-            let want = buf.len() + 1;
-            if !fill(&mut stream, &mut buf, want, st) {
-                return;
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let mut first = lines.next().unwrap_or_default().split(' ');
-        let method = first.next().unwrap_or_default().to_string();
-        let path = first.next().unwrap_or_default().to_string();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect();
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
-        buf.drain(..head_end + 4);
-        // The body: Content-Length or chunked.
-        let body = if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-            let mut body = Vec::new();
-            loop {
-                let line_end = loop {
-                    if let Some(i) = find(&buf, b"\r\n") {
-                        break i;
-                    }
-                    let want = buf.len() + 1;
-                    if !fill(&mut stream, &mut buf, want, st) {
-                        return;
-                    }
-                };
-                let size_text = String::from_utf8_lossy(&buf[..line_end]).into_owned();
-                let size =
-                    usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                        .unwrap_or(0);
-                buf.drain(..line_end + 2);
-                if !fill(&mut stream, &mut buf, size + 2, st) {
-                    return;
-                }
-                body.extend_from_slice(&buf[..size]);
-                buf.drain(..size + 2);
-                if size == 0 {
-                    break;
-                }
-            }
-            body
-        } else {
-            let len: usize = get("content-length")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            if !fill(&mut stream, &mut buf, len, st) {
-                return;
-            }
-            buf.drain(..len).collect()
-        };
-        let close = get("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        // The answer is decided before the request is shown to the test, so a test that
-        // scripts the next answer after seeing this request never changes this one's.
-        let reply = st
-            .script
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_front()
-            .unwrap_or_else(|| st.default.lock().unwrap_or_else(|e| e.into_inner()).clone());
-        {
-            let mut reqs = st.requests.lock().unwrap_or_else(|e| e.into_inner());
-            reqs.push(Request {
-                method,
-                path,
-                headers,
-                body,
-                at: Instant::now(),
-            });
-            st.arrived.notify_all();
-        }
-        let (status, extra) = match reply {
-            Reply::Hang => {
-                while !st.stop.load(Ordering::SeqCst) {
-                    thread::sleep(Duration::from_millis(20));
-                }
-                return;
-            }
-            Reply::Status(s) => (s, String::new()),
-            Reply::RetryAfter(s, secs) => (s, format!("Retry-After: {secs}\r\n")),
-        };
-        let text = format!("status {status}\n");
-        let response = format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{extra}{}\r\n{text}",
-            text.len(),
-            if close { "Connection: close\r\n" } else { "" }
-        );
-        if stream.write_all(response.as_bytes()).is_err() || close {
-            return;
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Notifications and dispatchers
@@ -424,6 +116,9 @@ fn spooled_ids(root: &Root, sink: &str) -> Vec<String> {
 
 #[test]
 fn signed_body_verifies_with_the_secret_and_unsigned_has_no_signature() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("sign");
     let signed = Receiver::start();
     let plain = Receiver::start();
@@ -463,7 +158,7 @@ fn signed_body_verifies_with_the_secret_and_unsigned_has_no_signature() {
     // Standard Webhooks: v1,base64(HMAC-SHA256(key, id.timestamp.body)), computed here anew.
     let mac_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
     let mut signed_content = format!("{}.{ts}.", req.id()).into_bytes();
-    signed_content.extend_from_slice(&req.body);
+    signed_content.extend_from_slice(req.body.as_bytes());
     let expected = format!(
         "v1,{}",
         base64::engine::general_purpose::STANDARD
@@ -508,6 +203,9 @@ fn signed_body_verifies_with_the_secret_and_unsigned_has_no_signature() {
 
 #[test]
 fn receiver_down_then_up_gets_every_notification_once_in_order() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("down");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
@@ -618,15 +316,23 @@ impl Drop for ChildGuard {
 
 #[test]
 fn kill_9_with_a_backlog_then_a_new_dispatcher_delivers_everything() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("kill");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
     let count = 25;
     let exe = std::env::current_exe().expect("the test binary");
+    // The test's name in this binary: its module path without the crate's name.
+    let module = module_path!()
+        .split_once("::")
+        .map_or(module_path!(), |(_, rest)| rest);
+    let child_test = format!("{module}::child_process_holding_a_backlog");
     let mut cmd = Command::new(exe);
     cmd.args([
         "--exact",
-        "child_process_holding_a_backlog",
+        child_test.as_str(),
         "--nocapture",
         "--test-threads=1",
     ])
@@ -691,6 +397,9 @@ fn kill_9_with_a_backlog_then_a_new_dispatcher_delivers_everything() {
 
 #[test]
 fn retry_after_is_honoured_5xx_retried_and_other_4xx_not() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("codes");
     let r = Receiver::start();
     let d = Dispatcher::start(
@@ -740,6 +449,9 @@ fn retry_after_is_honoured_5xx_retried_and_other_4xx_not() {
 
 #[test]
 fn a_hanging_receiver_delays_neither_the_caller_nor_another_receiver() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("hang");
     let hanging = Receiver::start();
     hanging.set_default(Reply::Hang);
@@ -805,6 +517,9 @@ fn a_hanging_receiver_delays_neither_the_caller_nor_another_receiver() {
 
 #[test]
 fn a_full_spool_keeps_criticals_and_drops_lesser_ones_counted() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("bound");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/");
@@ -857,6 +572,9 @@ fn a_full_spool_keeps_criticals_and_drops_lesser_ones_counted() {
 
 #[test]
 fn min_severity_filters_per_sink() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("minsev");
     let all = Receiver::start();
     let crit = Receiver::start();
@@ -900,6 +618,9 @@ fn read_env_file(path: &Path) -> BTreeMap<String, String> {
 
 #[test]
 fn exec_hook_gets_the_variables_is_retried_and_timed_out() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("exec");
     let dir = scratch.path.join("hook");
     fs::create_dir_all(&dir).expect("hook dir");
@@ -994,6 +715,9 @@ fn exec_hook_gets_the_variables_is_retried_and_timed_out() {
 
 #[test]
 fn textfile_is_written_atomically_in_the_exposition_format() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let scratch = Scratch::new("textfile");
     let root = scratch.root();
     let mut m = Metrics::default();
@@ -1207,6 +931,9 @@ impl Drop for TlsReceiver {
 
 #[test]
 fn https_verifies_the_receiver_with_the_roots_read_at_start() {
+    let Some(_tier) = tier::require(Tier::Receiver) else {
+        return;
+    };
     let certs = Scratch::new("tls-certs");
     let (rx, ca) = TlsReceiver::start(&certs.path);
     let url = format!("https://127.0.0.1:{}/hook", rx.port);

@@ -1,12 +1,10 @@
 //! Bad input: each kind of invalid configuration gives its one-line error naming file, line,
 //! column, key and allowed values, exits 4, and nothing is written.
 
-mod common;
-
 use std::fs;
 use std::process::Command;
 
-use common::{tunerctl, Scratch};
+use crate::common::{tunerctl, Scratch};
 
 /// Runs `tunerctl check-config` (and `apply`) on a root holding only these files.
 fn check(files: &[(&str, &str)]) -> (i32, String) {

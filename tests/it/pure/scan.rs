@@ -2,7 +2,7 @@
 //! (tests/logs, see its README): each failure is found, in every format it was saved in, and a
 //! clean boot log shows nothing.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,14 +1,15 @@
 //! The engine on the real kernel: loop devices this test creates, the kernel's own sysfs and
-//! procfs, tunerctl as a user runs it. Select with `cargo test --test real_kernel`.
+//! procfs, tunerctl as a user runs it. Select with `cargo test --test it kernel::real_kernel`.
 //! Every global value changed is restored by a guard, every loop device detached.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::tier::{self, Tier};
+use crate::common::*;
 
 fn loop_profile(names: &[&str], extra: &str) -> String {
     let list = names
@@ -40,7 +41,9 @@ bdi_strict_limit = {{ value = 1, reason = "test" }}
 
 #[test]
 fn real_kernel_apply_verify_revert_round_trip_is_exact() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let _vm = VmGuard::new();
     let root = KernelRoot::new("roundtrip");
@@ -115,7 +118,9 @@ fn real_kernel_apply_verify_revert_round_trip_is_exact() {
 
 #[test]
 fn real_kernel_rejected_value_is_reported_and_the_rest_applies() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let root = KernelRoot::new("reject");
     let disk = LoopDev::new(&root.loop_dir(), 16);
@@ -153,7 +158,9 @@ fn real_kernel_rejected_value_is_reported_and_the_rest_applies() {
 
 #[test]
 fn real_kernel_write_cache_data_loss_needs_accept_risk() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let root = KernelRoot::new("wcache");
     let disk = LoopDev::new(&root.loop_dir(), 16);
@@ -197,7 +204,9 @@ fn real_kernel_write_cache_data_loss_needs_accept_risk() {
 /// between writes; the test repeats until it has seen at least one apply cut off half-way.
 #[test]
 fn real_kernel_kill_during_apply_then_revert_restores() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let _vm = VmGuard::new();
     let root = KernelRoot::new("kill");
@@ -256,7 +265,9 @@ fn real_kernel_kill_during_apply_then_revert_restores() {
 
 #[test]
 fn real_kernel_invalid_profile_writes_nothing() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let root = KernelRoot::new("invalid");
     let disk = LoopDev::new(&root.loop_dir(), 16);
@@ -282,7 +293,9 @@ fn real_kernel_invalid_profile_writes_nothing() {
 
 #[test]
 fn real_kernel_revert_skips_a_replaced_device() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let root = KernelRoot::new("replaced");
     let disk = LoopDev::new(&root.loop_dir(), 16);

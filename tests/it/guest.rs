@@ -2,25 +2,25 @@
 //! udev, journald and the system bus, tunerd installed as the package would install it (the
 //! unit from systemd/, the D-Bus policy from dbus/, enabled in sysinit.target), a VMware
 //! platform (`-smbios`), a pvscsi controller with a VMware "Virtual disk", and a second one
-//! hot-added from the host through QMP. Select with `cargo test --test guest`.
+//! hot-added from the host through QMP. Select with `cargo test --test it guest::`.
 //!
 //! Inside the guest, tests/guest/check.sh (a oneshot unit after multi-user.target) checks the
 //! service and prints `CHECK`/`FIGURE` lines on the second serial port; the host hot-adds the
 //! disk when it prints `MARK READY-FOR-HOTPLUG`, and after `MARK END` asserts every check and
 //! prints the figures. The kernel console goes to the first serial port.
 //!
-//! Needs root, `qemu-system-x86`, `mmdebstrap` and `e2fsprogs` (installed with apt when
-//! missing) and Debian's package mirror the first time: the root filesystem is made with
-//! mmdebstrap once and cached as a tarball in /var/cache/tunerd-guest/, keyed by its package
-//! list. Each run unpacks it on /dev/shm, adds tunerd, makes root.img with `mkfs.ext4 -d`,
-//! boots it and removes everything again (QEMU too, also on panic). The logs of the last run
-//! are kept in /var/cache/tunerd-guest/last-run/.
+//! Needs root, `qemu-system-x86`, `mmdebstrap` and `e2fsprogs` (the guest tier skips
+//! without them, see `common::tier`) and Debian's package mirror the first time: the root
+//! filesystem is made with mmdebstrap once and cached as a tarball in /var/cache/tunerd-guest/,
+//! keyed by its package list. Each run unpacks it on /dev/shm, adds tunerd, makes root.img
+//! with `mkfs.ext4 -d`, boots it and removes everything again (QEMU too, also on panic). The
+//! logs of the last run are kept in /var/cache/tunerd-guest/last-run/.
 //!
 //! Environment: `TUNERD_GUEST_TIMEOUT_SECS` (default 300) bounds the guest's run;
 //! `TUNERD_GUEST_UNIT=FILE` installs FILE instead of systemd/tunerd.service (to try a change
 //! to the unit before making it).
 
-mod common;
+use crate::common::tier::{self, Tier};
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
@@ -50,12 +50,6 @@ const PACKAGES: &[&str] = &[
 /// Part of the cache key: change it when the way the tarball is made changes.
 const ROOTFS_RECIPE: &str = "mmdebstrap --variant=minbase, v1";
 const CACHE_DIR: &str = "/var/cache/tunerd-guest";
-/// (program, Debian package) the host side needs.
-const HOST_TOOLS: &[(&str, &str)] = &[
-    ("qemu-system-x86_64", "qemu-system-x86"),
-    ("mmdebstrap", "mmdebstrap"),
-    ("mkfs.ext4", "e2fsprogs"),
-];
 /// Every check the guest script must report: a check that went missing fails the test too.
 const EXPECTED_CHECKS: &[&str] = &[
     "tunerd_active",
@@ -126,83 +120,6 @@ fn run(cmd: &mut Command, what: &str) -> String {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-fn on_path(program: &str) -> bool {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .any(|dir| Path::new(dir).join(program).is_file());
-    found
-}
-
-/// Installs with apt what the host side lacks.
-fn ensure_host_tools() {
-    let missing: Vec<&str> = HOST_TOOLS
-        .iter()
-        .filter(|(program, _)| !on_path(program))
-        .map(|(_, package)| *package)
-        .collect();
-    if missing.is_empty() {
-        return;
-    }
-    log(&format!("installing with apt-get: {}", missing.join(" ")));
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null())
-            .output()
-    };
-    let install = |packages: &[&str]| {
-        let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
-        args.extend_from_slice(packages);
-        apt(&args)
-    };
-    let mut last = String::new();
-    let ok = |r: std::io::Result<std::process::Output>, last: &mut String| match r {
-        Ok(o) if o.status.success() => true,
-        Ok(o) => {
-            *last = format!(
-                "{}\n{}",
-                tail(&String::from_utf8_lossy(&o.stdout), 20),
-                tail(&String::from_utf8_lossy(&o.stderr), 20)
-            );
-            false
-        }
-        Err(e) => {
-            *last = e.to_string();
-            false
-        }
-    };
-    // apt-get update only when the plain install fails; one package at a time if the joint
-    // install still cannot be resolved.
-    if !ok(install(&missing), &mut last) {
-        let _ = apt(&["update", "-q"]);
-        if !ok(install(&missing), &mut last) {
-            for p in &missing {
-                ok(install(&[p]), &mut last);
-            }
-        }
-    }
-    let still: Vec<&str> = HOST_TOOLS
-        .iter()
-        .filter(|(program, _)| !on_path(program))
-        .map(|(program, _)| *program)
-        .collect();
-    assert!(
-        still.is_empty(),
-        "the guest test needs {} and could not install them with apt-get ({}); \
-         .ci/run must install: apt-get install -y --no-install-recommends {}\n{last}",
-        still.join(", "),
-        missing.join(" "),
-        HOST_TOOLS
-            .iter()
-            .map(|(_, p)| *p)
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
 }
 
 /// FNV-1a: a cache key that stays the same across Rust releases.
@@ -674,7 +591,9 @@ fn keep_logs(work: &Scratch) -> PathBuf {
 
 #[test]
 fn real_guest_service_end_to_end() {
-    common::require_root();
+    let Some(_tier) = tier::require(Tier::Guest) else {
+        return;
+    };
     let started = Instant::now();
     let timeout = Duration::from_secs(
         std::env::var("TUNERD_GUEST_TIMEOUT_SECS")
@@ -683,7 +602,6 @@ fn real_guest_service_end_to_end() {
             .unwrap_or(300),
     );
 
-    ensure_host_tools();
     remove_stale_scratch();
     let t = Instant::now();
     let (tarball, cached) = rootfs_tarball();

@@ -1,6 +1,8 @@
 //! Shared test harness: scratch directories on tmpfs, loop devices the test creates and
 //! always detaches, a root that is the real kernel but the test's own configuration and
 //! runtime state, and a guard that restores global vm settings.
+// Every item is used by the test binary; the benches (bench/daemon.rs, bench/detect.rs)
+// include this harness too and use a part of it.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -18,21 +20,6 @@ pub fn kernel_lock() -> MutexGuard<'static, ()> {
 
 pub fn tunerctl() -> &'static str {
     env!("CARGO_BIN_EXE_tunerctl")
-}
-
-pub fn require_root() {
-    let uid = fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .unwrap_or_default();
-    assert_eq!(
-        uid, "0",
-        "real-kernel tests need root (loop devices, sysfs writes); run them as root"
-    );
 }
 
 /// A directory on tmpfs (/dev/shm), removed on drop: nothing a test writes reaches the
@@ -495,4 +482,5 @@ impl Drop for FakeRoot {
 }
 pub mod harness;
 pub mod receiver;
+pub mod tier;
 pub mod tunerd;

@@ -1,16 +1,15 @@
 //! tunerd, the service, on the real kernel: a private system bus loaded with the project's own
 //! policy, loop devices the tests create, systemd-udevd for hotplug, the daemon as a child
-//! process with a notify socket. Select with `cargo test --test daemon`.
-
-mod common;
+//! process with a notify socket. Select with `cargo test --test it kernel::daemon`.
 
 use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
-use common::harness::{LoopNode, PrivateBus, Udevd, UeventListener};
-use common::tunerd::*;
-use common::*;
+use crate::common::harness::{LoopNode, PrivateBus, Udevd, UeventListener};
+use crate::common::tier::{self, Tier};
+use crate::common::tunerd::*;
+use crate::common::*;
 
 fn write_config(root: &KernelRoot, text: &str) {
     fs::write(root.scratch.join("etc/tunerd/tunerd.toml"), text).expect("config");
@@ -39,7 +38,9 @@ fn two_profiles(root: &KernelRoot, names: &[&str]) {
 
 #[test]
 fn real_kernel_daemon_dbus_api_properties_methods_and_policy() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("dbus-api");
@@ -232,7 +233,9 @@ fn members(xml: &str) -> Vec<String> {
 
 #[test]
 fn real_kernel_daemon_drift_is_repaired_and_signalled() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("drift");
@@ -288,7 +291,9 @@ fn real_kernel_daemon_drift_is_repaired_and_signalled() {
 
 #[test]
 fn real_kernel_daemon_report_policy_and_once_knobs_leave_values() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("report");
@@ -345,7 +350,9 @@ fn real_kernel_daemon_report_policy_and_once_knobs_leave_values() {
 
 #[test]
 fn real_kernel_daemon_switch_and_reload() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let bus = PrivateBus::start();
     let root = KernelRoot::new("switch");
@@ -412,7 +419,9 @@ fn real_kernel_daemon_switch_and_reload() {
 
 #[test]
 fn real_kernel_daemon_kill9_restart_then_revert_is_exact() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let root = KernelRoot::new("restart");
     let disks: Vec<LoopDev> = (0..2).map(|_| LoopDev::new(&root.loop_dir(), 16)).collect();
@@ -445,7 +454,9 @@ fn real_kernel_daemon_kill9_restart_then_revert_is_exact() {
 
 #[test]
 fn real_kernel_daemon_on_stop_revert_restores() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let root = KernelRoot::new("onstop");
     let disk = LoopDev::new(&root.loop_dir(), 16);
@@ -460,7 +471,9 @@ fn real_kernel_daemon_on_stop_revert_restores() {
 
 #[test]
 fn real_kernel_daemon_invalid_config_at_start_exits_4() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let root = KernelRoot::new("badstart");
     write_config(&root, "profile = \"nope\"\n");
@@ -483,7 +496,9 @@ fn real_kernel_daemon_invalid_config_at_start_exits_4() {
 /// records how long after the kernel's uevent.
 #[test]
 fn real_kernel_daemon_hotplug_with_udevd() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let _udevd = Udevd::start();
     let root = KernelRoot::new("hotplug");
@@ -561,7 +576,9 @@ fn real_kernel_daemon_hotplug_with_udevd() {
 /// (smaps' `Locked:` is proportional to sharing, so it is not the measure.)
 #[test]
 fn real_kernel_daemon_pages_are_locked_in_memory() {
-    require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _serial = kernel_lock();
     let root = KernelRoot::new("mlock");
     root.add_profile("t", "[[disk]]\nmatch = { name = \"none\" }\nnomerges = 1\n");

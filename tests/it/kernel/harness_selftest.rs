@@ -1,11 +1,13 @@
-//! Self-test of `tests/common/harness.rs` on the real kernel: the private bus and the project's
-//! policy, loop nodes and their kernel uevents, systemd-udevd and its udev-group events.
+//! Self-test of `tests/it/common/harness.rs` on the real kernel: the private bus and the
+//! project's policy, loop nodes and their kernel uevents, systemd-udevd and its udev-group
+//! events.
 //! Needs root; the udev test needs the `udev` package, the policy test `python3-gi` for
 //! the system python (a fake owner of org.tunerd.Tuner1).
 
-mod common;
+use crate::common;
 
-use common::harness::{LoopNode, PrivateBus, Udevd, UeventListener};
+use crate::common::harness::{LoopNode, PrivateBus, Udevd, UeventListener};
+use crate::common::tier::{self, Tier};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -86,7 +88,9 @@ impl Drop for Reaped {
 
 #[test]
 fn real_kernel_harness_private_bus_lists_names() {
-    common::require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let bus = PrivateBus::start();
     assert!(bus.address().starts_with("unix:path=/dev/shm/"));
     let (pid, dir) = (bus.pid(), bus.dir().to_path_buf());
@@ -148,7 +152,9 @@ GLib.MainLoop().run()
 
 #[test]
 fn real_kernel_harness_private_bus_enforces_project_policy() {
-    common::require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let python = "/usr/bin/python3";
     let gi = Command::new(python)
         .args(["-c", "from gi.repository import Gio"])
@@ -230,7 +236,9 @@ fn real_kernel_harness_private_bus_enforces_project_policy() {
 
 #[test]
 fn real_kernel_harness_loop_node_uevents() {
-    common::require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     let _k = common::kernel_lock();
     let mut uevents = UeventListener::new();
     let mut node = LoopNode::create();
@@ -295,7 +303,9 @@ fn vda_nodes() -> Vec<(String, u32, u32, u32)> {
 
 #[test]
 fn real_kernel_harness_udevd_sees_new_loop() {
-    common::require_root();
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
     Udevd::require_installed();
     let _k = common::kernel_lock();
     let vda_before = vda_nodes();

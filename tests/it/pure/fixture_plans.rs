@@ -1,13 +1,13 @@
 //! The plan of every platform fixture, with the profile `auto` picks there, compared whole
 //! with `tests/expected/NAME.plan.json`. Regenerate after a deliberate change with
-//! `TUNERD_BLESS=1 cargo test --test fixture_plans`, then read the diff.
+//! `TUNERD_BLESS=1 cargo test --test it pure::fixture_plans`, then read the diff.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::tunerctl;
+use crate::common::tunerctl;
 
 const PLATFORMS: [(&str, &str, &str); 11] = [
     // fixture, expected platform, expected profile

@@ -8,7 +8,6 @@
 //!
 //! Needs root and these Debian packages: `dbus-daemon` and `dbus-bin` (PrivateBus, dbus-send),
 //! `util-linux` (losetup, setpriv), `udev` (Udevd only).
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -147,7 +146,6 @@ fn pid_alive(pid: i32) -> bool {
 pub struct PrivateBus {
     child: Child,
     dir: PathBuf,
-    socket: PathBuf,
     address: String,
 }
 
@@ -209,7 +207,6 @@ impl PrivateBus {
         let mut bus = PrivateBus {
             child,
             dir,
-            socket: socket.clone(),
             address: format!("unix:path={}", socket.display()),
         };
         if !printed.trim().starts_with("unix:") || !socket.exists() {
@@ -228,11 +225,6 @@ impl PrivateBus {
     /// `unix:path=/dev/shm/.../system_bus_socket`: the value for `DBUS_SYSTEM_BUS_ADDRESS`.
     pub fn address(&self) -> &str {
         &self.address
-    }
-
-    /// The listening socket.
-    pub fn socket(&self) -> &Path {
-        &self.socket
     }
 
     /// The dbus-daemon's pid.
@@ -675,8 +667,6 @@ impl Drop for UdevdInner {
 
 const LOOP_CTL_ADD: libc::c_ulong = 0x4C80;
 const LOOP_CTL_REMOVE: libc::c_ulong = 0x4C81;
-/// Not used: it hands out (and creates if needed) any unbound node. See [`LoopNode`].
-const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 
 /// First loop number tried: far above what `losetup -f` hands out.
 const LOOP_FIRST: u32 = 300;
@@ -1047,15 +1037,6 @@ impl UeventListener {
             },
             timeout,
         )
-    }
-
-    /// Every event queued now, without waiting.
-    pub fn drain(&mut self) -> Vec<(Instant, Uevent)> {
-        let mut out = Vec::new();
-        while let Some(e) = self.recv_one(Instant::now() + Duration::from_millis(1)) {
-            out.push(e);
-        }
-        out
     }
 }
 

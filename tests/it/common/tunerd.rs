@@ -1,6 +1,5 @@
 //! The daemon as a test runs it: `tunerd --root ROOT` as a child with a notify socket, a
 //! D-Bus client through busctl, a signal monitor, and a polling helper.
-#![allow(dead_code)]
 
 use std::fs;
 use std::os::unix::net::UnixDatagram;

@@ -1,0 +1,8 @@
+//! The pure tier: no root and no program but tunerctl itself. Runs anywhere `cargo test`
+//! builds.
+
+mod catalog;
+mod config_errors;
+mod fixture_plans;
+mod scan;
+mod tiers;
