@@ -3,6 +3,7 @@
 
 mod catalog;
 mod config_errors;
+mod doc_examples;
 mod fixture_plans;
 mod scan;
 mod tiers;

@@ -3,13 +3,11 @@
 //! `[[disk]]` or `[[mount]]`) as a drop-in in /etc/tunerd/profiles.d/, anything else as
 //! /etc/tunerd/tunerd.toml. A documented example can never be refused again.
 
-mod common;
-
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{tunerctl, Scratch};
+use crate::common::{tunerctl, Scratch};
 
 /// (file, first line of the block, the block's text) for every ```toml block.
 fn examples() -> Vec<(String, usize, String)> {
