@@ -207,7 +207,7 @@ const RESERVED_HEADERS: &[&str] = &[
 
 /// A URL a sink posts to, taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Target {
+pub(crate) struct Endpoint {
     pub https: bool,
     /// Without the brackets of an IPv6 literal.
     pub host: String,
@@ -216,7 +216,7 @@ pub(crate) struct Target {
 
 /// Checks a webhook URL: http or https, a host, no credentials (they belong in `headers`,
 /// not in every log line that names the URL).
-pub(crate) fn check_url(url: &str) -> Result<Target, String> {
+pub(crate) fn check_url(url: &str) -> Result<Endpoint, String> {
     let uri = ureq::http::Uri::try_from(url)
         .map_err(|e| format!("`url` is not a valid URL ({e}): {url:?}"))?;
     let https = match uri.scheme_str() {
@@ -251,7 +251,7 @@ pub(crate) fn check_url(url: &str) -> Result<Target, String> {
         return Err(format!("`url` has no host: {url:?}"));
     }
     let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-    Ok(Target { https, host, port })
+    Ok(Endpoint { https, host, port })
 }
 
 /// A sink name: what a directory name and a metric label can carry.
@@ -289,62 +289,110 @@ pub(crate) fn secret_key(secret: &str) -> Result<Vec<u8>, String> {
     }
 }
 
+// The rules of each value, written once: the parser reports them at the value's place in the
+// file, `validate` for a configuration built in code. The parser's integer ranges are for
+// people writing files; code (tests, benchmarks) may go lower, and `validate` refuses only
+// what would make delivery wrong (zero, inverted).
+
+fn check_sink_name(name: &str) -> Result<(), String> {
+    if valid_sink_name(name) && name != EXEC_SINK {
+        Ok(())
+    } else {
+        Err(format!(
+            "`name` may hold only a-z, 0-9, - and _ (1 to 64 of them) and may not be \"exec\" (got {name:?})"
+        ))
+    }
+}
+
+fn check_header_name(name: &str) -> Result<(), String> {
+    if !valid_header_name(name) {
+        return Err(format!(
+            "`{name}` is not a valid header name (letters, digits and !#$%&'*+-.^_`|~)"
+        ));
+    }
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "header `{name}` is set by tunerd; headers may not set: {}",
+            RESERVED_HEADERS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn check_header_value(name: &str, value: &str) -> Result<(), String> {
+    if valid_header_value(value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "header `{name}` may hold only printable ASCII, spaces and tabs"
+        ))
+    }
+}
+
+fn check_program(program: &str) -> Result<(), String> {
+    if program.starts_with('/') {
+        Ok(())
+    } else {
+        Err(format!(
+            "`program` must be an absolute path (no shell, no PATH search; got {program:?})"
+        ))
+    }
+}
+
+fn check_textfile_path(path: &str) -> Result<(), String> {
+    if path.starts_with('/') && path.ends_with(".prom") {
+        Ok(())
+    } else {
+        Err(format!("`path` must be absolute and end in .prom, the files node_exporter's textfile collector reads (got {path:?})"))
+    }
+}
+
+fn check_retry(retry: &RetryConfig) -> Result<(), String> {
+    if retry.initial_ms <= retry.max_ms {
+        Ok(())
+    } else {
+        Err(format!(
+            "`initial_ms` ({}) must not exceed `max_ms` ({})",
+            retry.initial_ms, retry.max_ms
+        ))
+    }
+}
+
 /// Checks what parsing checks, for a configuration built in code.
 pub(crate) fn validate(cfg: &AlertConfig) -> Result<(), String> {
     let mut names: Vec<&str> = Vec::new();
     for w in &cfg.webhooks {
-        if !valid_sink_name(&w.name) || w.name == EXEC_SINK {
-            return Err(format!(
-                "webhook name {:?} must be 1-64 of a-z, 0-9, - and _, and not `exec`",
-                w.name
-            ));
-        }
+        let at = |e: String| format!("webhook `{}`: {e}", w.name);
+        check_sink_name(&w.name).map_err(at)?;
         if names.contains(&w.name.as_str()) {
             return Err(format!("two webhooks are named `{}`", w.name));
         }
         names.push(&w.name);
-        check_url(&w.url).map_err(|e| format!("webhook `{}`: {e}", w.name))?;
+        check_url(&w.url).map_err(at)?;
         if let Some(secret) = &w.secret {
-            secret_key(secret.expose()).map_err(|e| format!("webhook `{}`: {e}", w.name))?;
+            secret_key(secret.expose()).map_err(at)?;
         }
         for (k, v) in &w.headers {
-            if !valid_header_name(k) || RESERVED_HEADERS.contains(&k.to_ascii_lowercase().as_str())
-            {
-                return Err(format!("webhook `{}`: header {k:?} cannot be set", w.name));
-            }
-            if !valid_header_value(v.expose()) {
-                return Err(format!(
-                    "webhook `{}`: header `{k}` has a character not allowed in a header",
-                    w.name
-                ));
-            }
+            check_header_name(k).map_err(at)?;
+            check_header_value(k, v.expose()).map_err(at)?;
         }
         if w.timeout_ms == 0 {
-            return Err(format!("webhook `{}`: timeout_ms must be above 0", w.name));
+            return Err(at("timeout_ms must be above 0".to_string()));
         }
     }
     if let Some(exec) = &cfg.exec {
-        if !exec.program.starts_with('/') {
-            return Err(format!(
-                "exec program must be an absolute path (got {:?})",
-                exec.program
-            ));
-        }
+        check_program(&exec.program).map_err(|e| format!("[alert.exec] {e}"))?;
     }
     if let Some(t) = &cfg.textfile {
-        if !t.path.starts_with('/') || !t.path.ends_with(".prom") {
-            return Err(format!(
-                "textfile path must be absolute and end in .prom (got {:?})",
-                t.path
-            ));
-        }
+        check_textfile_path(&t.path).map_err(|e| format!("[alert.textfile] {e}"))?;
     }
     if cfg.spool.max_entries == 0 {
         return Err("spool max_entries must be at least 1".to_string());
     }
-    if cfg.retry.initial_ms == 0 || cfg.retry.initial_ms > cfg.retry.max_ms {
-        return Err("retry initial_ms must be above 0 and not above max_ms".to_string());
+    if cfg.retry.initial_ms == 0 {
+        return Err("[alert.retry] initial_ms must be above 0".to_string());
     }
+    check_retry(&cfg.retry).map_err(|e| format!("[alert.retry] {e}"))?;
     if cfg.alertmanager.resend_interval_secs == 0 {
         return Err("alertmanager resend_interval_secs must be above 0".to_string());
     }
@@ -413,14 +461,7 @@ const WEBHOOK_FIELDS: &[Field<WebhookConfig>] = &[
         key: "name",
         read: |doc, key, v, w| {
             let name = want_str(doc, key, v)?;
-            if !valid_sink_name(&name) || name == EXEC_SINK {
-                return Err(doc.err(
-                    v.span(),
-                    format!(
-                        "`name` may hold only a-z, 0-9, - and _ (1 to 64 of them) and may not be \"exec\" (got {name:?})"
-                    ),
-                ));
-            }
+            check_sink_name(&name).map_err(|e| doc.err(v.span(), e))?;
             w.name = name;
             Ok(())
         },
@@ -473,28 +514,9 @@ const WEBHOOK_FIELDS: &[Field<WebhookConfig>] = &[
         read: |doc, key, v, w| {
             for (hk, hv) in entries(want_table(doc, key, v)?) {
                 let name = hk.get_ref().as_ref();
-                if !valid_header_name(name) {
-                    return Err(doc.err(
-                        hk.span(),
-                        format!("`{name}` is not a valid header name (letters, digits and !#$%&'*+-.^_`|~)"),
-                    ));
-                }
-                if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                    return Err(doc.err(
-                        hk.span(),
-                        format!(
-                            "header `{name}` is set by tunerd; headers may not set: {}",
-                            RESERVED_HEADERS.join(", ")
-                        ),
-                    ));
-                }
+                check_header_name(name).map_err(|e| doc.err(hk.span(), e))?;
                 let value = want_str(doc, name, hv)?;
-                if !valid_header_value(&value) {
-                    return Err(doc.err(
-                        hv.span(),
-                        format!("header `{name}` may hold only printable ASCII, spaces and tabs"),
-                    ));
-                }
+                check_header_value(name, &value).map_err(|e| doc.err(hv.span(), e))?;
                 w.headers.push((name.to_string(), Secret(value)));
             }
             Ok(())
@@ -521,12 +543,7 @@ const EXEC_FIELDS: &[Field<ExecConfig>] = &[
         key: "program",
         read: |doc, key, v, exec| {
             let text = want_str(doc, key, v)?;
-            if !text.starts_with('/') {
-                return Err(doc.err(
-                    v.span(),
-                    format!("`program` must be an absolute path (no shell, no PATH search; got {text:?})"),
-                ));
-            }
+            check_program(&text).map_err(|e| doc.err(v.span(), e))?;
             exec.program = text;
             Ok(())
         },
@@ -558,12 +575,7 @@ const TEXTFILE_FIELDS: &[Field<TextfileConfig>] = &[Field {
     key: "path",
     read: |doc, key, v, t| {
         let text = want_str(doc, key, v)?;
-        if !text.starts_with('/') || !text.ends_with(".prom") {
-            return Err(doc.err(
-                v.span(),
-                format!("`path` must be absolute and end in .prom, the files node_exporter's textfile collector reads (got {text:?})"),
-            ));
-        }
+        check_textfile_path(&text).map_err(|e| doc.err(v.span(), e))?;
         t.path = text;
         Ok(())
     },
@@ -725,15 +737,8 @@ const ALERT_FIELDS: &[Field<AlertConfig>] = &[
                 RETRY_FIELDS,
                 &mut draft,
             )?;
-            if draft.retry.initial_ms > draft.retry.max_ms {
-                return Err(doc.err(
-                    draft.initial_at.unwrap_or(v.span()),
-                    format!(
-                        "`initial_ms` ({}) must not exceed `max_ms` ({})",
-                        draft.retry.initial_ms, draft.retry.max_ms
-                    ),
-                ));
-            }
+            check_retry(&draft.retry)
+                .map_err(|e| doc.err(draft.initial_at.clone().unwrap_or(v.span()), e))?;
             cfg.retry = draft.retry;
             Ok(())
         },
@@ -931,7 +936,7 @@ resend_interval_secs = 30
         let t = check_url("https://hooks.example/x?y=1").expect("valid");
         assert_eq!(
             t,
-            Target {
+            Endpoint {
                 https: true,
                 host: "hooks.example".into(),
                 port: 443

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::http::tunerd_body;
-use super::{truncate_at, Outcome};
+use super::{truncate_at, Attempt};
 use crate::detect::types::{Incident, Notification};
 use crate::util::time::now_ms;
 
@@ -72,7 +72,7 @@ pub(crate) fn env_vars(n: &Notification, host: &str) -> Vec<(String, String)> {
 }
 
 impl ExecHook {
-    pub(crate) fn run(&self, n: &Notification) -> Outcome {
+    pub(crate) fn run(&self, n: &Notification) -> Attempt {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
@@ -86,7 +86,7 @@ impl ExecHook {
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
-                return Outcome::Retry {
+                return Attempt::Retry {
                     why: format!("cannot run {}: {e}", self.program),
                     after: None,
                 }
@@ -96,9 +96,9 @@ impl ExecHook {
         let mut nap = Duration::from_millis(2);
         loop {
             match child.try_wait() {
-                Ok(Some(status)) if status.success() => return Outcome::Delivered,
+                Ok(Some(status)) if status.success() => return Attempt::Delivered,
                 Ok(Some(status)) => {
-                    return Outcome::Retry {
+                    return Attempt::Retry {
                         why: format!("{} {status}", self.program),
                         after: None,
                     }
@@ -106,7 +106,7 @@ impl ExecHook {
                 Ok(None) => {}
                 Err(e) => {
                     self.kill(&mut child);
-                    return Outcome::Retry {
+                    return Attempt::Retry {
                         why: format!("waiting for {}: {e}", self.program),
                         after: None,
                     };
@@ -114,7 +114,7 @@ impl ExecHook {
             }
             if Instant::now() >= deadline {
                 self.kill(&mut child);
-                return Outcome::Retry {
+                return Attempt::Retry {
                     why: format!(
                         "{} did not finish within {} ms; killed",
                         self.program,

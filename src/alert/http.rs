@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
-use super::config::Target;
-use super::{lock, truncate_at, Outcome};
+use super::config::Endpoint;
+use super::{lock, truncate_at, Attempt};
 use crate::detect::types::{Incident, IncidentState, Notification};
 use crate::host::sys::Root;
 use crate::util::time::{now_ms, parse_retry_after, rfc3339_ms};
@@ -247,7 +247,7 @@ pub(crate) struct HttpSink {
 impl HttpSink {
     pub(crate) fn new(
         url: &str,
-        target: &Target,
+        target: &Endpoint,
         timeout: Duration,
         tls: Option<ureq::tls::TlsConfig>,
         key: Option<Vec<u8>>,
@@ -283,7 +283,7 @@ impl HttpSink {
     }
 
     /// POSTs one JSON body. `id` is the `webhook-id`: the same on every retry.
-    pub(crate) fn post(&self, id: &str, body: &[u8]) -> Outcome {
+    pub(crate) fn post(&self, id: &str, body: &[u8]) -> Attempt {
         let ts = now_ms() / 1000;
         let mut req = self
             .agent
@@ -301,7 +301,7 @@ impl HttpSink {
             Ok(mut resp) => {
                 let status = resp.status().as_u16();
                 if (200..300).contains(&status) {
-                    return Outcome::Delivered;
+                    return Attempt::Delivered;
                 }
                 let retry_after = resp
                     .headers()
@@ -328,19 +328,19 @@ impl HttpSink {
                     format!("HTTP {status}: {snippet}")
                 };
                 match status {
-                    408 | 425 | 429 | 500..=599 => Outcome::Retry {
+                    408 | 425 | 429 | 500..=599 => Attempt::Retry {
                         why,
                         after: retry_after,
                     },
-                    300..=399 => Outcome::Reject(format!(
+                    300..=399 => Attempt::Reject(format!(
                         "{why}; redirects are not followed: configure the final URL{}",
                         location.map(|l| format!(" ({l})")).unwrap_or_default()
                     )),
-                    _ => Outcome::Reject(why),
+                    _ => Attempt::Reject(why),
                 }
             }
             Err(ureq::Error::Http(e)) => {
-                Outcome::Reject(format!("the request cannot be made: {e}"))
+                Attempt::Reject(format!("the request cannot be made: {e}"))
             }
             Err(ureq::Error::HostNotFound) => {
                 self.dns.refresh(DNS_RETRY_GAP);
@@ -349,7 +349,7 @@ impl HttpSink {
                     .error()
                     .map(|e| format!("cannot resolve {}: {e}", self.dns.host))
                     .unwrap_or_else(|| format!("no address for {} yet", self.dns.host));
-                Outcome::Retry { why, after: None }
+                Attempt::Retry { why, after: None }
             }
             Err(e) => {
                 if matches!(
@@ -358,7 +358,7 @@ impl HttpSink {
                 ) {
                     self.dns.refresh(DNS_RETRY_GAP);
                 }
-                Outcome::Retry {
+                Attempt::Retry {
                     why: e.to_string(),
                     after: None,
                 }
@@ -552,7 +552,7 @@ impl Alertmanager {
     }
 
     /// Re-sends every firing alert, so Alertmanager keeps them active.
-    pub(crate) fn resend(&self, alerts: &[ActiveAlert], now: u64) -> Outcome {
+    pub(crate) fn resend(&self, alerts: &[ActiveAlert], now: u64) -> Attempt {
         let until = self.firing_until(now);
         let list: Vec<PostableAlert<'_>> = alerts
             .iter()

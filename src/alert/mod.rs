@@ -47,7 +47,7 @@ pub use textfile::{render_textfile, write_textfile, Metrics};
 use crate::detect::types::{IncidentState, Notification, Severity};
 use crate::host::sys::{Root, SysError};
 use http::{ActiveAlert, Alertmanager, HttpSink};
-use spool::{admit, Admit, Entry, Spool};
+use spool::{admit, Admit, Spool, Spooled};
 
 /// How long [`Dispatcher::shutdown`] waits for workers in the middle of a delivery.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -112,7 +112,7 @@ impl DeliveryStats {
 
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub(crate) enum Attempt {
     Delivered,
     /// Try again later; `after` is the receiver's `Retry-After`.
     Retry {
@@ -123,11 +123,7 @@ pub(crate) enum Outcome {
     Reject(String),
 }
 
-/// A poisoned lock only means another thread panicked holding it; the data is still usable
-/// (counters and a queue), and delivery must go on.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub(crate) use crate::util::sync::lock;
 
 fn wait_for<'a, T>(cv: &Condvar, g: MutexGuard<'a, T>, d: Option<Duration>) -> MutexGuard<'a, T> {
     match d {
@@ -171,7 +167,7 @@ enum Deliverer {
 }
 
 /// What the caller and a sink's worker share.
-struct Shared {
+struct SinkShared {
     name: String,
     kind: &'static str,
     min_severity: Severity,
@@ -182,7 +178,7 @@ struct Shared {
 
 #[derive(Default)]
 struct Queue {
-    entries: BTreeMap<u64, Entry>,
+    entries: BTreeMap<u64, Spooled>,
     /// The entry being delivered: never evicted.
     in_flight: Option<u64>,
     stopping: bool,
@@ -191,13 +187,13 @@ struct Queue {
     active: BTreeMap<String, ActiveAlert>,
 }
 
-impl Shared {
+impl SinkShared {
     fn is_alertmanager(&self) -> bool {
         self.kind == "alertmanager"
     }
 
     /// Queues one entry, making room by the spool's rule. `false`: dropped instead.
-    fn admit(&self, q: &mut Queue, severity: Severity) -> (bool, Option<Entry>) {
+    fn admit(&self, q: &mut Queue, severity: Severity) -> (bool, Option<Spooled>) {
         match admit(&q.entries, q.in_flight, self.max_entries, severity) {
             Admit::Accept => (true, None),
             Admit::Evict(seq) => {
@@ -240,7 +236,7 @@ enum Job {
 }
 
 struct Worker {
-    shared: Arc<Shared>,
+    shared: Arc<SinkShared>,
     deliverer: Deliverer,
     spool: Arc<Spool>,
     retry: RetryConfig,
@@ -301,12 +297,12 @@ impl Worker {
                 Job::Resend(alerts) => {
                     let outcome = match &self.deliverer {
                         Deliverer::Alertmanager(am) => am.resend(&alerts, time::now_ms()),
-                        _ => Outcome::Delivered,
+                        _ => Attempt::Delivered,
                     };
                     let mut q = lock(&self.shared.queue);
                     match &outcome {
-                        Outcome::Delivered => q.stats.resent += 1,
-                        Outcome::Retry { why, .. } | Outcome::Reject(why) => {
+                        Attempt::Delivered => q.stats.resent += 1,
+                        Attempt::Retry { why, .. } | Attempt::Reject(why) => {
                             q.stats.failed_attempts += 1;
                             q.stats.last_error = Some(why.clone());
                             // Never log holding the queue: a stuck journal would stall notify.
@@ -326,11 +322,11 @@ impl Worker {
                 }
             };
             match outcome {
-                Outcome::Delivered | Outcome::Reject(_) => {
+                Attempt::Delivered | Attempt::Reject(_) => {
                     failures = 0;
                     not_before = Instant::now();
                 }
-                Outcome::Retry { after, .. } => {
+                Attempt::Retry { after, .. } => {
                     failures = failures.saturating_add(1);
                     let min = Duration::from_millis(self.retry.initial_ms);
                     let delay = match after {
@@ -347,7 +343,7 @@ impl Worker {
         &self,
         n: &Notification,
         prev: Option<&ActiveAlert>,
-    ) -> (Outcome, Option<ActiveAlert>) {
+    ) -> (Attempt, Option<ActiveAlert>) {
         match &self.deliverer {
             Deliverer::Webhook { http, host } => {
                 let body = http::tunerd_body(n, host, time::now_ms());
@@ -363,13 +359,13 @@ impl Worker {
 
     /// Books one attempt at entry `seq`. Logs only after releasing the queue: a journal that
     /// does not read its socket must not stall `notify` through this lock.
-    fn finish(&self, seq: u64, n: &Notification, outcome: &Outcome, state: Option<ActiveAlert>) {
+    fn finish(&self, seq: u64, n: &Notification, outcome: &Attempt, state: Option<ActiveAlert>) {
         let name = &self.shared.name;
         let mut q = lock(&self.shared.queue);
         q.in_flight = None;
         match outcome {
-            Outcome::Delivered => q.stats.delivered += 1,
-            Outcome::Retry { why, after } => {
+            Attempt::Delivered => q.stats.delivered += 1,
+            Attempt::Retry { why, after } => {
                 q.stats.failed_attempts += 1;
                 q.stats.last_error = Some(why.clone());
                 drop(q);
@@ -384,7 +380,7 @@ impl Worker {
                 );
                 return;
             }
-            Outcome::Reject(why) => {
+            Attempt::Reject(why) => {
                 q.stats.failed_attempts += 1;
                 q.stats.rejected += 1;
                 q.stats.last_error = Some(why.clone());
@@ -395,7 +391,7 @@ impl Worker {
         if self.shared.is_alertmanager() {
             let id = &n.incident.id;
             match (outcome, state) {
-                (Outcome::Delivered, Some(state)) => {
+                (Attempt::Delivered, Some(state)) => {
                     // A resolution queued behind this firing keeps it from being re-sent.
                     let resolving = q.entries.values().any(|e| {
                         &e.notification.incident.id == id
@@ -412,7 +408,7 @@ impl Worker {
             save = Some(q.active.clone());
         }
         drop(q);
-        if let Outcome::Reject(why) = outcome {
+        if let Attempt::Reject(why) = outcome {
             crate::log!(
                 err,
                 "alert sink {name}: {} refused, not retried: {why}",
@@ -437,7 +433,7 @@ struct TextfileSlot {
 /// Delivers notifications to the configured sinks. Start one per daemon; `notify` from any
 /// thread.
 pub struct Dispatcher {
-    sinks: Vec<Arc<Shared>>,
+    sinks: Vec<Arc<SinkShared>>,
     workers: Vec<JoinHandle<()>>,
     spool: Arc<Spool>,
     textfile: Option<Arc<TextfileSlot>>,
@@ -536,7 +532,7 @@ impl Dispatcher {
             host,
         };
         for (name, kind, min_severity, deliverer) in planned {
-            let shared = Arc::new(Shared {
+            let shared = Arc::new(SinkShared {
                 name: name.clone(),
                 kind,
                 min_severity,
@@ -649,7 +645,7 @@ impl Dispatcher {
             }
             q.entries.insert(
                 seq,
-                Entry {
+                Spooled {
                     seq,
                     severity: n.incident.severity,
                     notification: Arc::clone(&shared_n),

@@ -37,7 +37,7 @@ struct Stored {
 
 /// One undelivered notification of one sink.
 #[derive(Debug, Clone)]
-pub(crate) struct Entry {
+pub(crate) struct Spooled {
     /// Global creation order (across sinks and restarts): delivery order within a sink.
     pub seq: u64,
     pub severity: Severity,
@@ -58,7 +58,7 @@ pub(crate) enum Admit {
 }
 
 pub(crate) fn admit(
-    entries: &BTreeMap<u64, Entry>,
+    entries: &BTreeMap<u64, Spooled>,
     in_flight: Option<u64>,
     max: usize,
     incoming: Severity,
@@ -198,7 +198,7 @@ impl Spool {
 
     /// A sink's entries in delivery order. Unreadable or foreign files are logged and removed:
     /// they can never be delivered.
-    pub(crate) fn load(&self, sink: &str) -> Vec<Entry> {
+    pub(crate) fn load(&self, sink: &str) -> Vec<Spooled> {
         let dir = self.dir(sink);
         let names = match self.root.list(&dir) {
             Ok(n) => n,
@@ -224,7 +224,7 @@ impl Spool {
                 .map_err(|e| e.to_string())
                 .and_then(|text| serde_json::from_str::<Stored>(&text).map_err(|e| e.to_string()));
             match parsed {
-                Ok(s) if s.version == 1 && s.seq == seq && s.sink == sink => out.push(Entry {
+                Ok(s) if s.version == 1 && s.seq == seq && s.sink == sink => out.push(Spooled {
                     seq,
                     severity: s.notification.incident.severity,
                     notification: Arc::new(s.notification),
@@ -316,7 +316,7 @@ impl Spool {
 mod tests {
     use super::*;
 
-    fn entry(seq: u64, severity: Severity) -> (u64, Entry) {
+    fn entry(seq: u64, severity: Severity) -> (u64, Spooled) {
         let n = Notification {
             id: format!("n{seq}"),
             event: crate::detect::types::IncidentState::Firing,
@@ -341,7 +341,7 @@ mod tests {
         };
         (
             seq,
-            Entry {
+            Spooled {
                 seq,
                 severity,
                 notification: Arc::new(n),
@@ -353,18 +353,18 @@ mod tests {
     #[test]
     fn eviction_takes_the_oldest_least_severe_and_never_a_critical_for_less() {
         use Severity::*;
-        let q: BTreeMap<u64, Entry> = [entry(1, Critical), entry(2, Info), entry(3, Warning)]
+        let q: BTreeMap<u64, Spooled> = [entry(1, Critical), entry(2, Info), entry(3, Warning)]
             .into_iter()
             .collect();
         assert_eq!(admit(&q, None, 4, Info), Admit::Accept);
         assert_eq!(admit(&q, None, 3, Critical), Admit::Evict(2));
         assert_eq!(admit(&q, None, 3, Info), Admit::Evict(2));
-        let q: BTreeMap<u64, Entry> = [entry(1, Critical), entry(3, Warning), entry(4, Critical)]
+        let q: BTreeMap<u64, Spooled> = [entry(1, Critical), entry(3, Warning), entry(4, Critical)]
             .into_iter()
             .collect();
         assert_eq!(admit(&q, None, 3, Info), Admit::Refuse);
         assert_eq!(admit(&q, None, 3, Warning), Admit::Evict(3));
-        let q: BTreeMap<u64, Entry> = [entry(1, Critical), entry(4, Critical)]
+        let q: BTreeMap<u64, Spooled> = [entry(1, Critical), entry(4, Critical)]
             .into_iter()
             .collect();
         assert_eq!(admit(&q, None, 2, Warning), Admit::Refuse);

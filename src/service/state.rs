@@ -86,7 +86,7 @@ pub(crate) type Shared = Arc<Mutex<State>>;
 
 /// Locks the state; a panic elsewhere while holding it leaves the data usable.
 pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, State> {
-    shared.lock().unwrap_or_else(|e| e.into_inner())
+    crate::util::sync::lock(shared)
 }
 
 /// Loads configuration and profiles and picks the profile: what start and reload share.

@@ -2,5 +2,6 @@
 //! nothing else in the crate.
 
 pub(crate) mod log;
+pub(crate) mod sync;
 pub(crate) mod time;
 pub(crate) mod toml;

@@ -95,15 +95,15 @@ impl Doc<'_> {
     }
 }
 
-pub(crate) type Entry<'t, 'i> = (
+pub(crate) type KeyValue<'t, 'i> = (
     &'t Spanned<std::borrow::Cow<'i, str>>,
     &'t Spanned<DeValue<'i>>,
 );
 
 /// A table's entries in the order they are written in the file, so errors about the second
 /// of two keys point at the second.
-pub(crate) fn entries<'t, 'i>(table: &'t DeTable<'i>) -> Vec<Entry<'t, 'i>> {
-    let mut out: Vec<Entry<'t, 'i>> = table.iter().collect();
+pub(crate) fn entries<'t, 'i>(table: &'t DeTable<'i>) -> Vec<KeyValue<'t, 'i>> {
+    let mut out: Vec<KeyValue<'t, 'i>> = table.iter().collect();
     out.sort_by_key(|(k, _)| k.span().start);
     out
 }
