@@ -267,3 +267,77 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A machine with no disks and the three vm knobs of the default profile, under a
+    /// scratch directory.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir =
+                std::env::temp_dir().join(format!("tunerd-state-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            for d in ["sys/block", "proc/self", "proc/sys/vm", "etc/tunerd"] {
+                std::fs::create_dir_all(dir.join(d)).expect("mkdir");
+            }
+            std::fs::write(dir.join("proc/self/mountinfo"), "").expect("mountinfo");
+            for (k, v) in [
+                ("swappiness", "60"),
+                ("dirty_ratio", "20"),
+                ("dirty_background_ratio", "10"),
+            ] {
+                std::fs::write(dir.join("proc/sys/vm").join(k), format!("{v}\n")).expect("vm");
+            }
+            Scratch(dir)
+        }
+
+        fn config(&self, text: &str) {
+            std::fs::write(self.0.join("etc/tunerd/tunerd.toml"), text).expect("config");
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_broken_reload_is_refused_and_the_running_configuration_stays() {
+        let s = Scratch::new("refused");
+        s.config("[daemon]\ndrift_interval_secs = 7\n");
+        let mut state = State::new(Root::new(&s.0), None).expect("start");
+        state.apply_all().expect("apply");
+        s.config("[daemon]\ndrift_interval_secs = \"soon\"\n");
+        let err = state.reload().expect_err("a broken configuration");
+        assert!(matches!(err, ServiceError::Config(_)), "{err}");
+        assert_eq!(state.config.daemon.drift_interval_secs, 7);
+    }
+
+    #[test]
+    fn a_reload_that_cannot_record_originals_is_in_force_and_says_so() {
+        let s = Scratch::new("originals");
+        s.config("profile = \"default\"\n");
+        let mut state = State::new(Root::new(&s.0), None).expect("start");
+        // The new profile sets a knob the old one did not touch, so applying it must record
+        // an original first; /run/tunerd cannot hold one (it is a file, not a directory).
+        std::fs::create_dir_all(s.0.join("etc/tunerd/profiles.d")).expect("mkdir");
+        std::fs::write(
+            s.0.join("etc/tunerd/profiles.d/t.toml"),
+            "description = \"t\"\n[vm]\nswappiness = 5\n",
+        )
+        .expect("profile");
+        std::fs::create_dir_all(s.0.join("run")).expect("mkdir");
+        std::fs::write(s.0.join("run/tunerd"), "not a directory").expect("block run/tunerd");
+        s.config("profile = \"t\"\n[daemon]\ndrift_interval_secs = 9\n");
+        let err = state.reload().expect_err("originals cannot be written");
+        assert!(matches!(err, ServiceError::Originals(_)), "{err}");
+        // Not refused: the new configuration is the one in force.
+        assert_eq!(state.config.daemon.drift_interval_secs, 9);
+        assert_eq!(state.config.profile, "t");
+    }
+}
