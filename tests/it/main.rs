@@ -13,6 +13,7 @@
 //! e.g. `cargo test --test it pure::`. A test whose tier lacks a prerequisite says so on
 //! stderr and passes; with `TUNERD_TEST_ALL_TIERS=1` it fails instead (see `common::tier`).
 
+mod adversarial;
 mod common;
 mod fixture;
 mod guest;

@@ -1,0 +1,1 @@
+//! Adversarial tests: availability (see mod.rs).

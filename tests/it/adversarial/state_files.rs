@@ -1,0 +1,1 @@
+//! Adversarial tests: state_files (see mod.rs).

@@ -1,0 +1,1 @@
+//! Adversarial tests: trust (see mod.rs).
