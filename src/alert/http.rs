@@ -8,7 +8,9 @@
 //! itself. Answers are refreshed in the background every 5 minutes and after a failed connect
 //! (at most every 30 s); a lookup that hangs keeps the last good addresses in use.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Condvar, Mutex};
@@ -282,8 +284,11 @@ impl HttpSink {
         }
     }
 
-    /// POSTs one JSON body. `id` is the `webhook-id`: the same on every retry.
+    /// POSTs one JSON body. `id` is the `webhook-id` (percent-encoded, see [`header_id`]): the
+    /// same on every retry.
     pub(crate) fn post(&self, id: &str, body: &[u8]) -> Attempt {
+        let id = header_id(id);
+        let id: &str = &id;
         let ts = now_ms() / 1000;
         let mut req = self
             .agent
@@ -365,6 +370,28 @@ impl HttpSink {
             }
         }
     }
+}
+
+/// A notification id as a header value: ids embed device names from the kernel log, which may
+/// hold any byte (a control character made every webhook refuse the notification as an
+/// invalid header). Everything outside visible ASCII, and `%` itself, is percent-encoded
+/// (UTF-8 bytes, upper-case hex), so an id is sent whole and decodes back to itself; ids of
+/// visible ASCII (all of them but such names) are sent as they are. The signature covers the
+/// header value, as Standard Webhooks receivers compute it; the JSON body keeps the id as is.
+pub(crate) fn header_id(id: &str) -> Cow<'_, str> {
+    let plain = |b: u8| b.is_ascii_graphic() && b != b'%';
+    if id.bytes().all(plain) {
+        return Cow::Borrowed(id);
+    }
+    let mut out = String::with_capacity(id.len() + 16);
+    for b in id.bytes() {
+        if plain(b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Standard Webhooks: `v1,` + base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")).
@@ -606,6 +633,97 @@ mod tests {
                 br#"{"test": 2432232314}"#
             ),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+
+    #[test]
+    fn ids_are_percent_encoded_in_headers() {
+        assert_eq!(
+            header_id("disk/sda/1795330000/firing"),
+            "disk/sda/1795330000/firing"
+        );
+        assert!(matches!(header_id("a-b_c.d:e"), Cow::Borrowed(_)));
+        assert_eq!(
+            header_id("disk/\u{1b}]0;OWNED\u{7}x/firing"),
+            "disk/%1B]0;OWNED%07x/firing"
+        );
+        assert_eq!(
+            header_id("100% b\u{fc}cher\x7f\n"),
+            "100%25%20b%C3%BCcher%7F%0A"
+        );
+    }
+
+    /// The review's finding: a device name with ESC made the `webhook-id` header invalid and
+    /// every webhook refused the notification. It is delivered, the header percent-encoded, the
+    /// signature over the header value, the body's id unchanged.
+    #[test]
+    fn an_id_with_control_characters_is_delivered() {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = listener.local_addr().expect("addr").port();
+        let server = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().expect("accept");
+            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+            let mut headers = Vec::new();
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let line = line.trim_end().to_string();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                headers.push(line);
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let mut conn = conn;
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            (headers, body)
+        });
+        let target = Endpoint {
+            https: false,
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let key = b"k".to_vec();
+        let sink = HttpSink::new(
+            &format!("http://127.0.0.1:{port}/hook"),
+            &target,
+            Duration::from_secs(10),
+            None,
+            Some(key.clone()),
+            Vec::new(),
+            Duration::ZERO,
+        );
+        let id = "buffer_io_error/\u{1b}]0;OWNED\u{7}\u{1b}[2Ksdq1/1795330000/firing";
+        let body = serde_json::to_vec(&serde_json::json!({ "id": id })).expect("body");
+        let got = sink.post(id, &body);
+        assert!(matches!(got, Attempt::Delivered), "{got:?}");
+        let (headers, received) = server.join().expect("server");
+        let want = "buffer_io_error/%1B]0;OWNED%07%1B[2Ksdq1/1795330000/firing";
+        assert!(
+            headers.iter().any(|h| h == &format!("webhook-id: {want}")),
+            "{headers:?}"
+        );
+        assert_eq!(received, body, "the body is sent unchanged");
+        let ts: u64 = headers
+            .iter()
+            .find_map(|h| h.strip_prefix("webhook-timestamp: "))
+            .and_then(|t| t.parse().ok())
+            .expect("timestamp");
+        let sig = format!("webhook-signature: {}", signature(&key, want, ts, &body));
+        assert!(
+            headers.contains(&sig),
+            "signed over the header value: {headers:?}"
         );
     }
 

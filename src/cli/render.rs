@@ -1,7 +1,16 @@
 //! What each command prints: tables for people (left-aligned columns, a summary line) and
 //! pretty JSON for scripts (`--json`). Pure functions of the values they are given, apart
 //! from `status`, which reads each disk's active scheduler.
+//!
+//! Text for people goes to a terminal, and much of it comes from others: device names and
+//! evidence from the kernel log and the journal, mount points any user can choose (FUSE),
+//! DMI strings. Every value is shown through [`escape`]: the table cells by [`table`], the
+//! other lines by `say!`/[`line_of`], which escape the whole line they write. So no value can
+//! send a terminal control sequence (set the title, move the cursor, write the clipboard),
+//! break a line or reorder text with bidi controls. JSON output stays as it is: JSON escapes
+//! the controls itself, and scripts want the values exact.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -17,6 +26,57 @@ use crate::tune::profile::{Profile, ProfileSet};
 use crate::util::time::now_secs;
 
 use super::{json, Context, Failure, Output};
+
+/// `s` as it may be shown on a terminal: ESC as `\e`, the other C0 controls (tab and newline
+/// too) and DEL as `\xNN`, the C1 controls (U+0080..U+009F: 8-bit CSI and OSC) and the bidi
+/// overrides and isolates (U+202A..U+202E, U+2066..U+2069) as `\u{NNNN}`. Everything else,
+/// other UTF-8 included, as it is.
+pub(crate) fn escape(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\u{1b}' => out.push_str("\\e"),
+            c if c.is_ascii_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if needs_escape(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    matches!(c, '\0'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// At most `max` characters of `s`, with `…` when cut (the text table's evidence; the JSON
+/// has it whole).
+pub(crate) fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// One line for a person, escaped whole ([`escape`]), with its newline.
+pub(crate) fn line_of(args: std::fmt::Arguments<'_>) -> String {
+    let mut text = escape(&args.to_string()).into_owned();
+    text.push('\n');
+    text
+}
+
+/// `writeln!` for text shown to a person: the line goes through [`line_of`].
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {
+        $out.push_str(&line_of(format_args!($($arg)*)))
+    };
+}
 
 fn render_incidents(label: &str, list: &[Incident]) -> String {
     if list.is_empty() {
@@ -58,7 +118,9 @@ pub(super) fn verify_output(reply: &VerifyReply, as_json: bool) -> Output {
     let text = if as_json {
         json(reply)
     } else if drift.is_empty() {
-        format!("ok: every knob of profile {profile} is at its value\n")
+        line_of(format_args!(
+            "ok: every knob of profile {profile} is at its value"
+        ))
     } else {
         let mut rows = vec![row(&["TARGET", "ACTUAL", "DESIRED", "REASON"])];
         for d in drift {
@@ -69,11 +131,11 @@ pub(super) fn verify_output(reply: &VerifyReply, as_json: bool) -> Output {
                 d.reason.clone(),
             ]);
         }
-        format!(
-            "{}drift: {} knob(s) differ from profile {profile}\n",
-            table(&rows),
-            drift.len()
-        )
+        table(&rows)
+            + &line_of(format_args!(
+                "drift: {} knob(s) differ from profile {profile}",
+                drift.len()
+            ))
     };
     Output { text, code }
 }
@@ -82,17 +144,22 @@ pub(super) fn row(cells: &[&str]) -> Vec<String> {
     cells.iter().map(|c| c.to_string()).collect()
 }
 
-/// Left-aligned columns, two spaces apart; the last column is never padded.
+/// Left-aligned columns, two spaces apart; the last column is never padded. Every cell is
+/// shown through [`escape`].
 pub(super) fn table(rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<Cow<'_, str>>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| escape(c)).collect())
+        .collect();
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0usize; cols];
-    for r in rows {
+    for r in &rows {
         for (i, c) in r.iter().enumerate() {
             widths[i] = widths[i].max(c.chars().count());
         }
     }
     let mut out = String::new();
-    for r in rows {
+    for r in &rows {
         let mut line = String::new();
         for (i, c) in r.iter().enumerate() {
             if i + 1 == r.len() {
@@ -133,12 +200,13 @@ fn action_word(a: Action) -> &'static str {
 }
 
 fn render_plan(ctx: &Context, plan: &Plan) -> String {
-    let mut out = format!(
-        "profile {} ({}); platform {}\n\n",
+    let mut out = line_of(format_args!(
+        "profile {} ({}); platform {}",
         ctx.profile.name,
         ctx.chosen_by,
         ctx.inventory.platform.kind.as_str()
-    );
+    ));
+    out.push('\n');
     let mut rows = vec![row(&["TARGET", "CURRENT", "DESIRED", "ACTION", "REASON"])];
     for c in &plan.changes {
         let mut reason = c.reason.clone();
@@ -287,7 +355,7 @@ pub(super) fn status(
     let mut out = String::new();
     match daemon {
         Some(d) => {
-            let _ = writeln!(
+            say!(
                 out,
                 "daemon    running (pid {}, up {}), health {}, hotplug from {} ({} events), drift check every {}s ({}){}",
                 d.pid,
@@ -305,20 +373,21 @@ pub(super) fn status(
                     .unwrap_or_default()
             );
             if d.suspended {
-                let _ = writeln!(
+                say!(
                     out,
                     "tuning    suspended by a revert: originals in place, the profile is not enforced until `tunerctl apply`"
                 );
             }
             if d.open_incidents > 0 {
-                let _ = writeln!(
+                say!(
                     out,
                     "incidents {} open (tunerctl events); {} kernel log records read",
-                    d.open_incidents, d.kmsg_records
+                    d.open_incidents,
+                    d.kmsg_records
                 );
             }
             for r in d.recent_drift.iter().rev().take(5) {
-                let _ = writeln!(
+                say!(
                     out,
                     "drift     {} {}: was {}, expected {}{}",
                     ago(r.at),
@@ -330,19 +399,19 @@ pub(super) fn status(
             }
         }
         None => {
-            let _ = writeln!(
+            say!(
                 out,
                 "daemon    not running (tunerctl works directly on the kernel)"
             );
         }
     }
-    let _ = writeln!(
+    say!(
         out,
         "platform  {} ({})",
         inv.platform.kind.as_str(),
         inv.platform.evidence.join("; ")
     );
-    let _ = writeln!(
+    say!(
         out,
         "profile   {} ({}; inherits {})",
         ctx.profile.name,
@@ -353,7 +422,7 @@ pub(super) fn status(
             "nothing".to_string()
         }
     );
-    let _ = writeln!(
+    say!(
         out,
         "tuning    {} knobs: {} at value, {} to set, {} absent, {} refused; {} originals recorded",
         plan.changes.len(),
@@ -480,13 +549,11 @@ pub(super) fn profile_show(root: &Root, name: &str, as_json: bool) -> Result<Out
             code: exit::OK,
         });
     }
-    let mut out = format!(
-        "profile {} ({}): {}\ninherits: {}\n",
-        p.name,
-        p.source,
-        p.description,
-        p.chain.join(" < ")
-    );
+    let mut out = line_of(format_args!(
+        "profile {} ({}): {}",
+        p.name, p.source, p.description
+    ));
+    say!(out, "inherits: {}", p.chain.join(" < "));
     if !p.vm.is_empty() {
         out.push_str("\n[vm]\n");
         let mut rows = Vec::new();
@@ -507,9 +574,10 @@ pub(super) fn profile_show(root: &Root, name: &str, as_json: bool) -> Result<Out
                 .iter()
                 .map(|m| format!("{} = {}", m.key, m.globs.join(" | ")))
                 .collect();
-            let _ = writeln!(
+            out.push('\n');
+            say!(
                 out,
-                "\n[[{section}]] {} ({}) match: {}",
+                "[[{section}]] {} ({}) match: {}",
                 r.name,
                 r.profile,
                 if matchers.is_empty() {
@@ -550,8 +618,8 @@ pub(super) fn check_config(
             &serde_json::json!({ "ok": true, "config": config.source, "profile": config.profile, "profiles": set.names() }),
         )
     } else {
-        format!(
-            "ok: {} ({}), {} profiles valid\n",
+        line_of(format_args!(
+            "ok: {} ({}), {} profiles valid",
             config.source,
             if config.profile == "auto" {
                 "profile auto".to_string()
@@ -559,7 +627,7 @@ pub(super) fn check_config(
                 format!("profile {}", config.profile)
             },
             set.names().len()
-        )
+        ))
     };
     Ok(Output {
         text,
@@ -582,11 +650,11 @@ pub(super) fn switched(st: &DaemonStatus, as_json: bool) -> Output {
     let text = if as_json {
         json(st)
     } else {
-        format!(
-            "switched: profile {} (health {})\n",
+        line_of(format_args!(
+            "switched: profile {} (health {})",
             st.profile,
             st.health.as_str()
-        )
+        ))
     };
     Output {
         text,

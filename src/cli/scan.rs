@@ -2,51 +2,120 @@
 //! [`Engine`](crate::detect::Engine) the daemon feeds, so it finds what the daemon would have
 //! raised. The log may come from another machine: devices stay as the log names them, and
 //! times are the log's own.
+//!
+//! Logs of any size: the file is read line by line and each record folded as it is read, so
+//! memory stays bounded (the engine bounds the incidents it keeps); a line longer than
+//! [`MAX_LINE`] is cut there, and invalid UTF-8 costs only the bytes it replaces.
+//!
+//! Whom it believes: the same rules as the daemon ([`crate::detect::types::Sender`]). A
+//! `journalctl -o json` journal carries journald's trusted fields, so an entry a user forged
+//! (`logger -t multipathd` gives `_UID` of that user) is no incident; kmsg records, `dmesg -r`
+//! and `dmesg -x` lines carry the facility, so a userspace write to /dev/kmsg is none either.
+//! The other formats (`dmesg`, `journalctl -o short*`, syslog files) cannot show who wrote a
+//! line: their lines are taken at their word, as the file's owner vouches for the file. Save
+//! journals with `-o json` to have forgeries told apart.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use crate::api::exit;
 use crate::detect::incidents::IncidentConfig;
-use crate::detect::parse::parse_log;
-use crate::detect::types::LogRecord;
+use crate::detect::parse::LogParser;
+
 use crate::detect::{Clock, Engine};
 
-use super::render::{row, table};
+use super::render::{cut, row, table};
 use super::{json, Failure, Output};
 
-/// A saved log's records through the engine, as `scan` folds them.
-pub(crate) fn fold(records: &[LogRecord]) -> Engine {
-    let mut engine = Engine::new(
+/// Longer lines are cut here: no kernel or journal record comes near it (kmsg records are
+/// under 1 KiB), and one huge line must not cost its size in memory.
+pub(crate) const MAX_LINE: usize = 64 << 10;
+
+/// The evidence shown in the text table, in characters (the JSON has it whole).
+const SHOWN_EVIDENCE: usize = 200;
+
+/// Records folded per engine call.
+const BATCH: usize = 4096;
+
+fn engine() -> Engine {
+    Engine::new(
         IncidentConfig {
             max_open: 4096,
             ..Default::default()
         },
         Default::default(),
         Clock::Saved,
-    );
+    )
+}
+
+/// A saved log's records through the engine, as `scan` folds them (the whole-text form, which
+/// the tests compare with the daemon's fold).
+#[cfg(test)]
+pub(crate) fn fold(records: &[crate::detect::types::LogRecord]) -> Engine {
+    let mut engine = engine();
     // The saved clock takes the log's own times; `now` only caps live clocks.
     engine.records(records, None, u64::MAX);
     engine
 }
 
+/// Reads one line into `buf` (without the `\n`), keeping at most `max` bytes of it and
+/// skipping the rest. False at the end of the input.
+fn read_line(r: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<bool> {
+    buf.clear();
+    let mut any = false;
+    loop {
+        let chunk = match r.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(any);
+        }
+        any = true;
+        let (part, used, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], i + 1, true),
+            None => (chunk, chunk.len(), false),
+        };
+        let room = max.saturating_sub(buf.len());
+        buf.extend_from_slice(&part[..part.len().min(room)]);
+        r.consume(used);
+        if done {
+            return Ok(true);
+        }
+    }
+}
+
+/// The whole input through the parser and the engine, a batch at a time.
+fn fold_reader(input: impl Read) -> std::io::Result<Engine> {
+    let mut reader = BufReader::with_capacity(MAX_LINE, input);
+    let mut engine = engine();
+    let mut parser = LogParser::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut line = Vec::new();
+    while read_line(&mut reader, &mut line, MAX_LINE)? {
+        // Invalid UTF-8 (a USB product string, say) is replaced, in its line only.
+        parser.line(&String::from_utf8_lossy(&line), &mut batch);
+        if batch.len() >= BATCH {
+            engine.records(&batch, None, u64::MAX);
+            batch.clear();
+        }
+    }
+    parser.finish(&mut batch);
+    engine.records(&batch, None, u64::MAX);
+    Ok(engine)
+}
+
 pub(super) fn scan(file: &Path, as_json: bool) -> Result<Output, Failure> {
-    let mut bytes = Vec::new();
-    let read = if file.as_os_str() == "-" {
-        std::io::stdin().read_to_end(&mut bytes)
+    let folded = if file.as_os_str() == "-" {
+        fold_reader(std::io::stdin().lock())
     } else {
-        std::fs::File::open(file).and_then(|mut f| f.read_to_end(&mut bytes))
+        std::fs::File::open(file).and_then(fold_reader)
     };
-    read.map_err(|e| Failure {
+    let engine = folded.map_err(|e| Failure {
         message: format!("{}: {e}", file.display()),
         code: exit::FAILURE,
     })?;
-    let text = String::from_utf8(bytes).map_err(|e| Failure {
-        message: format!("{}: {e}", file.display()),
-        code: exit::FAILURE,
-    })?;
-    let records = parse_log(&text);
-    let engine = fold(&records);
     let incidents = engine.all();
     let code = if incidents.is_empty() {
         exit::OK
@@ -55,12 +124,12 @@ pub(super) fn scan(file: &Path, as_json: bool) -> Result<Output, Failure> {
     };
     let text = if as_json {
         json(&serde_json::json!({
-            "records": records.len(),
+            "records": engine.records,
             "observations": engine.recognised,
             "incidents": incidents,
         }))
     } else if incidents.is_empty() {
-        format!("{} records, no storage trouble found\n", records.len())
+        format!("{} records, no storage trouble found\n", engine.records)
     } else {
         let mut rows = vec![row(&["KIND", "SEVERITY", "DEVICE", "COUNT", "FIRST LINE"])];
         for i in &incidents {
@@ -69,16 +138,48 @@ pub(super) fn scan(file: &Path, as_json: bool) -> Result<Output, Failure> {
                 i.severity.as_str().to_string(),
                 i.device.clone().unwrap_or_else(|| "-".into()),
                 i.count.to_string(),
-                i.evidence.first().cloned().unwrap_or_default(),
+                cut(
+                    i.evidence.first().map_or("", String::as_str),
+                    SHOWN_EVIDENCE,
+                ),
             ]);
         }
         format!(
             "{}\n{} records, {} lines about storage trouble, {} incidents\n",
             table(&rows),
-            records.len(),
+            engine.records,
             engine.recognised,
             incidents.len()
         )
     };
     Ok(Output { text, code })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_read_whole_or_cut_at_the_bound() {
+        let data = b"short\nabcdefghij\n\nlast".to_vec();
+        let mut r = BufReader::with_capacity(4, &data[..]);
+        let mut buf = Vec::new();
+        let mut lines = Vec::new();
+        while read_line(&mut r, &mut buf, 6).expect("read") {
+            lines.push(String::from_utf8_lossy(&buf).into_owned());
+        }
+        assert_eq!(lines, ["short", "abcdef", "", "last"]);
+    }
+
+    #[test]
+    fn the_streaming_fold_matches_the_whole_text_fold() {
+        let log = "[    1.000000] I/O error, dev sda, sector 8 op 0x1:(WRITE) flags 0x0\n\
+                   [    2.000000] Buffer I/O error on dev sda1, logical block 9, lost async page write\n\
+                   [    3.000000] EXT4-fs (sda1): Remounting filesystem read-only\n";
+        let whole = fold(&crate::detect::parse::parse_log(log));
+        let streamed = fold_reader(log.as_bytes()).expect("fold");
+        assert_eq!(streamed.records, whole.records);
+        assert_eq!(streamed.recognised, whole.recognised);
+        assert_eq!(streamed.all(), whole.all());
+    }
 }

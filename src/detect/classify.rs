@@ -57,16 +57,26 @@
 
 use std::borrow::Cow;
 
-use crate::detect::types::{Kind, LogRecord, Observation, Severity};
+use crate::detect::types::{Kind, LogRecord, Observation, Sender, Severity};
 
 /// What one record says, if it is in the catalog. Unrelated lines return None quickly: the
 /// message's first byte picks the few prefixes to try, and only one substring search
 /// (`"error"`) runs over every line.
+///
+/// Only a trusted sender is believed ([`Sender`]): the kernel's records go through the kernel
+/// catalog, a root process's through its program's patterns, and a record from anyone else
+/// is never an observation, whatever it says or calls itself. A record whose format cannot show
+/// the sender (`Sender::Unknown`: dmesg, short journal formats, syslog files in `tunerctl scan`)
+/// is taken at its word, by its program if it names one.
 pub fn classify(rec: &LogRecord) -> Option<Observation> {
     let m = rec.message.as_str();
-    let hit = match rec.program.as_deref() {
-        Some(program) => userspace(program, m),
-        None => kernel(m),
+    let hit = match (rec.sender, rec.program.as_deref()) {
+        (Sender::Untrusted, _) => None,
+        (Sender::Kernel, _) => kernel(m),
+        (Sender::Root | Sender::Unknown, Some(program)) => userspace(program, m),
+        // A root process that names no program is not a storage daemon, nor the kernel.
+        (Sender::Root, None) => None,
+        (Sender::Unknown, None) => kernel(m),
     }?;
     Some(Observation {
         kind: hit.kind,
@@ -92,6 +102,9 @@ pub struct Suppressed {
 
 /// The rate-limit line `FUNC: N callbacks suppressed`, which [`classify`] ignores.
 pub fn suppressed(rec: &LogRecord) -> Option<Suppressed> {
+    if rec.sender == Sender::Untrusted {
+        return None;
+    }
     let head = rec.message.strip_suffix(" callbacks suppressed")?;
     let (source, count) = head.rsplit_once(": ")?;
     let count = count.parse().ok()?;
@@ -1127,6 +1140,34 @@ mod tests {
         }
         // A program we have no patterns for.
         assert_eq!(from("sshd", "I/O error, dev sda, sector 1"), None);
+    }
+
+    #[test]
+    fn only_trusted_senders_are_believed() {
+        let rec = |sender, program: Option<&str>, m: &str| LogRecord {
+            message: m.to_string(),
+            program: program.map(str::to_string),
+            sender,
+            ..LogRecord::default()
+        };
+        let nopaths = "mpatha: remaining active paths: 0";
+        let ext4 = "EXT4-fs error (device sda1): ext4_lookup:1855: inode #2: comm ls: x";
+        // The review's forgery: any user's `logger -t multipathd`.
+        assert_eq!(
+            classify(&rec(Sender::Untrusted, Some("multipathd"), nopaths)),
+            None
+        );
+        assert!(classify(&rec(Sender::Root, Some("multipathd"), nopaths)).is_some());
+        assert!(classify(&rec(Sender::Unknown, Some("multipathd"), nopaths)).is_some());
+        // A userspace write to /dev/kmsg is not a kernel error.
+        assert_eq!(classify(&rec(Sender::Untrusted, None, ext4)), None);
+        assert!(classify(&rec(Sender::Kernel, None, ext4)).is_some());
+        assert!(classify(&rec(Sender::Unknown, None, ext4)).is_some());
+        // Root is not the kernel: a root process without a program is neither.
+        assert_eq!(classify(&rec(Sender::Root, None, ext4)), None);
+        let rl = "blk_print_req_error: 36 callbacks suppressed";
+        assert_eq!(suppressed(&rec(Sender::Untrusted, None, rl)), None);
+        assert!(suppressed(&rec(Sender::Kernel, None, rl)).is_some());
     }
 
     #[test]

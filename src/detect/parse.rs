@@ -27,11 +27,14 @@
 //! (how dmesg and journalctl print a message with a newline in it). journalctl's `-- Boot ... --`
 //! and `-- No entries --` lines are skipped; any other line is taken as a bare message.
 
-use crate::detect::types::LogRecord;
+use crate::detect::types::{LogRecord, Sender};
 
 /// One record as one `read()` of /dev/kmsg returns it:
 /// `PRI,SEQ,TS_USEC,FLAG[,more fields];MESSAGE\n` then optional continuation lines that start
-/// with a space (` SUBSYSTEM=scsi`, ` DEVICE=+scsi:2:0:0:0`). `level` is `PRI & 7`; header
+/// with a space (` SUBSYSTEM=scsi`, ` DEVICE=+scsi:2:0:0:0`). `level` is `PRI & 7`; the
+/// facility `PRI >> 3` says who wrote it: 0 is the kernel ([`Sender::Kernel`]), anything else
+/// a userspace write to /dev/kmsg ([`Sender::Untrusted`]: the kernel gives such writes facility
+/// 1 unless they name another non-zero one, so userspace cannot pass for the kernel). Header
 /// fields after the third (the flag, `caller=T123`, anything newer) are ignored; `\xNN`
 /// escapes are decoded and invalid UTF-8 is replaced. A record cut short (no newline) keeps
 /// what it has. None when the header is not `PRI,SEQ,TS_USEC` numbers followed by `;`.
@@ -51,6 +54,7 @@ pub fn parse_kmsg_record(buf: &[u8]) -> Option<LogRecord> {
         monotonic_us: Some(ts),
         level: Some((pri & 7) as u8),
         message: unescape(msg),
+        sender: facility_sender(pri),
         ..LogRecord::default()
     };
     while !rest.is_empty() {
@@ -73,6 +77,13 @@ pub fn parse_kmsg_record(buf: &[u8]) -> Option<LogRecord> {
 /// else `__MONOTONIC_TIMESTAMP`; other records get `program` from `SYSLOG_IDENTIFIER` (or
 /// `_COMM`). None when the line is not a JSON object with a `MESSAGE` (or names a field twice,
 /// which journalctl never does).
+///
+/// The sender comes from journald's trusted fields only (journald sets every `_` field itself
+/// and drops those a client sends; `SYSLOG_IDENTIFIER` is the client's word):
+/// [`Sender::Kernel`] for `_TRANSPORT=kernel` with `SYSLOG_FACILITY` 0 (or none), which is how
+/// journald stores the kernel's own /dev/kmsg records; [`Sender::Root`] for another transport
+/// with `_UID=0`; [`Sender::Untrusted`] for everything else (another uid, a userspace write to
+/// /dev/kmsg, a line without `_TRANSPORT`).
 pub fn parse_journal_json_line(line: &str) -> Option<LogRecord> {
     let line = line.trim();
     if !line.starts_with('{') {
@@ -92,6 +103,14 @@ pub fn parse_journal_json_line(line: &str) -> Option<LogRecord> {
     let ident = text(&e.ident);
     let kernel = transport.as_deref() == Some("kernel")
         || (transport.is_none() && ident.as_deref() == Some("kernel"));
+    let sender = match transport.as_deref() {
+        Some("kernel") => match num(&e.facility) {
+            None | Some(0) => Sender::Kernel,
+            Some(_) => Sender::Untrusted,
+        },
+        Some(_) if num(&e.uid) == Some(0) => Sender::Root,
+        _ => Sender::Untrusted,
+    };
     let program = if kernel {
         None
     } else {
@@ -111,6 +130,7 @@ pub fn parse_journal_json_line(line: &str) -> Option<LogRecord> {
         subsystem: text(&e.subsystem),
         device: text(&e.device),
         program,
+        sender,
     })
 }
 
@@ -139,44 +159,141 @@ struct JournalEntry {
     subsystem: Option<serde_json::Value>,
     #[serde(rename = "_KERNEL_DEVICE")]
     device: Option<serde_json::Value>,
+    #[serde(rename = "_UID")]
+    uid: Option<serde_json::Value>,
+    #[serde(rename = "SYSLOG_FACILITY")]
+    facility: Option<serde_json::Value>,
 }
 
 /// A saved log in any of the formats of the module documentation, in order. Never fails: a line
-/// that is none of them is a bare message.
+/// that is none of them is a bare message. The whole text at once; [`LogParser`] is the same
+/// parse fed line by line.
 pub fn parse_log(text: &str) -> Vec<LogRecord> {
-    let journal_mono = is_journal_monotonic(text);
-    let mut out: Vec<LogRecord> = Vec::new();
-    // How the previous record was read: continuation lines depend on it.
-    let mut prev = Prev::None;
+    let mut parser = LogParser::new();
+    let mut out = Vec::new();
     for raw in text.split('\n') {
+        parser.line(raw, &mut out);
+    }
+    parser.finish(&mut out);
+    out
+}
+
+/// [`parse_log`] one line at a time, in bounded memory: `tunerctl scan` reads logs of any size
+/// through it. A record is handed out once the next record starts (continuation lines may
+/// still follow it) or at [`LogParser::finish`]. Whether `[  123.456789] ` lines are dmesg's or
+/// journalctl's short-monotonic is decided on the first lines (as [`parse_log`] does), which
+/// are held until then: at most [`DECIDE_LINES`] lines or [`DECIDE_BYTES`] bytes.
+pub struct LogParser {
+    /// None until the first lines decided it.
+    journal_mono: Option<bool>,
+    /// The lines held while deciding, and their size.
+    held: Vec<String>,
+    held_bytes: usize,
+    held_stamped: usize,
+    /// How the previous record was read: continuation lines depend on it.
+    prev: Prev,
+    /// The last record, until the next one starts.
+    pending: Option<LogRecord>,
+}
+
+/// A message stops growing by continuation lines at this size.
+pub const MAX_MESSAGE: usize = 64 << 10;
+
+/// Lines looked at to tell journalctl's short-monotonic from dmesg.
+pub const DECIDE_LINES: usize = 2000;
+/// Of which `[`-stamped ones.
+const DECIDE_STAMPED: usize = 200;
+/// And at most this much text held while deciding (a file of huge lines decides early).
+pub const DECIDE_BYTES: usize = 4 << 20;
+
+impl Default for LogParser {
+    fn default() -> Self {
+        LogParser::new()
+    }
+}
+
+impl LogParser {
+    pub fn new() -> LogParser {
+        LogParser {
+            journal_mono: None,
+            held: Vec::new(),
+            held_bytes: 0,
+            held_stamped: 0,
+            prev: Prev::None,
+            pending: None,
+        }
+    }
+
+    /// One line (without its `\n`; a trailing `\r` is dropped). Records it completes are
+    /// pushed to `out`.
+    pub fn line(&mut self, raw: &str, out: &mut Vec<LogRecord>) {
+        match self.journal_mono {
+            Some(mono) => self.parse(raw, mono, out),
+            None => {
+                if raw.starts_with('[') {
+                    self.held_stamped += 1;
+                }
+                self.held_bytes += raw.len();
+                self.held.push(raw.to_string());
+                if self.held.len() >= DECIDE_LINES
+                    || self.held_stamped >= DECIDE_STAMPED
+                    || self.held_bytes >= DECIDE_BYTES
+                {
+                    self.decide(out);
+                }
+            }
+        }
+    }
+
+    /// The end of the log: what is still held or pending.
+    pub fn finish(&mut self, out: &mut Vec<LogRecord>) {
+        if self.journal_mono.is_none() {
+            self.decide(out);
+        }
+        out.extend(self.pending.take());
+    }
+
+    fn decide(&mut self, out: &mut Vec<LogRecord>) {
+        let held = std::mem::take(&mut self.held);
+        let mono = is_journal_monotonic(held.iter().map(String::as_str));
+        self.journal_mono = Some(mono);
+        self.held_bytes = 0;
+        for raw in &held {
+            self.parse(raw, mono, out);
+        }
+    }
+
+    fn parse(&mut self, raw: &str, journal_mono: bool, out: &mut Vec<LogRecord>) {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         if line.trim().is_empty() {
-            continue;
+            return;
         }
         let first = line.as_bytes()[0];
         if first == b' ' {
-            if prev == Prev::Kmsg && is_kmsg_continuation(line) {
-                if let Some(last) = out.last_mut() {
+            if self.prev == Prev::Kmsg && is_kmsg_continuation(line) {
+                if let Some(last) = self.pending.as_mut() {
                     apply_continuation(last, &line.as_bytes()[1..]);
                 }
-                continue;
+                return;
             }
-            if prev == Prev::Stamped && line.starts_with("        ") {
-                if let Some(last) = out.last_mut() {
-                    last.message.push('\n');
-                    last.message.push_str(line.trim_start());
+            if self.prev == Prev::Stamped && line.starts_with("        ") {
+                if let Some(last) = self.pending.as_mut() {
+                    // Bounded: a file of indented lines is not one message of its size.
+                    if last.message.len() < MAX_MESSAGE {
+                        last.message.push('\n');
+                        last.message.push_str(line.trim_start());
+                    }
                 }
-                continue;
+                return;
             }
         }
         if line.starts_with("-- ") && line.ends_with(" --") {
-            continue; // journalctl: "-- Boot 1a2b... --", "-- No entries --"
+            return; // journalctl: "-- Boot 1a2b... --", "-- No entries --"
         }
         let (rec, how) = parse_line(line, journal_mono);
-        prev = how;
-        out.push(rec);
+        self.prev = how;
+        out.extend(self.pending.replace(rec));
     }
-    out
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -349,7 +466,19 @@ fn raw_dmesg_line(line: &str) -> Option<LogRecord> {
         _ => bare(rest),
     };
     rec.level = Some((pri & 7) as u8);
+    rec.sender = facility_sender(pri);
     Some(rec)
+}
+
+/// Who wrote a record of syslog priority `pri` read from the kernel's ring: facility 0 is the
+/// kernel's alone (`devkmsg_write` gives userspace facility 1 unless it names another non-zero
+/// one).
+fn facility_sender(pri: u64) -> Sender {
+    if pri >> 3 == 0 {
+        Sender::Kernel
+    } else {
+        Sender::Untrusted
+    }
 }
 
 const LEVELS: [&str; 8] = [
@@ -378,6 +507,12 @@ fn decoded_line(line: &str) -> Option<LogRecord> {
         _ => bare(rest),
     };
     rec.level = u8::try_from(level).ok();
+    // dmesg -x names the facility: only `kern` is the kernel's (see facility_sender).
+    rec.sender = if fac.trim_end() == "kern" {
+        Sender::Kernel
+    } else {
+        Sender::Untrusted
+    };
     Some(rec)
 }
 
@@ -553,15 +688,14 @@ fn split_ident(s: &str) -> Option<(&str, &str)> {
 /// (`[  123.456789] host ident: msg`) rather than dmesg's: most of the first 200 such lines
 /// (within the first 2000) carry the same host and a journal identifier (`kernel:` or
 /// `name[pid]:`).
-fn is_journal_monotonic(text: &str) -> bool {
+fn is_journal_monotonic<'a>(lines: impl Iterator<Item = &'a str>) -> bool {
     let mut stamped = 0usize;
     let mut journal = 0usize;
     let mut host: Option<&str> = None;
-    for line in text
-        .split('\n')
-        .take(2000)
+    for line in lines
+        .take(DECIDE_LINES)
         .filter(|l| l.starts_with('['))
-        .take(200)
+        .take(DECIDE_STAMPED)
     {
         let Some((Some(_), rest)) = bracket_stamp(line) else {
             continue;
@@ -907,6 +1041,106 @@ mod tests {
         // In a log file, a bad JSON line is a bare message.
         let r = parse_log("{not json\n");
         assert_eq!(r[0].message, "{not json");
+    }
+
+    #[test]
+    fn senders_come_from_what_the_source_guarantees() {
+        use Sender::*;
+        // kmsg: facility 0 is the kernel; a userspace write to /dev/kmsg is facility 1 or more.
+        assert_eq!(kmsg("3,1,2,-;x").map(|r| r.sender), Some(Kernel));
+        assert_eq!(kmsg("14,1,2,-;x").map(|r| r.sender), Some(Untrusted));
+        assert_eq!(kmsg("27,1,2,-;x").map(|r| r.sender), Some(Untrusted));
+        // The same in a saved log, and dmesg -r / -x, which show the facility.
+        let r = parse_log("3,1,2,-;a\n14,2,3,-;b\n<3>c\n<14>d\nkern  :err   : e\nuser  :err   : f\n[    1.000000] g\nh\n");
+        let got: Vec<_> = r.iter().map(|r| (r.message.as_str(), r.sender)).collect();
+        assert_eq!(
+            got,
+            [
+                ("a", Kernel),
+                ("b", Untrusted),
+                ("c", Kernel),
+                ("d", Untrusted),
+                ("e", Kernel),
+                ("f", Untrusted),
+                ("g", Unknown),
+                ("h", Unknown),
+            ]
+        );
+        // The journal: journald's trusted fields only.
+        let j = |extra: &str| {
+            parse_journal_json_line(&format!(
+                r#"{{"MESSAGE":"m","SYSLOG_IDENTIFIER":"multipathd"{extra}}}"#
+            ))
+            .map(|r| r.sender)
+        };
+        assert_eq!(j(r#","_TRANSPORT":"syslog","_UID":"0""#), Some(Root));
+        assert_eq!(j(r#","_TRANSPORT":"journal","_UID":"0""#), Some(Root));
+        assert_eq!(
+            j(r#","_TRANSPORT":"syslog","_UID":"65534""#),
+            Some(Untrusted)
+        );
+        assert_eq!(
+            j(r#","_TRANSPORT":"stdout","_UID":"1000""#),
+            Some(Untrusted)
+        );
+        assert_eq!(j(r#","_TRANSPORT":"syslog""#), Some(Untrusted));
+        assert_eq!(
+            j(r#","_UID":"0""#),
+            Some(Untrusted),
+            "no _TRANSPORT: not journald's"
+        );
+        assert_eq!(j(""), Some(Untrusted));
+        assert_eq!(
+            j(r#","_TRANSPORT":"kernel","SYSLOG_FACILITY":"0""#),
+            Some(Kernel)
+        );
+        assert_eq!(j(r#","_TRANSPORT":"kernel""#), Some(Kernel));
+        assert_eq!(
+            j(r#","_TRANSPORT":"kernel","SYSLOG_FACILITY":"1""#),
+            Some(Untrusted),
+            "a userspace write to /dev/kmsg, as journald stores it"
+        );
+    }
+
+    #[test]
+    fn the_line_parser_is_parse_log_line_by_line() {
+        // journalctl short-monotonic is decided on the first lines, which are held until then.
+        let mut t = String::new();
+        for i in 0..2500 {
+            t.push_str(&format!(
+                "[ {i}.000000] vm kernel: EXT4-fs (sda{i}): Remounting filesystem read-only\n"
+            ));
+            if i % 7 == 0 {
+                t.push_str(" SUBSYSTEM=block\n        indented\n-- Boot x --\n\n");
+            }
+        }
+        let mut p = LogParser::new();
+        let mut out = Vec::new();
+        for l in t.split('\n') {
+            p.line(l, &mut out);
+        }
+        p.finish(&mut out);
+        assert_eq!(out, parse_log(&t));
+        assert!(out.len() > 2500);
+        assert_eq!(
+            out[0].program, None,
+            "decided as journalctl short-monotonic"
+        );
+        assert_eq!(
+            out[0].message,
+            "EXT4-fs (sda0): Remounting filesystem read-only"
+        );
+        // A message does not grow without bound by continuation lines.
+        let mut p = LogParser::new();
+        let mut out = Vec::new();
+        p.line("[    1.000000] start", &mut out);
+        let long = format!("        {}", "x".repeat(1000));
+        for _ in 0..1000 {
+            p.line(&long, &mut out);
+        }
+        p.finish(&mut out);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].message.len() <= MAX_MESSAGE + 1001);
     }
 
     #[test]

@@ -26,6 +26,33 @@ pub struct LogRecord {
     pub device: Option<String>,
     /// The userspace program, for journal records (`iscsid`, `multipathd`).
     pub program: Option<String>,
+    /// Who wrote the record, as far as its source can tell: the catalog believes a record only
+    /// from the kernel or, for a storage daemon's, from root ([`Sender`]).
+    #[serde(default)]
+    pub sender: Sender,
+}
+
+/// Who wrote a log record, from what its source guarantees rather than what the record says
+/// of itself: any process can call itself `multipathd` (`logger -t multipathd`) or print
+/// `EXT4-fs error` (a write to /dev/kmsg, `logger -t kernel`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sender {
+    /// The format cannot show the sender (`dmesg`, `journalctl -o short*`, syslog files): the
+    /// record is taken at its word. Only saved logs read by `tunerctl scan` are like this; the
+    /// daemon reads /dev/kmsg and `journalctl -o json`, which always tell.
+    #[default]
+    Unknown,
+    /// The kernel itself: a /dev/kmsg record of facility 0 (userspace writes to /dev/kmsg
+    /// cannot have it), a journal entry with `_TRANSPORT=kernel` and `SYSLOG_FACILITY=0`, a
+    /// `dmesg -x` `kern` or `dmesg -r` facility-0 line.
+    Kernel,
+    /// A userspace process running as root, by journald's trusted `_UID=0` (journald sets the
+    /// `_` fields from the sender's credentials; clients cannot).
+    Root,
+    /// Anything else: another uid, a userspace write to /dev/kmsg, an entry without trusted
+    /// fields. Never classified.
+    Untrusted,
 }
 
 /// How bad.

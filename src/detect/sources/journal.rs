@@ -7,6 +7,18 @@
 //!
 //! Spawning journalctl rather than linking libsystemd's sd-journal: the same reader systemd
 //! ships, no C dependency, and its hangs stay in another process.
+//!
+//! Trust: `SYSLOG_IDENTIFIER` is whatever a client says (`logger -t multipathd` works for every
+//! user), so the match also requires journald's trusted `_UID=0` (journalctl ORs the values of
+//! one field and ANDs the fields: `(SYSLOG_IDENTIFIER=multipathd OR ... ) AND _UID=0`), and the
+//! parser marks each entry's sender from the same trusted fields, which the catalog checks
+//! again ([`crate::detect::types::Sender`]). The storage daemons watched all run as root.
+//!
+//! journalctl may exit (killed, OOM, a bad cursor): [`JournalWatch::alive`] says so, and
+//! [`JournalWatch::restart`] starts it again after the last entry read, once the caller's
+//! backoff ([`restart_delay`]) has passed.
+
+use std::time::Duration;
 
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -16,6 +28,9 @@ use crate::detect::types::LogRecord;
 use crate::host::sys::Root;
 
 use crate::host::state_files::JOURNAL_CURSOR as CURSOR;
+
+/// Only entries from root: journald's `_UID`, which a client cannot set.
+pub(crate) const TRUSTED_MATCH: &str = "_UID=0";
 
 /// The programs whose entries are watched (SYSLOG_IDENTIFIER).
 pub(crate) const PROGRAMS: &[&str] = &[
@@ -38,6 +53,15 @@ pub(crate) struct JournalWatch {
     saved: Option<String>,
 }
 
+/// How long to wait before restarting journalctl after its `failures`-th exit in a row:
+/// 1 s, doubled each time, at most 5 minutes (a journalctl that cannot run at all is not
+/// respawned in a tight loop).
+// The service loop (src/service/mod.rs) is to call this and `restart` when journalctl exits.
+#[allow(dead_code)]
+pub(crate) fn restart_delay(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(8)).min(Duration::from_secs(300))
+}
+
 impl JournalWatch {
     /// Starts journalctl after the saved cursor (or from the start of this boot).
     pub(crate) fn start(root: &Root) -> io::Result<JournalWatch> {
@@ -46,39 +70,7 @@ impl JournalWatch {
             .ok()
             .flatten()
             .filter(|c| !c.is_empty());
-        let mut cmd = Command::new("journalctl");
-        cmd.args([
-            "--follow",
-            "--output=json",
-            "--no-pager",
-            "--quiet",
-            "--boot",
-        ]);
-        for p in PROGRAMS {
-            cmd.args(["--identifier", p]);
-        }
-        match &saved {
-            Some(c) => cmd.arg(format!("--after-cursor={c}")),
-            None => cmd.arg("--lines=all"),
-        };
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| io::Error::other("journalctl: no stdout"))?;
-        let flags =
-            nix::fcntl::fcntl(&stdout, nix::fcntl::FcntlArg::F_GETFL).map_err(io::Error::from)?;
-        nix::fcntl::fcntl(
-            &stdout,
-            nix::fcntl::FcntlArg::F_SETFL(
-                nix::fcntl::OFlag::from_bits_retain(flags) | nix::fcntl::OFlag::O_NONBLOCK,
-            ),
-        )
-        .map_err(io::Error::from)?;
+        let (child, stdout) = spawn(saved.as_deref())?;
         Ok(JournalWatch {
             child,
             stdout,
@@ -88,6 +80,65 @@ impl JournalWatch {
         })
     }
 
+    /// Starts journalctl again after the last entry read (committing its cursor first), for a
+    /// journalctl that exited. A partial line of the old one is dropped: the new one starts at
+    /// the entry after the last whole one. On an error the old (dead) child stays, and the
+    /// caller tries again after its backoff.
+    #[allow(dead_code)] // see restart_delay
+    pub(crate) fn restart(&mut self, root: &Root) -> io::Result<()> {
+        self.commit(root);
+        let (child, stdout) = spawn(self.cursor.as_deref())?;
+        let mut old = std::mem::replace(&mut self.child, child);
+        self.stdout = stdout;
+        self.pending.clear();
+        let _ = old.kill();
+        let _ = old.wait();
+        Ok(())
+    }
+}
+
+/// journalctl following the watched programs' root entries, after `cursor` (or from the start
+/// of this boot), its stdout non-blocking.
+fn spawn(cursor: Option<&str>) -> io::Result<(Child, ChildStdout)> {
+    let mut cmd = Command::new("journalctl");
+    cmd.args([
+        "--follow",
+        "--output=json",
+        "--no-pager",
+        "--quiet",
+        "--boot",
+    ]);
+    for p in PROGRAMS {
+        cmd.args(["--identifier", p]);
+    }
+    match cursor {
+        Some(c) => cmd.arg(format!("--after-cursor={c}")),
+        None => cmd.arg("--lines=all"),
+    };
+    // A positional match, ANDed with the identifiers (see the module documentation).
+    cmd.arg(TRUSTED_MATCH);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| io::Error::other("journalctl: no stdout"))?;
+    let flags =
+        nix::fcntl::fcntl(&stdout, nix::fcntl::FcntlArg::F_GETFL).map_err(io::Error::from)?;
+    nix::fcntl::fcntl(
+        &stdout,
+        nix::fcntl::FcntlArg::F_SETFL(
+            nix::fcntl::OFlag::from_bits_retain(flags) | nix::fcntl::OFlag::O_NONBLOCK,
+        ),
+    )
+    .map_err(io::Error::from)?;
+    Ok((child, stdout))
+}
+
+impl JournalWatch {
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.stdout.as_fd()
     }
@@ -146,5 +197,40 @@ impl Drop for JournalWatch {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_delay_backs_off_to_five_minutes() {
+        assert_eq!(restart_delay(0), Duration::from_secs(1));
+        assert_eq!(restart_delay(3), Duration::from_secs(8));
+        assert_eq!(restart_delay(9), Duration::from_secs(256));
+        assert_eq!(restart_delay(u32::MAX), Duration::from_secs(256));
+        assert!((0..64).all(|n| restart_delay(n) <= Duration::from_secs(300)));
+    }
+
+    /// A journalctl killed from outside comes back with `restart`. Needs journalctl on PATH
+    /// (it only reads the journal; without one it waits); skipped without it.
+    #[test]
+    fn a_killed_journalctl_is_restarted() {
+        let dir = std::env::temp_dir().join(format!("tunerd-journal-{}", std::process::id()));
+        let root = Root::new(&dir);
+        let Ok(mut w) = JournalWatch::start(&root) else {
+            eprintln!("no journalctl: skipped");
+            return;
+        };
+        assert!(w.alive());
+        let _ = w.child.kill();
+        let _ = w.child.wait();
+        assert!(!w.alive());
+        w.restart(&root).expect("restart");
+        assert!(w.alive(), "a new journalctl runs");
+        assert!(w.read().is_empty());
+        // Nothing was read, so no cursor was written under the root.
+        assert!(!dir.exists());
     }
 }
