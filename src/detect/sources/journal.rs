@@ -100,24 +100,7 @@ impl JournalWatch {
 /// journalctl following the watched programs' root entries, after `cursor` (or from the start
 /// of this boot), its stdout non-blocking.
 fn spawn(cursor: Option<&str>) -> io::Result<(Child, ChildStdout)> {
-    let mut cmd = Command::new("journalctl");
-    cmd.args([
-        "--follow",
-        "--output=json",
-        "--no-pager",
-        "--quiet",
-        "--boot",
-    ]);
-    for p in PROGRAMS {
-        cmd.args(["--identifier", p]);
-    }
-    match cursor {
-        Some(c) => cmd.arg(format!("--after-cursor={c}")),
-        None => cmd.arg("--lines=all"),
-    };
-    // A positional match, ANDed with the identifiers (see the module documentation).
-    cmd.arg(TRUSTED_MATCH);
-    let mut child = cmd
+    let mut child = command(cursor)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -136,6 +119,28 @@ fn spawn(cursor: Option<&str>) -> io::Result<(Child, ChildStdout)> {
     )
     .map_err(io::Error::from)?;
     Ok((child, stdout))
+}
+
+/// The journalctl command line: the watched programs' entries from root, as JSON.
+fn command(cursor: Option<&str>) -> Command {
+    let mut cmd = Command::new("journalctl");
+    cmd.args([
+        "--follow",
+        "--output=json",
+        "--no-pager",
+        "--quiet",
+        "--boot",
+    ]);
+    for p in PROGRAMS {
+        cmd.args(["--identifier", p]);
+    }
+    match cursor {
+        Some(c) => cmd.arg(format!("--after-cursor={c}")),
+        None => cmd.arg("--lines=all"),
+    };
+    // A positional match, ANDed with the identifiers (see the module documentation).
+    cmd.arg(TRUSTED_MATCH);
+    cmd
 }
 
 impl JournalWatch {
@@ -203,6 +208,15 @@ impl Drop for JournalWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_roots_entries_are_asked_for() {
+        let cmd = command(Some("s=1"));
+        let args: Vec<_> = cmd.get_args().filter_map(|a| a.to_str()).collect();
+        assert!(args.contains(&"--identifier") && args.contains(&"multipathd"));
+        assert!(args.contains(&"--after-cursor=s=1"));
+        assert_eq!(args.last(), Some(&"_UID=0"), "{args:?}");
+    }
 
     #[test]
     fn restart_delay_backs_off_to_five_minutes() {
