@@ -40,6 +40,10 @@ pub(crate) struct KmsgReader {
     committed: Option<u64>,
     /// The last sequence number read (committed once its notifications are spooled).
     read_up_to: Option<u64>,
+    /// The start of a record whose end a read has not returned yet: /dev/kmsg returns one
+    /// whole record per read, but a FIFO standing in for it (a fixture root, the tests)
+    /// returns whatever was written, several records or part of one.
+    partial: Vec<u8>,
 }
 
 impl KmsgReader {
@@ -65,6 +69,7 @@ impl KmsgReader {
             boot_id,
             committed,
             read_up_to: committed,
+            partial: Vec::new(),
         })
     }
 
@@ -81,21 +86,9 @@ impl KmsgReader {
             match self.file.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    let Some(rec) = parse_kmsg_record(&buf[..n]) else {
-                        continue;
-                    };
-                    let Some(seq) = rec.seq else { continue };
-                    if self.read_up_to.is_some_and(|last| seq <= last) {
-                        continue; // handled before a restart
+                    for record in self.split(&buf[..n]) {
+                        self.take(&record, &mut batch);
                     }
-                    if let Some(last) = self.read_up_to {
-                        if seq > last + 1 {
-                            let lost = seq - last - 1;
-                            batch.lost = Some(batch.lost.unwrap_or(0) + lost);
-                        }
-                    }
-                    self.read_up_to = Some(seq);
-                    batch.records.push(rec);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -112,6 +105,47 @@ impl KmsgReader {
             }
         }
         batch
+    }
+
+    /// The whole records in what one read returned (a record is a line and the continuation
+    /// lines after it, which start with a blank); an unfinished last one waits for the next
+    /// read. From /dev/kmsg this is always exactly the one record read.
+    fn split(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
+        self.partial.extend_from_slice(chunk);
+        let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
+            // A record longer than a kernel record can be is not one: drop it.
+            if self.partial.len() > 65_536 {
+                self.partial.clear();
+            }
+            return Vec::new();
+        };
+        let complete: Vec<u8> = self.partial.drain(..=end).collect();
+        let mut records: Vec<Vec<u8>> = Vec::new();
+        for line in complete.split_inclusive(|&b| b == b'\n') {
+            match records.last_mut() {
+                Some(rec) if line.first() == Some(&b' ') => rec.extend_from_slice(line),
+                _ => records.push(line.to_vec()),
+            }
+        }
+        records
+    }
+
+    fn take(&mut self, record: &[u8], batch: &mut Batch) {
+        let Some(rec) = parse_kmsg_record(record) else {
+            return;
+        };
+        let Some(seq) = rec.seq else { return };
+        if self.read_up_to.is_some_and(|last| seq <= last) {
+            return; // handled before a restart
+        }
+        if let Some(last) = self.read_up_to {
+            if seq > last + 1 {
+                let lost = seq - last - 1;
+                batch.lost = Some(batch.lost.unwrap_or(0) + lost);
+            }
+        }
+        self.read_up_to = Some(seq);
+        batch.records.push(rec);
     }
 
     /// Records the position after the notifications of everything read were handed over.
