@@ -12,10 +12,11 @@
 use serde::Serialize;
 use toml::de::DeValue;
 
-use crate::host::sys::Root;
+use crate::host::sys::{Root, CONFIG_DIR};
 use crate::tune::profile::ProfileSet;
 use crate::util::toml::{
-    parse_int, read_fields, want_bool, want_str, want_table, ConfigError, Doc, Field,
+    check_config_dir, check_program_owner, parse_int, read_config_file, read_fields, want_bool,
+    want_str, want_table, ConfigError, Doc, Field,
 };
 
 pub(crate) const CONFIG_FILE: &str = "etc/tunerd/tunerd.toml";
@@ -299,10 +300,10 @@ impl Config {
             alert: crate::alert::AlertConfig::default(),
             source: "defaults".to_string(),
         };
-        let Some(text) = root
-            .read_opt(CONFIG_FILE)
-            .map_err(|e| ConfigError::from_sys(&e))?
-        else {
+        // Root's own, like the profiles (see `util::toml::check_owner`): tunerd acts on what
+        // it says, down to running the exec hook as root.
+        check_config_dir(&root.path(CONFIG_DIR), &root.display(CONFIG_DIR))?;
+        let Some(text) = read_config_file(&root.path(CONFIG_FILE), &display)? else {
             return Ok(config);
         };
         config.source = display.clone();
@@ -316,6 +317,12 @@ impl Config {
             profiles: profiles.names(),
         };
         read_fields(&doc, table.get_ref(), "tunerd.toml", TOP_FIELDS, &mut top)?;
+        // The hook runs as root: it must be root's as much as this file is. It is a path on
+        // the machine tunerd runs on, not under `root` (it is executed as written).
+        if let Some(exec) = &top.config.alert.exec {
+            check_program_owner(&exec.program)
+                .map_err(|e| ConfigError::file(&display, format!("[alert.exec] program {e}")))?;
+        }
         Ok(top.config)
     }
 }

@@ -214,11 +214,34 @@ pub(crate) struct Endpoint {
     pub port: u16,
 }
 
+/// A URL as errors may show it: whatever may carry a secret (the user information before
+/// `@`, the query after `?`, the fragment after `#`) becomes `…`, so that
+/// `https://hooks.example/x?token=S3CR3T` is shown as `https://hooks.example/x?…`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    // The authority ends at the first `/`, `?` or `#`; user information is before its last `@`.
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(auth_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => format!("…@{}", &authority[at + 1..]),
+        None => authority.to_string(),
+    };
+    let path = match path.find(['?', '#']) {
+        Some(i) => format!("{}{}…", &path[..i], &path[i..i + 1]),
+        None => path.to_string(),
+    };
+    format!("{scheme}{authority}{path}")
+}
+
 /// Checks a webhook URL: http or https, a host, no credentials (they belong in `headers`,
-/// not in every log line that names the URL).
+/// not in every log line that names the URL). Errors show the URL through [`redact_url`].
 pub(crate) fn check_url(url: &str) -> Result<Endpoint, String> {
+    let shown = redact_url(url);
     let uri = ureq::http::Uri::try_from(url)
-        .map_err(|e| format!("`url` is not a valid URL ({e}): {url:?}"))?;
+        .map_err(|e| format!("`url` is not a valid URL ({e}): {shown:?}"))?;
     let https = match uri.scheme_str() {
         Some("https") => true,
         Some("http") => false,
@@ -229,12 +252,12 @@ pub(crate) fn check_url(url: &str) -> Result<Endpoint, String> {
         }
         None => {
             return Err(format!(
-                "`url` must start with http:// or https:// (got {url:?})"
+                "`url` must start with http:// or https:// (got {shown:?})"
             ))
         }
     };
     let Some(authority) = uri.authority() else {
-        return Err(format!("`url` has no host: {url:?}"));
+        return Err(format!("`url` has no host: {shown:?}"));
     };
     if authority.as_str().contains('@') {
         return Err(
@@ -248,7 +271,7 @@ pub(crate) fn check_url(url: &str) -> Result<Endpoint, String> {
         .trim_end_matches(']')
         .to_string();
     if host.is_empty() {
-        return Err(format!("`url` has no host: {url:?}"));
+        return Err(format!("`url` has no host: {shown:?}"));
     }
     let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
     Ok(Endpoint { https, host, port })
@@ -947,5 +970,27 @@ resend_interval_secs = 30
         let mut cfg = AlertConfig::default();
         cfg.webhooks.push(WebhookConfig::new("exec", "http://x/"));
         assert!(validate(&cfg).is_err());
+    }
+
+    #[test]
+    fn urls_in_errors_are_redacted() {
+        assert_eq!(
+            redact_url("https://hooks.example/x?token=S3CR3T"),
+            "https://hooks.example/x?…"
+        );
+        assert_eq!(
+            redact_url("https://u:p@hooks.example:8443/x#k=1"),
+            "https://…@hooks.example:8443/x#…"
+        );
+        assert_eq!(redact_url("http://x/a/b"), "http://x/a/b");
+        assert_eq!(redact_url("x?token=S"), "x?…");
+        for url in [
+            "https://hooks.example/x?token=S3CR3T value",
+            "hooks.example/x?token=S3CR3T",
+            "https://?token=S3CR3T",
+        ] {
+            let e = check_url(url).expect_err(url);
+            assert!(!e.contains("S3CR3T"), "{e}");
+        }
     }
 }

@@ -34,7 +34,8 @@ use crate::host::inventory::{Disk, DiskKind, Mount};
 use crate::host::sys::{Root, CONFIG_DIR};
 use crate::tune::knob::{Domain, Knob, SCHEDULERS};
 use crate::util::toml::{
-    entries, parse_int, type_name, unknown_key, want_str, want_table, ConfigError, Doc, Location,
+    check_config_dir, entries, parse_int, read_config_file, type_name, unknown_key, want_str,
+    want_table, ConfigError, Doc, Location,
 };
 
 /// A knob's desired value.
@@ -599,6 +600,10 @@ impl ProfileSet {
     pub(crate) fn load(root: &Root) -> Result<ProfileSet, ConfigError> {
         let mut set = ProfileSet::builtin()?;
         let dir = format!("{CONFIG_DIR}/profiles.d");
+        // A profile decides what is written to the kernel as root: the directories and files
+        // must be root's (see `util::toml::check_owner`).
+        check_config_dir(&root.path(CONFIG_DIR), &root.display(CONFIG_DIR))?;
+        check_config_dir(&root.path(&dir), &root.display(&dir))?;
         let names = root.list(&dir).map_err(|e| ConfigError::from_sys(&e))?;
         for file_name in names {
             let Some(stem) = file_name.strip_suffix(".toml") else {
@@ -612,7 +617,9 @@ impl ProfileSet {
                     format!("profile name `{stem}` (from the file name) may hold only a-z, 0-9, - and _"),
                 ));
             }
-            let text = root.read(&rel).map_err(|e| ConfigError::from_sys(&e))?;
+            let Some(text) = read_config_file(&root.path(&rel), &display)? else {
+                continue; // removed since the listing
+            };
             let profile = parse_profile(stem, &display, &text)?;
             set.profiles.insert(stem.to_string(), profile);
         }

@@ -238,3 +238,91 @@ pub(crate) fn parse_int(
         }
     }
 }
+
+// --- Who may have written a configuration file ----------------------------------------------
+//
+// tunerd runs as root and acts on what its configuration says, down to running the exec hook.
+// A file or directory that anyone but root could have written is therefore refused, as sshd's
+// StrictModes and cron refuse theirs: a `chmod 666` mistake must not become root code
+// execution. The owner may also be the uid tunerd runs as (tests and unprivileged `tunerctl`
+// runs on a root of their own). The check is made on the descriptor that is then read, so the
+// file checked is the file read.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// `Ok` when `meta` is owned by root or by this process's uid and is not writable by group or
+/// others; else the one-line reason, naming the owner and the mode.
+pub(crate) fn check_owner(meta: &std::fs::Metadata) -> Result<(), String> {
+    let me = nix::unistd::geteuid().as_raw();
+    let (uid, mode) = (meta.uid(), meta.mode() & 0o7777);
+    let owner_ok = uid == 0 || uid == me;
+    if owner_ok && mode & 0o022 == 0 {
+        return Ok(());
+    }
+    let who = if me == 0 {
+        "root".to_string()
+    } else {
+        format!("root or uid {me}")
+    };
+    Err(format!(
+        "refused: owned by uid {uid} with mode {mode:04o}; it must be owned by {who} and not \
+         writable by group or others (chown root, chmod go-w)"
+    ))
+}
+
+/// Checks a configuration directory (`etc/tunerd`, `profiles.d`); a missing one is fine.
+pub(crate) fn check_config_dir(path: &Path, display: &str) -> Result<(), ConfigError> {
+    match std::fs::metadata(path) {
+        Ok(meta) => check_owner(&meta).map_err(|e| ConfigError::file(display, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ConfigError::file(display, format!("cannot stat: {e}"))),
+    }
+}
+
+/// Reads a configuration file that must pass [`check_owner`] and be UTF-8 (a stray byte is an
+/// error, not a U+FFFD that ends up in a value). `None` when it does not exist.
+pub(crate) fn read_config_file(path: &Path, display: &str) -> Result<Option<String>, ConfigError> {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ConfigError::file(display, format!("cannot read: {e}"))),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| ConfigError::file(display, format!("cannot stat: {e}")))?;
+    check_owner(&meta).map_err(|e| ConfigError::file(display, e))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| ConfigError::file(display, format!("cannot read: {e}")))?;
+    String::from_utf8(bytes).map(Some).map_err(|e| {
+        ConfigError::file(
+            display,
+            format!(
+                "not valid UTF-8 (byte {} is not part of a UTF-8 character)",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+/// Checks the exec hook's program and every directory above it (anyone who may write one of
+/// them may replace the program). A program that does not exist yet is not an error here: it
+/// may be installed later, and until then each notification is refused by the hook sink.
+pub(crate) fn check_program_owner(program: &str) -> Result<(), String> {
+    let path = Path::new(program);
+    match std::fs::metadata(path) {
+        Ok(meta) => check_owner(&meta).map_err(|e| format!("{program}: {e}"))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{program}: cannot stat: {e}")),
+    }
+    for dir in path.ancestors().skip(1) {
+        match std::fs::metadata(dir) {
+            Ok(meta) => check_owner(&meta).map_err(|e| format!("{}: {e}", dir.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{}: cannot stat: {e}", dir.display())),
+        }
+    }
+    Ok(())
+}

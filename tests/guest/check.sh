@@ -247,6 +247,23 @@ if [ -e /sys/block/sdb ]; then
     sleep 1
     mkdir -p /mnt/failing
     mkfs.ext4 -q -F /dev/sdb && mount -o errors=remount-ro /dev/sdb /mnt/failing
+    # The samplers re-read the mount table each tick and fanotify marks every new ext4
+    # filesystem: a mark on sdb's superblock proves both run under the unit. fdinfo shows the
+    # kernel's dev_t (major << 20 | minor) in hex, as `sdev:`.
+    fan_pid=$(prop MainPID)
+    sdb_dev=$(mountpoint -d /mnt/failing 2>/dev/null)
+    sdb_sdev=$(printf '%x' $(( (${sdb_dev%%:*} << 20) | ${sdb_dev##*:} )) 2>/dev/null)
+    fan_marked() {
+        local fd
+        for fd in /proc/"$fan_pid"/fd/*; do
+            [ "$(readlink "$fd")" = 'anon_inode:[fanotify]' ] || continue
+            grep -q "^fanotify sdev:$sdb_sdev " /proc/"$fan_pid"/fdinfo/"${fd##*/}" && return 0
+        done
+        return 1
+    }
+    waited=$(wait_for 10 fan_marked)
+    check source_fanotify_marks_new_mount '[ "$waited" != timeout ]' \
+        "after ${waited} ms: fanotify mark on sdb (sdev:$sdb_sdev, $sdb_dev) in tunerd's fdinfo: $(grep -h '^fanotify' /proc/"$fan_pid"/fdinfo/* 2>/dev/null | cut -d' ' -f1-3 | tr '\n' ';')"
     dd if=/dev/zero of=/mnt/failing/a bs=64k count=16 conv=fsync 2>/dev/null
     echo offline >/sys/block/sdb/device/state
     dd if=/dev/zero of=/mnt/failing/b bs=64k count=16 conv=fsync 2>/dev/null
@@ -273,6 +290,22 @@ waited=$(wait_for 15 has_mpath)
 check incident_multipathd_journal '[ "$waited" != timeout ]' \
     "after ${waited} ms: $(tunerctl events --json 2>&1 | jq -c '[.open[] | {kind, device}]' 2>&1)"
 
+# --- 12. every detection source is live under the unit ---------------------------------------
+# The sandbox can quietly take a source away (the syscall filter once cost fanotify): the
+# daemon then logs why and goes on with the others. None of those lines may appear, and each
+# source must show it works. The samplers have no log line of their own: the fanotify mark on
+# a new mount in section 11 is their proof (they re-read the mount table that adds it).
+pid=$(prop MainPID)
+tlog=$(journalctl -b -u tunerd.service --no-pager -o cat)
+lost=$(grep -E 'kernel log not watched|no fanotify FS_ERROR events|fanotify: cannot watch|storage daemons.? journal not followed|mount table:' <<<"$tlog" | sort -u)
+check sources_none_lost '[ -z "$lost" ]' "${lost:-no source refused in this boot}"
+fan_fds=$(for fd in /proc/"$pid"/fd/*; do readlink "$fd"; done 2>/dev/null | grep -c 'anon_inode:\[fanotify\]')
+check source_fanotify_open '[ "$fan_fds" -ge 1 ]' "fanotify groups open in tunerd (pid $pid): $fan_fds"
+kmsg_records=$(tunerctl --json status 2>/dev/null | jq -r '.daemon.kmsg_records' 2>/dev/null)
+check source_kmsg_read '[ "${kmsg_records:-0}" -gt 0 ] 2>/dev/null' "kernel log records read by the running daemon: ${kmsg_records:-none}"
+journal_child=$(pgrep -P "$pid" -x journalctl)
+check source_journal_followed '[ -n "$journal_child" ]' "journalctl child of tunerd: ${journal_child:-none}; $(ps -o args= -p "${journal_child:-1}" 2>/dev/null | cut -c1-200)"
+
 # --- 10. the journal, hardening, health -----------------------------------------------------
 line=$(journalctl -b -u tunerd.service --no-pager -o cat | grep -m1 '^profile vmware')
 check journal_profile_line '[ -n "$line" ]' "$line"
@@ -280,6 +313,7 @@ security=$(systemd-analyze security tunerd.service --no-pager 2>&1)
 exposure=$(grep -o 'Overall exposure level for tunerd.service: [0-9.]* [A-Z]*' <<<"$security" | awk '{print $6, $7}')
 check security_exposure_reported '[ -n "$exposure" ]' "systemd-analyze security: ${exposure:-$(tail -2 <<<"$security")}"
 figure security_exposure "$exposure"
+figure security_weakest "$(grep -E '^ *✗' <<<"$security" | awk '{print $2, $NF}' | sort -k2 -rn | head -12 | tr '\n' ';')"
 grep -E '^ *✗' <<<"$security" | head -40 | info
 check tunerd_never_restarted '[ "$(prop NRestarts)" = 0 ]' "NRestarts=$(prop NRestarts) Result=$(prop Result)"
 warnings=$(journalctl -b -u tunerd.service --no-pager -o cat -p warning)
