@@ -23,6 +23,7 @@ use crate::host::sys::{Root, SysError};
 
 /// Where the spool lives, under the root.
 pub use crate::host::state_files::SPOOL as SPOOL_DIR;
+use crate::host::state_files::SPOOL_MODE;
 const LOCK: &str = ".lock";
 const ACTIVE: &str = "active.json";
 
@@ -97,7 +98,7 @@ fn parse_entry_name(name: &str) -> Option<u64> {
 
 impl Spool {
     pub(crate) fn open(root: &Root) -> Result<Spool, AlertError> {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::OpenOptionsExt;
         root.create_dir(SPOOL_DIR).map_err(AlertError::Spool)?;
         let sys = |op, rel: &str, source| SysError {
             op,
@@ -105,13 +106,18 @@ impl Spool {
             source,
         };
         // Evidence is kernel log lines: for root's eyes only, like dmesg under dmesg_restrict.
-        std::fs::set_permissions(root.path(SPOOL_DIR), std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| AlertError::Spool(sys("chmod", SPOOL_DIR, e)))?;
+        // Also when the directory predates us. Through a descriptor opened with O_NOFOLLOW: a
+        // symlink planted at the spool's name is refused, not chmodded (security review,
+        // finding 12).
+        root.chmod_dir(SPOOL_DIR, SPOOL_MODE)
+            .map_err(AlertError::Spool)?;
         let rel = format!("{SPOOL_DIR}/{LOCK}");
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
             .open(root.path(&rel))
             .map_err(|e| AlertError::Spool(sys("open", &rel, e)))?;
         match lock.try_lock() {

@@ -404,28 +404,142 @@ impl Root {
         Some(parts.join("/"))
     }
 
-    /// Creates a directory under the root (and its parents).
+    /// Creates a directory under the root (and its parents). A state directory it creates
+    /// gets its mode from [`super::state_files::dir_mode`] explicitly (`fchmod`), not from the
+    /// umask; an existing directory is left as it is.
     pub fn create_dir(&self, rel: &str) -> Result<(), SysError> {
-        fs::create_dir_all(self.path(rel)).map_err(|e| self.err("create", rel, e))
+        let rel = rel.trim_matches('/');
+        if self.path(rel).is_dir() {
+            return Ok(());
+        }
+        fs::create_dir_all(&self.base).map_err(|e| self.err("create", "", e))?;
+        let mut prefix = String::new();
+        for comp in rel.split('/').filter(|c| !c.is_empty()) {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(comp);
+            match fs::create_dir(self.path(&prefix)) {
+                Ok(()) => {
+                    if let Some(mode) = super::state_files::dir_mode(&prefix) {
+                        self.chmod_dir(&prefix, mode)?;
+                    }
+                }
+                // Another process made it first, or it was there: not ours to change.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(self.err("create", &prefix, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets a directory's mode without following a symlink: the directory is opened with
+    /// `O_NOFOLLOW|O_DIRECTORY` and changed through that descriptor, so a link planted at
+    /// `rel` is refused (ELOOP or ENOTDIR) instead of changing whatever it points to.
+    pub fn chmod_dir(&self, rel: &str, mode: u32) -> Result<(), SysError> {
+        use nix::fcntl::OFlag;
+        use nix::sys::stat::Mode;
+        let fd = nix::fcntl::open(
+            &self.path(rel),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| self.err("chmod", rel, io::Error::from(e)))?;
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode))
+            .map_err(|e| self.err("chmod", rel, io::Error::from(e)))
+    }
+
+    /// Replaces a file atomically, with the mode the state-file table gives it
+    /// ([`super::state_files::mode_of`]: 0644 for anything not in it). See
+    /// [`Root::write_atomic_mode`].
+    pub fn write_atomic(&self, rel: &str, contents: &[u8]) -> Result<(), SysError> {
+        self.write_atomic_mode(rel, contents, super::state_files::mode_of(rel))
     }
 
     /// Replaces a file atomically: write a temporary file beside it, fsync, rename over the
     /// old one, fsync the directory. A reader (or a crash) sees the old file or the new one,
-    /// never a mix.
-    pub fn write_atomic(&self, rel: &str, contents: &[u8]) -> Result<(), SysError> {
-        let path = self.path(rel);
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let tmp = path.with_extension("tmp");
-        let tmp_rel = format!("{rel}.tmp");
-        (|| {
-            fs::create_dir_all(&dir)?;
-            let mut file = File::create(&tmp)?;
+    /// never a mix. The file gets exactly `mode` (set with `fchmod`, whatever the umask).
+    ///
+    /// The temporary is `.NAME.tmp.PID.N`, unique to this write, and created with
+    /// `O_CREAT|O_EXCL|O_NOFOLLOW`: two writers in one directory never share one (a fixed
+    /// `NAME.tmp` let `originals.prom` and `originals.json` trade contents, security review
+    /// finding 11), and a file or symlink planted at the name is never opened (finding 12).
+    /// A temporary left by a crash is removed by
+    /// [`super::state_files::clean_leftovers`].
+    pub fn write_atomic_mode(&self, rel: &str, contents: &[u8], mode: u32) -> Result<(), SysError> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        // Distinguishes the temporaries of one process's concurrent writes.
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let rel = rel.trim_start_matches('/');
+        let (dir_rel, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        if name.is_empty() || name == "." || name == ".." {
+            let e = io::Error::new(io::ErrorKind::InvalidInput, "not a file name");
+            return Err(self.err("write", rel, e));
+        }
+        self.create_dir(dir_rel)?;
+        let join = |file: &str| match dir_rel {
+            "" => file.to_string(),
+            dir => format!("{dir}/{file}"),
+        };
+        // A name taken (by a planted file, or a writer of a recycled pid) is skipped, never
+        // opened: a few more tries, then the error names the last one.
+        let mut tries = 0;
+        let (tmp_rel, mut file) = loop {
+            let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+            let tmp_rel = join(&format!(".{name}.tmp.{}.{seq}", std::process::id()));
+            let opened = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+                .open(self.path(&tmp_rel));
+            match opened {
+                Ok(file) => break (tmp_rel, file),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 8 => tries += 1,
+                Err(e) => return Err(self.err("create", &tmp_rel, e)),
+            }
+        };
+        let written = (|| {
+            // The umask may have taken bits away from the mode at create: the table decides.
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
             file.write_all(contents)?;
             file.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            File::open(&dir)?.sync_all()
-        })()
-        .map_err(|e| self.err("write", &tmp_rel, e))
+            fs::rename(self.path(&tmp_rel), self.path(rel))
+        })();
+        if let Err(e) = written {
+            // Best effort: a temporary that cannot be removed is cleaned at the next start.
+            let _ = fs::remove_file(self.path(&tmp_rel));
+            return Err(self.err("write", &tmp_rel, e));
+        }
+        File::open(self.path(dir_rel))
+            .and_then(|d| d.sync_all())
+            .map_err(|e| self.err("sync", dir_rel, e))
+    }
+
+    /// Removes, from the directory `dir_rel`, the temporaries of [`Root::write_atomic`] whose
+    /// writer is no longer alive, and the entries `old` names (fixed-name temporaries of
+    /// earlier versions). Only files and symlinks go (a link is removed, never followed).
+    /// Returns the paths removed.
+    pub fn remove_dead_temporaries(
+        &self,
+        dir_rel: &str,
+        old: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let mut removed = Vec::new();
+        for name in self.list(dir_rel).unwrap_or_default() {
+            let stale = old(&name) || temporary_writer(&name).is_some_and(|pid| !alive(pid));
+            if !stale {
+                continue;
+            }
+            let rel = format!("{dir_rel}/{name}");
+            let removable = fs::symlink_metadata(self.path(&rel))
+                .is_ok_and(|m| m.file_type().is_file() || m.file_type().is_symlink());
+            if removable && fs::remove_file(self.path(&rel)).is_ok() {
+                removed.push(self.display(&rel));
+            }
+        }
+        removed
     }
 
     /// Removes a file; absent is fine.
@@ -439,18 +553,138 @@ impl Root {
 
     /// Takes the exclusive lock on the runtime state so that two appliers (the daemon and
     /// `tunerctl`, or two `tunerctl`s) never interleave their writes or their journals.
+    ///
+    /// Never waits long: the daemon takes it on its event loop, and a holder that never lets
+    /// go (a crashed tool's inherited descriptor, or any process that can open the file)
+    /// must not stop detection. A non-blocking `flock` is retried for at most
+    /// [`LOCK_PATIENCE`], then the error says who holds it; the caller reports it and tries
+    /// again later. The file is mode 0600 (root's only: `flock` works on a read-only
+    /// descriptor, so a readable lock is one every user can hold, security review finding 1)
+    /// and opened with `O_NOFOLLOW`.
     pub fn lock_state(&self) -> Result<File, SysError> {
         let rel = super::state_files::LOCK;
         self.create_dir(STATE_DIR)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.path(rel))
-            .map_err(|e| self.err("open", rel, e))?;
-        file.lock().map_err(|e| self.err("lock", rel, e))?;
-        Ok(file)
+        let started = std::time::Instant::now();
+        let mut delay = std::time::Duration::from_millis(10);
+        loop {
+            let file = self.open_lock(rel)?;
+            match file.try_lock() {
+                // Replaced between our open and our lock (its mode repaired by another
+                // applier): the lock is the file at the path now, so take that one.
+                Ok(()) if !self.is_file_at(&file, rel) => continue,
+                Ok(()) => return Ok(file),
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(e)) => return Err(self.err("lock", rel, e)),
+            }
+            let waited = started.elapsed();
+            if waited >= LOCK_PATIENCE {
+                let holder =
+                    lock_holder(&file).map_or(String::new(), |pid| format!(" (pid {pid})"));
+                let e = io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "held by another process{holder} for more than {} ms; try again",
+                        LOCK_PATIENCE.as_millis()
+                    ),
+                );
+                return Err(self.err("lock", rel, e));
+            }
+            std::thread::sleep(delay.min(LOCK_PATIENCE - waited));
+            delay *= 2;
+        }
     }
+
+    /// Opens (creating it 0600) the lock file. One with another mode or owner (created by an
+    /// earlier version with the umask's 0644) is replaced by a fresh 0600 one, not just
+    /// chmodded: a descriptor opened while it was readable would otherwise keep working.
+    fn open_lock(&self, rel: &str) -> Result<File, SysError> {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let mode = super::state_files::mode_of(rel);
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(mode)
+                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+                .open(self.path(rel))
+                .map_err(|e| self.err("open", rel, e))
+        };
+        let file = open()?;
+        let meta = file.metadata().map_err(|e| self.err("stat", rel, e))?;
+        let ours = meta.uid() == nix::unistd::geteuid().as_raw();
+        if meta.is_file() && ours && meta.mode() & 0o7777 == mode {
+            return Ok(file);
+        }
+        self.write_atomic_mode(rel, b"", mode)?;
+        open()
+    }
+
+    /// Whether `file` is the file at `rel` now (same device and inode).
+    fn is_file_at(&self, file: &File, rel: &str) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), fs::symlink_metadata(self.path(rel))) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+}
+
+/// How long [`Root::lock_state`] tries before it gives up: long enough for another applier's
+/// journal update (milliseconds), short enough that the event loop does not notice.
+pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The pid in a temporary's name (`.NAME.tmp.PID.N`), if `name` is one.
+fn temporary_writer(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?;
+    let mut parts = rest.rsplitn(3, '.');
+    let seq = parts.next()?;
+    let pid = parts.next()?;
+    let stem = parts.next()?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (stem.ends_with(".tmp") && digits(seq) && digits(pid))
+        .then(|| pid.parse().ok())
+        .flatten()
+}
+
+/// Whether a process of this pid exists (EPERM: it does, and is someone else's).
+fn alive(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    if raw <= 0 {
+        return false;
+    }
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+/// The pid the kernel lists as holding a lock on `file`, from `/proc/locks`
+/// (`1: FLOCK  ADVISORY  READ 4242 fe:00:5464081 0 EOF`). This is the machine's own
+/// `/proc`, not the root's: the lock is a real kernel object whatever the root is. `None`
+/// when it cannot be told (no /proc, another pid namespace's holder).
+fn lock_holder(file: &File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().ok()?;
+    let dev = meta.dev();
+    let id = format!(
+        "{:02x}:{:02x}:{}",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev),
+        meta.ino()
+    );
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // Waiters are listed as `N: -> FLOCK ...`: not holders.
+        if fields.get(1) != Some(&"FLOCK") || fields.get(5) != Some(&id.as_str()) {
+            return None;
+        }
+        fields.get(4)?.parse().ok().filter(|pid| *pid > 0)
+    })
 }
 
 impl crate::util::toml::ConfigError {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::host::sys::{Root, SysError, STATE_DIR};
-use crate::tune::knob::Knob;
+use crate::tune::knob::{Knob, Scope};
 use crate::tune::plan::{Action, Change, Object, Plan};
 
 pub(crate) use crate::host::state_files::ORIGINALS;
@@ -302,6 +302,75 @@ fn originals_for(
     }
 }
 
+/// One component of a path: a disk, bdi or H:C:T:L name, never a way out of its directory.
+fn is_component(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
+}
+
+/// Whether `path` is one that [`originals_for`] can record for the journal key `key`: the
+/// knob table's attribute of that knob (or of its exclusive partner, or its `_fine` form, or
+/// the `nr_requests` a scheduler switch resets) in the directory of the key's object:
+/// `proc/sys/vm/` for `vm/...`, `sys/class/bdi/B/` for `bdi/B/...`, `sys/block/D/` (and
+/// `sys/block/D/bdi/`, `sys/block/D/device/scsi_disk/H:C:T:L/`) for `D/...`. Anything else
+/// did not come from tunerd. The error says why, for the report.
+pub(crate) fn recorded_path_fits(key: &str, path: &str) -> Result<(), String> {
+    let refuse = |why: &str| Err(format!("{path:?} is {why} for {key:?}"));
+    if path.starts_with('/') || path.split('/').any(|c| !is_component(c)) {
+        return refuse("not a plain relative path");
+    }
+    let Some((object, knob_key)) = key.rsplit_once('/') else {
+        return refuse("not a knob's file (malformed key)");
+    };
+    // Bdi knobs of a disk with no bdi are planned against `sys/block/D/bdi/` (they then read
+    // as absent, but an older journal may hold one).
+    let (dir, scopes): (String, &[Scope]) = if object == "vm" {
+        ("proc/sys/vm".to_string(), &[Scope::Vm])
+    } else if let Some(bdi) = object.strip_prefix("bdi/") {
+        if !is_component(bdi) {
+            return refuse("not a knob's file (malformed bdi name)");
+        }
+        (format!("sys/class/bdi/{bdi}"), &[Scope::Bdi])
+    } else {
+        if !is_component(object) {
+            return refuse("not a knob's file (malformed disk name)");
+        }
+        (format!("sys/block/{object}"), &[Scope::Disk, Scope::Bdi])
+    };
+    let Some(attr) = path
+        .strip_prefix(dir.as_str())
+        .and_then(|rest| rest.strip_prefix('/'))
+    else {
+        return refuse("outside the knob's directory");
+    };
+    let fits = Knob::ALL
+        .into_iter()
+        .filter(|k| k.key() == knob_key && scopes.contains(&k.scope()))
+        .any(|knob| {
+            let mut names = vec![knob.attr()];
+            names.extend(knob.exclusive_with().map(Knob::attr));
+            match knob {
+                Knob::BdiMaxRatio | Knob::BdiMaxBytes => names.push("max_ratio_fine"),
+                Knob::BdiMinRatio => names.push("min_ratio_fine"),
+                _ => {}
+            }
+            match (knob.scope(), knob) {
+                (Scope::Disk, Knob::ScsiCacheType) => attr
+                    .strip_prefix("device/scsi_disk/")
+                    .and_then(|rest| rest.strip_suffix("/cache_type"))
+                    .is_some_and(is_component),
+                (Scope::Bdi, _) if object != "vm" && !object.starts_with("bdi/") => attr
+                    .strip_prefix("bdi/")
+                    .is_some_and(|name| names.contains(&name)),
+                _ => names.contains(&attr),
+            }
+        });
+    if fits {
+        Ok(())
+    } else {
+        refuse("not where the knob table puts this knob")
+    }
+}
+
 /// What a written value reads back as, compared the way the kernel stores it.
 fn read_back(attrs: &mut crate::host::sys::Attrs<'_>, knob: Knob, path: &str) -> Option<String> {
     attrs.read(path).ok().map(|v| knob.normalize(&v))
@@ -428,6 +497,23 @@ pub(crate) fn revert_where(
     entries.sort_by(|a, b| (a.disk.as_deref(), a.order).cmp(&(b.disk.as_deref(), b.order)));
     let mut outcomes = Vec::new();
     for original in entries {
+        // The journal says where to write, and revert runs as root: a path the knob table
+        // could not have recorded for this key (`../victim.txt`, `/etc/x`, another knob's
+        // file) is refused before anything is read or written, and dropped from the journal,
+        // since no revert could ever apply it (security review, finding 13).
+        if let Err(why) = recorded_path_fits(&original.key, &original.path) {
+            outcomes.push(Outcome {
+                target: original.key.replace('/', " "),
+                path: original.path.clone(),
+                status: Status::Refused,
+                before: None,
+                wanted: original.value.clone(),
+                after: None,
+                error: Some(format!("not written: {why}; dropped from the journal")),
+                reason: String::new(),
+            });
+            continue;
+        }
         let mut outcome = Outcome {
             target: original.key.replace('/', " "),
             path: root.display(&original.path),
@@ -496,6 +582,61 @@ mod tests {
             originals_key(&Object::Disk("sda".into()), Knob::Scheduler),
             "sda/scheduler"
         );
+    }
+
+    #[test]
+    fn revert_writes_only_where_the_knob_table_puts_a_knob() {
+        for (key, path) in [
+            ("vm/swappiness", "proc/sys/vm/swappiness"),
+            ("vm/dirty_ratio", "proc/sys/vm/dirty_bytes"),
+            (
+                "vm/dirty_background_ratio",
+                "proc/sys/vm/dirty_background_ratio",
+            ),
+            ("sda/scheduler", "sys/block/sda/queue/scheduler"),
+            ("sda/nr_requests", "sys/block/sda/queue/nr_requests"),
+            ("sda/read_ahead_kb", "sys/block/sda/queue/read_ahead_kb"),
+            ("sda/scsi_timeout", "sys/block/sda/device/timeout"),
+            (
+                "sda/scsi_cache_type",
+                "sys/block/sda/device/scsi_disk/2:0:0:0/cache_type",
+            ),
+            ("sda/bdi_max_ratio", "sys/block/sda/bdi/max_ratio"),
+            (
+                "bdi/0:53/bdi_max_ratio",
+                "sys/class/bdi/0:53/max_ratio_fine",
+            ),
+            ("bdi/0:53/bdi_max_ratio", "sys/class/bdi/0:53/max_bytes"),
+            (
+                "bdi/0:53/bdi_min_ratio",
+                "sys/class/bdi/0:53/min_ratio_fine",
+            ),
+            ("bdi/0:53/read_ahead_kb", "sys/class/bdi/0:53/read_ahead_kb"),
+        ] {
+            assert_eq!(recorded_path_fits(key, path), Ok(()), "{key} {path}");
+        }
+        for (key, path) in [
+            ("vm/swappiness", "../victim.txt"),
+            ("vm/swappiness", "/etc/passwd"),
+            ("vm/swappiness", "proc/sys/vm/../../../etc/passwd"),
+            ("vm/swappiness", "proc/sys/vm/dirty_ratio"),
+            ("vm/swappiness", "proc/sys/kernel/core_pattern"),
+            ("sda/scheduler", "sys/block/sdb/queue/scheduler"),
+            ("../x/scheduler", "sys/block/../x/queue/scheduler"),
+            (
+                "sda/scsi_cache_type",
+                "sys/block/sda/device/scsi_disk/../cache_type",
+            ),
+            (
+                "bdi/../../etc/bdi_max_ratio",
+                "sys/class/bdi/../../etc/max_ratio",
+            ),
+            ("sda/no_such_knob", "sys/block/sda/queue/no_such_knob"),
+            ("swappiness", "proc/sys/vm/swappiness"),
+            ("vm/swappiness", "proc/sys/vm//swappiness"),
+        ] {
+            assert!(recorded_path_fits(key, path).is_err(), "{key} {path}");
+        }
     }
 
     #[test]
