@@ -9,6 +9,14 @@
 //! only for its own timers). The state is in `state` (its halves in `tuning` and
 //! `detection`); zbus runs the bus (`bus`) on its helper thread. Both reach the state
 //! through one mutex; the state never reaches the loop or the bus.
+//!
+//! The loop never waits for the bus daemon: connecting and sending signals happen on the bus
+//! thread, fed by a bounded queue ([`bus::Outbox`]), so a hung or stopped dbus-daemon cannot
+//! hold back READY=1, the watchdog or detection. The read-only bus methods answer from the
+//! snapshot the loop publishes after each turn ([`State::publish`]), so no caller makes the
+//! loop wait for the state mutex behind a plan of every disk. And a profile that cannot be
+//! applied at start (no room to record the originals) leaves health `degraded` and a retry:
+//! detection runs regardless.
 
 mod bus;
 pub(crate) mod detection;
@@ -19,7 +27,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::api::{exit, NAME};
+use crate::api::exit;
 use crate::config::OnStop;
 use crate::detect::sources::fanotify::FsErrorWatch;
 use crate::detect::sources::journal::JournalWatch;
@@ -210,48 +218,6 @@ impl Every {
     }
 }
 
-/// The system bus connection: at early boot tunerd runs before the system bus, so it tunes
-/// first and connects when there is one, retrying with backoff (1 s, doubling to 30 s).
-struct Bus {
-    conn: Option<zbus::Connection>,
-    backoff: Duration,
-    next_try: Option<Instant>,
-}
-
-impl Bus {
-    fn new(enabled: bool) -> Bus {
-        Bus {
-            conn: None,
-            backoff: Duration::from_secs(1),
-            next_try: enabled.then(Instant::now),
-        }
-    }
-
-    fn try_connect(&mut self, shared: &Shared) {
-        match bus::serve(shared.clone()) {
-            Ok(conn) => {
-                log!(info, "serving {NAME} on the system bus");
-                self.conn = Some(conn);
-                self.next_try = None;
-            }
-            Err(e) => {
-                if self.backoff == Duration::from_secs(1) {
-                    // Normal at boot: tunerd starts before the system bus.
-                    log!(info, "D-Bus: {e}; connecting when the system bus is there");
-                }
-                self.next_try = Some(Instant::now() + self.backoff);
-                self.backoff = (self.backoff * 2).min(Duration::from_secs(30));
-            }
-        }
-    }
-
-    fn announce(&self, shared: &Shared, announce: Vec<crate::api::Announce>) {
-        if let Some(conn) = &self.conn {
-            bus::announce(conn, shared, announce);
-        }
-    }
-}
-
 /// Runs the service until SIGTERM or SIGINT. Returns the process exit code.
 pub fn run(opts: Options) -> u8 {
     use nix::sys::signal::{SigSet, Signal};
@@ -287,23 +253,29 @@ pub fn run(opts: Options) -> u8 {
     let mut sources = Sources::open(&mut state, signals);
     // Alert delivery reads what it needs from the disk (TLS roots, host name) now, at start.
     state.start_alerts();
-    let report = match state.apply_all() {
-        Ok(r) => r,
-        Err(e) => {
-            log!(err, "{e}");
-            return exit::FAILURE;
-        }
-    };
-    log!(
-        info,
-        "profile {} ({}): {} knobs set, {} already at value, {} rejected, in {:.1} ms",
-        state.tuning.profile.name,
-        state.tuning.chosen_by,
-        report.written(),
-        report.count(Status::Unchanged),
-        report.count(Status::Rejected),
-        exec.elapsed().as_secs_f64() * 1000.0
-    );
+    // Only a broken configuration keeps the daemon from starting (exit 4, above). An apply
+    // that cannot record its originals (ENOSPC, a read-only /run, a busy lock) wrote nothing;
+    // detection and alerting need no originals, so they start anyway while tuning retries.
+    match state.apply_all() {
+        Ok(report) => log!(
+            info,
+            "profile {} ({}): {} knobs set, {} already at value, {} rejected, in {:.1} ms",
+            state.tuning.profile.name,
+            state.tuning.chosen_by,
+            report.written(),
+            report.count(Status::Unchanged),
+            report.count(Status::Rejected),
+            exec.elapsed().as_secs_f64() * 1000.0
+        ),
+        Err(e) => log!(
+            err,
+            "profile {} not applied: {e}; health is degraded, detection and alerts run anyway, and the apply is retried in {} s (doubling to {} s)",
+            state.tuning.profile.name,
+            tuning::APPLY_RETRY_FIRST.as_secs(),
+            tuning::APPLY_RETRY_MAX.as_secs()
+        ),
+    }
+    state.publish_now();
     let status_line = format!(
         "profile {}: {} disks",
         state.tuning.profile.name,
@@ -316,15 +288,15 @@ pub fn run(opts: Options) -> u8 {
     );
     let drift_every = state.config.daemon.drift_interval_secs;
     let sample_every = state.config.watch.sample_ms;
+    let published = state.published.clone();
     let shared: Shared = Arc::new(Mutex::new(state));
     // Before any thread starts: its stack then falls under MCL_ONFAULT (only touched pages
     // are resident) instead of being faulted in whole by MCL_CURRENT.
     lock_memory();
 
-    let mut bus = Bus::new(opts.dbus);
-    if bus.next_try.is_some() {
-        bus.try_connect(&shared);
-    }
+    // The bus thread connects (retrying with backoff) on its own time: READY=1 below never
+    // waits for the bus daemon.
+    let bus = bus::Outbox::start(opts.dbus, &shared, &published);
     notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&status_line),
@@ -346,16 +318,20 @@ pub fn run(opts: Options) -> u8 {
             }
         }
         k.commit(&opts.root);
-        bus.announce(&shared, announce);
+        lock(&shared).publish();
+        bus.send(announce);
     }
 
     loop {
-        let next_retry = lock(&shared).tuning.next_retry();
+        let (next_retry, next_publish) = {
+            let st = lock(&shared);
+            (st.tuning.next_retry(), st.publish_due())
+        };
         let deadline = [
             watchdog.next,
             drift.next,
             next_retry,
-            bus.next_try,
+            next_publish,
             sample.next,
         ]
         .into_iter()
@@ -460,10 +436,9 @@ pub fn run(opts: Options) -> u8 {
         if watchdog.due(now) {
             notify(&[sd_notify::NotifyState::Watchdog]);
         }
-        if bus.next_try.is_some_and(|at| at <= now) {
-            bus.try_connect(&shared);
-        }
-        bus.announce(&shared, announce);
+        // The snapshot first, so the signals' readers find what they announce.
+        lock(&shared).publish();
+        bus.send(announce);
     }
 
     notify(&[sd_notify::NotifyState::Stopping]);

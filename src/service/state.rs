@@ -3,14 +3,22 @@
 //! ([`super::run`]) and the bus ([`super::bus`]) reach it through one mutex ([`Shared`]); it
 //! never reaches them: what it changed comes back as [`Announce`] values, sent by the caller
 //! outside the lock.
+//!
+//! The read-only side of the bus (Status, Plan, Verify, ListProfiles, Events, the properties)
+//! does not take that mutex: it answers from a [`Snapshot`] the state publishes
+//! ([`Published`], its own small lock around an `Arc`) after every turn of the loop and every
+//! privileged call. Any local user may call those methods; with a plan of every knob of every
+//! disk per call under the state mutex, a flood of them starved the loop (and with it
+//! detection and the watchdog) on a machine with 1,000 disks. A snapshot costs a caller one
+//! `Arc` clone, whatever the disk count.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::api::{Announce, DaemonStatus, EventsReply, Health, VerifyReply};
 use crate::config::Config;
 use crate::detect::sources::kmsg::Batch;
-use crate::detect::types::{Incident, LogRecord};
+use crate::detect::types::LogRecord;
 use crate::host::inventory::Inventory;
 use crate::host::sys::{Root, SysError};
 use crate::log;
@@ -80,9 +88,64 @@ pub(crate) struct State {
     pub tuning: Tuning,
     pub detection: Detection,
     pub started: SystemTime,
+    /// Where the bus reads the snapshot from.
+    pub published: Published,
+    /// The tuning half of the last snapshot: made from one plan (a read of every knob).
+    view: Option<TuningView>,
+    /// The machine or the profile may have changed since `view` was made.
+    view_stale: bool,
 }
 
 pub(crate) type Shared = Arc<Mutex<State>>;
+
+/// What the read-only bus methods answer: the daemon as the loop last saw it.
+pub(crate) struct Snapshot {
+    /// `uptime_secs` is as of publication; the bus recomputes it from `started`.
+    pub status: DaemonStatus,
+    pub started: SystemTime,
+    /// `Plan()`'s JSON, made once per plan rather than once per call.
+    pub plan: Arc<str>,
+    /// `Verify()`'s JSON: the drift of the last plan the daemon made (at start, after each
+    /// apply, drift check, hotplug or switch, at most a second late), not a fresh read.
+    pub verify: Arc<str>,
+    /// Every open and recent incident, evidence included: the bus strips the evidence for
+    /// callers other than root.
+    pub events: Arc<EventsReply>,
+    pub profiles: Arc<Vec<String>>,
+    pub health: Health,
+    pub profile: String,
+    pub platform: String,
+    pub root: String,
+}
+
+/// The published snapshot: replaced whole, read by cloning the `Arc` (the lock is held for
+/// that clone only, never for a plan or a serialization).
+pub(crate) type Published = Arc<Mutex<Arc<Snapshot>>>;
+
+/// The current snapshot.
+pub(crate) fn current(published: &Published) -> Arc<Snapshot> {
+    crate::util::sync::lock(published).clone()
+}
+
+/// The tuning half of a snapshot, from one plan.
+struct TuningView {
+    plan: Arc<str>,
+    verify: Arc<str>,
+    knobs: usize,
+    at_value: usize,
+    drift: usize,
+    made: Instant,
+}
+
+/// How often a snapshot may re-read every knob while the machine changes (a hotplug storm
+/// of 1,000 disks makes one plan a second, not 1,000).
+const VIEW_EVERY: Duration = Duration::from_secs(1);
+
+fn json<T: serde::Serialize>(value: &T) -> Arc<str> {
+    serde_json::to_string(value)
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        .into()
+}
 
 /// Locks the state; a panic elsewhere while holding it leaves the data usable.
 pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, State> {
@@ -107,14 +170,135 @@ impl State {
         let inventory = Inventory::read(&root).map_err(ServiceError::Inventory)?;
         let (config, profiles, profile, chosen_by) = load(&root, pinned.as_deref(), &inventory)?;
         let detection = Detection::new(&root, &config.watch);
+        let started = SystemTime::now();
+        let empty = Snapshot {
+            status: DaemonStatus {
+                running: true,
+                pid: std::process::id(),
+                root: root.base().display().to_string(),
+                uptime_secs: 0,
+                started: epoch_secs(started),
+                profile: profile.name.clone(),
+                chosen_by: chosen_by.clone(),
+                platform: inventory.platform.kind.as_str().to_string(),
+                health: Health::Ok,
+                last_verify: None,
+                drift_interval_secs: config.daemon.drift_interval_secs,
+                drift_policy: config.daemon.drift_policy,
+                on_stop: config.daemon.on_stop,
+                hotplug_source: String::new(),
+                hotplug_events: 0,
+                disks: inventory.disks.len(),
+                knobs: 0,
+                at_value: 0,
+                drift: 0,
+                recent_drift: Vec::new(),
+                open_incidents: 0,
+                suspended: false,
+                kmsg_records: 0,
+            },
+            started,
+            plan: "{}".into(),
+            verify: "{}".into(),
+            events: Arc::new(EventsReply::default()),
+            profiles: Arc::new(Vec::new()),
+            health: Health::Ok,
+            profile: profile.name.clone(),
+            platform: inventory.platform.kind.as_str().to_string(),
+            root: root.base().display().to_string(),
+        };
         Ok(State {
             tuning: Tuning::new(profiles, profile, chosen_by, pinned),
             detection,
             root,
             config,
             inventory,
-            started: SystemTime::now(),
+            started,
+            published: Arc::new(Mutex::new(Arc::new(empty))),
+            view: None,
+            view_stale: true,
         })
+    }
+
+    /// Publishes a snapshot for the bus's read-only methods. The tuning half (a plan) is
+    /// re-made when the machine may have changed, at most once per [`VIEW_EVERY`]: until then
+    /// the last one stands, and [`State::publish_due`] says when to come back.
+    pub(crate) fn publish(&mut self) {
+        let due = self
+            .view
+            .as_ref()
+            .is_none_or(|v| v.made.elapsed() >= VIEW_EVERY);
+        self.publish_with(due);
+    }
+
+    /// Publishes now, with a fresh plan if the machine may have changed: after a privileged
+    /// call, whose caller expects to see what it did.
+    pub(crate) fn publish_now(&mut self) {
+        self.publish_with(true);
+    }
+
+    /// When the next snapshot is owed a fresh plan.
+    pub(crate) fn publish_due(&self) -> Option<Instant> {
+        if !self.view_stale {
+            return None;
+        }
+        Some(
+            self.view
+                .as_ref()
+                .map_or_else(Instant::now, |v| v.made + VIEW_EVERY),
+        )
+    }
+
+    fn publish_with(&mut self, replan: bool) {
+        // A drift check or a verify just read every knob: that plan is the view.
+        if let Some(plan) = self.tuning.looked.take() {
+            self.set_view(&plan);
+        } else if self.view_stale && replan {
+            let plan = self.plan();
+            self.set_view(&plan);
+        }
+        let snapshot = self.snapshot();
+        *crate::util::sync::lock(&self.published) = Arc::new(snapshot);
+    }
+
+    fn set_view(&mut self, plan: &Plan) {
+        self.view = Some(TuningView {
+            plan: json(plan),
+            verify: json(&VerifyReply {
+                profile: self.tuning.profile.name.clone(),
+                drift: super::tuning::drift_of(plan),
+            }),
+            knobs: plan.changes.len(),
+            at_value: plan.count(Action::Unchanged),
+            drift: plan.count(Action::Set),
+            made: Instant::now(),
+        });
+        self.view_stale = false;
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let (plan, verify) = match &self.view {
+            Some(v) => (v.plan.clone(), v.verify.clone()),
+            None => ("{}".into(), "{}".into()),
+        };
+        Snapshot {
+            status: self.status(),
+            started: self.started,
+            plan,
+            verify,
+            events: Arc::new(self.events()),
+            profiles: Arc::new(self.profile_names()),
+            health: self.health(),
+            profile: self.tuning.profile.name.clone(),
+            platform: self.inventory.platform.kind.as_str().to_string(),
+            root: self.root.base().display().to_string(),
+        }
+    }
+
+    /// The machine or the profile may have changed: the next snapshot re-reads the knobs.
+    fn changed(&mut self) {
+        self.view_stale = true;
+        self.tuning.looked = None;
     }
 
     /// How the machine is doing: failing while a storage incident is open, else what tuning
@@ -132,13 +316,16 @@ impl State {
     }
 
     pub(crate) fn apply_all(&mut self) -> Result<Report, OriginalsError> {
+        self.changed();
         self.tuning.apply_all(&self.root, &self.inventory)
     }
 
     pub(crate) fn revert(&mut self) -> Result<Report, OriginalsError> {
+        self.changed();
         self.tuning.revert(&self.root)
     }
 
+    /// A fresh verify (root's `Verify()`): reads every knob now, and the snapshot takes it.
     pub(crate) fn verify(&mut self) -> VerifyReply {
         let drift = self.tuning.verify(&self.root, &self.inventory);
         VerifyReply {
@@ -147,29 +334,37 @@ impl State {
         }
     }
 
+    /// A fresh plan (root's `Plan()`): the snapshot takes it too.
+    pub(crate) fn fresh_plan(&mut self) -> Arc<str> {
+        let plan = self.plan();
+        self.set_view(&plan);
+        self.view
+            .as_ref()
+            .map_or_else(|| "{}".into(), |v| v.plan.clone())
+    }
+
     pub(crate) fn drift_check(&mut self) -> Vec<Announce> {
         let policy = self.config.daemon.drift_policy;
-        self.tuning.drift_check(&self.root, &self.inventory, policy)
+        let announce = self.tuning.drift_check(&self.root, &self.inventory, policy);
+        if self.tuning.looked.is_none() {
+            // It repaired something (or was suspended): what it read is out of date.
+            self.view_stale = true;
+        }
+        announce
     }
 
     pub(crate) fn hotplug(&mut self, event: &BlockEvent) -> Option<Report> {
+        self.changed();
         self.tuning.hotplug(&self.root, &mut self.inventory, event)
     }
 
     pub(crate) fn run_retries(&mut self) {
+        self.changed();
         self.tuning.run_retries(&self.root, &mut self.inventory);
     }
 
     pub(crate) fn profile_names(&self) -> Vec<String> {
         self.tuning.profiles.names()
-    }
-
-    pub(crate) fn profile_name(&self) -> &str {
-        &self.tuning.profile.name
-    }
-
-    pub(crate) fn open_incidents(&self) -> Vec<&Incident> {
-        self.detection.open()
     }
 
     pub(crate) fn events(&self) -> EventsReply {
@@ -205,6 +400,7 @@ impl State {
     /// if the originals cannot be recorded then ([`ServiceError::Originals`]) the new
     /// configuration is in force but its profile only partly applied, and the error says so.
     pub(crate) fn reload(&mut self) -> Result<Vec<Announce>, ServiceError> {
+        self.changed();
         let (config, profiles, profile, chosen_by) = load(
             &self.root,
             self.tuning.pinned_profile.as_deref(),
@@ -231,14 +427,20 @@ impl State {
     /// unknown or broken profile is refused and nothing changes.
     pub(crate) fn switch(&mut self, name: &str) -> Result<Vec<Announce>, ServiceError> {
         let profile = self.tuning.profiles.resolve(name)?;
+        self.changed();
         self.tuning.pinned_profile = Some(name.to_string());
         Ok(self
             .tuning
             .switch_to(&self.root, &self.inventory, profile, "pinned".to_string())?)
     }
 
+    /// The status as of the last snapshot's plan: the knob counts come from it, never from a
+    /// read of every knob per call.
     pub(crate) fn status(&self) -> DaemonStatus {
-        let plan = self.plan();
+        let (knobs, at_value, drift) = self
+            .view
+            .as_ref()
+            .map_or((0, 0, 0), |v| (v.knobs, v.at_value, v.drift));
         let t = &self.tuning;
         DaemonStatus {
             running: true,
@@ -257,9 +459,9 @@ impl State {
             hotplug_source: t.hotplug_source.to_string(),
             hotplug_events: t.events_handled,
             disks: self.inventory.disks.len(),
-            knobs: plan.changes.len(),
-            at_value: plan.count(Action::Unchanged),
-            drift: plan.count(Action::Set),
+            knobs,
+            at_value,
+            drift,
             recent_drift: t.recent_drift.iter().cloned().collect(),
             open_incidents: self.detection.open().len(),
             suspended: t.suspended,

@@ -4,6 +4,11 @@
 //!
 //! The machine handle and the inventory belong to the [`State`](super::state::State) and come
 //! in as arguments: detection reads the same inventory.
+//!
+//! An apply that cannot record the originals (a full or read-only /run, a busy lock) writes
+//! nothing and is tried again on a timer ([`APPLY_RETRY_FIRST`], doubling to
+//! [`APPLY_RETRY_MAX`]) with health `degraded` meanwhile; a failed drift repair or hotplug
+//! tuning leaves the same retry. Tuning failing never stops detection.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
@@ -23,6 +28,17 @@ use crate::util::time::epoch_secs;
 /// Retries for disks whose attributes appear after their `add` event.
 const RETRY_DELAYS_MS: [u64; 5] = [20, 40, 80, 160, 320];
 const RECENT_DRIFT: usize = 64;
+/// The first retry of a whole-profile apply that could not record its originals.
+pub(crate) const APPLY_RETRY_FIRST: Duration = Duration::from_secs(1);
+/// Its backoff doubles up to this.
+pub(crate) const APPLY_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// The drift a plan shows, `once` knobs left out (what `Verify()` reports).
+pub(crate) fn drift_of(plan: &Plan) -> Vec<Drift> {
+    let mut plan = plan.clone();
+    plan.changes.retain(|c| !c.once);
+    apply::verify(&plan)
+}
 
 pub(crate) struct Tuning {
     pub profiles: ProfileSet,
@@ -47,6 +63,12 @@ pub(crate) struct Tuning {
     /// Knobs at their value after the last apply or drift check (for the metrics).
     pub last_at_value: usize,
     pub drift_total: u64,
+    /// The plan the last verify read, while nothing was written since: the snapshot takes
+    /// it instead of reading every knob again.
+    pub(super) looked: Option<Plan>,
+    /// A whole-profile apply is owed (the last one could not record its originals): when,
+    /// and the backoff that got there.
+    apply_retry: Option<(Instant, Duration)>,
 }
 
 /// Whether a report left knobs undone that a retry may still set.
@@ -83,7 +105,35 @@ impl Tuning {
             suspended: false,
             last_at_value: 0,
             drift_total: 0,
+            looked: None,
+            apply_retry: None,
         }
+    }
+
+    /// Schedules the next whole-profile apply after one failed: 1 s, then doubling to 60 s.
+    fn apply_failed(&mut self) -> Duration {
+        let backoff = match self.apply_retry {
+            Some((_, b)) => (b * 2).min(APPLY_RETRY_MAX),
+            None => APPLY_RETRY_FIRST,
+        };
+        self.apply_retry = Some((Instant::now() + backoff, backoff));
+        self.health = Health::Degraded;
+        backoff
+    }
+
+    /// A partial apply (drift repair, one hotplugged disk) could not record its originals:
+    /// the whole profile is applied again later, which covers what this one missed.
+    fn retry_apply_later(&mut self) {
+        self.health = Health::Degraded;
+        if self.apply_retry.is_none() {
+            self.apply_retry = Some((Instant::now() + APPLY_RETRY_FIRST, APPLY_RETRY_FIRST));
+        }
+    }
+
+    /// When the next whole-profile apply is due, if one is owed.
+    pub(crate) fn apply_retry_in(&self) -> Option<Duration> {
+        self.apply_retry
+            .map(|(at, _)| at.saturating_duration_since(Instant::now()))
     }
 
     pub(crate) fn plan(&self, root: &Root, inv: &Inventory) -> Plan {
@@ -98,6 +148,8 @@ impl Tuning {
                 && c.action == Action::Set
                 && self.once_done.contains(&(c.object.clone(), c.knob)))
         });
+        // Whatever happens next, the knobs may no longer be what the last verify read.
+        self.looked = None;
         let report = apply::apply(root, &plan)?;
         self.last_at_value = report.count(Status::Unchanged) + report.written();
         for c in plan.changes.iter().filter(|c| c.once) {
@@ -122,7 +174,8 @@ impl Tuning {
         Ok(report)
     }
 
-    /// Applies the whole profile.
+    /// Applies the whole profile. When the originals cannot be recorded nothing is written,
+    /// health is `degraded` and the apply is retried on a timer until it succeeds.
     pub(crate) fn apply_all(
         &mut self,
         root: &Root,
@@ -131,7 +184,16 @@ impl Tuning {
         self.suspended = false;
         let plan = self.plan(root, inv);
         self.health = Health::Ok;
-        self.apply_plan(root, &plan)
+        match self.apply_plan(root, &plan) {
+            Ok(report) => {
+                self.apply_retry = None;
+                Ok(report)
+            }
+            Err(e) => {
+                self.apply_failed();
+                Err(e)
+            }
+        }
     }
 
     /// Restores every original and stops enforcing the profile until the next apply, switch
@@ -140,6 +202,7 @@ impl Tuning {
         let report = apply::revert(root)?;
         self.suspended = true;
         self.retries.clear();
+        self.apply_retry = None;
         log!(
             notice,
             "reverted: {} originals restored; the profile is not enforced until the next apply",
@@ -151,9 +214,10 @@ impl Tuning {
     /// Knobs that differ from the profile, `once` knobs left out.
     pub(crate) fn verify(&mut self, root: &Root, inv: &Inventory) -> Vec<Drift> {
         self.last_verify = Some(SystemTime::now());
-        let mut plan = self.plan(root, inv);
-        plan.changes.retain(|c| !c.once);
-        apply::verify(&plan)
+        let plan = self.plan(root, inv);
+        let drift = drift_of(&plan);
+        self.looked = Some(plan);
+        drift
     }
 
     /// The periodic check: find drift, log it, repair it if the policy says so.
@@ -217,7 +281,12 @@ impl Tuning {
                         || (c.knob == Knob::NrRequests && objects.contains(&c.object)))
             });
             if let Err(e) = self.apply_plan(root, &plan) {
-                log!(err, "drift repair failed: {e}");
+                log!(
+                    err,
+                    "drift repair failed: {e}; the whole profile is applied again in {} s",
+                    APPLY_RETRY_FIRST.as_secs()
+                );
+                self.retry_apply_later();
             }
         } else {
             self.health = Health::Drift;
@@ -296,7 +365,12 @@ impl Tuning {
                 Some(report)
             }
             Err(e) => {
-                log!(err, "{name}: {e}");
+                log!(
+                    err,
+                    "{name}: {e}; the whole profile is applied again in {} s",
+                    APPLY_RETRY_FIRST.as_secs()
+                );
+                self.retry_apply_later();
                 None
             }
         }
@@ -304,13 +378,34 @@ impl Tuning {
 
     /// When the next retry is due.
     pub(crate) fn next_retry(&self) -> Option<Instant> {
-        self.retries.iter().map(|(_, _, at)| *at).min()
+        self.retries
+            .iter()
+            .map(|(_, _, at)| *at)
+            .chain(self.apply_retry.map(|(at, _)| at))
+            .min()
     }
 
     /// Retries disks whose attributes were missing: their scheduler list or queue may appear
     /// some milliseconds after `add`.
     pub(crate) fn run_retries(&mut self, root: &Root, inv: &mut Inventory) {
         let now = Instant::now();
+        if self.apply_retry.is_some_and(|(at, _)| at <= now) {
+            match self.apply_all(root, inv) {
+                Ok(report) => log!(
+                    notice,
+                    "profile {} applied on retry: {} knobs set, {} already at value, {} rejected",
+                    self.profile.name,
+                    report.written(),
+                    report.count(Status::Unchanged),
+                    report.count(Status::Rejected)
+                ),
+                Err(e) => log!(
+                    warn,
+                    "{e}; the profile is still not applied, trying again in {} s",
+                    self.apply_retry_in().map_or(0, |d| d.as_secs())
+                ),
+            }
+        }
         let due: Vec<(String, usize)> = self
             .retries
             .iter()
