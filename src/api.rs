@@ -117,6 +117,9 @@ pub(crate) struct DaemonStatus {
     pub suspended: bool,
     #[serde(default)]
     pub kmsg_records: u64,
+    /// The failure sources live now: `kmsg`, `fanotify`, `journal`, `samplers`.
+    #[serde(default)]
+    pub sources: Vec<String>,
 }
 
 /// `Verify()`: the knobs that differ from the profile in force.

@@ -189,6 +189,20 @@ impl Backend {
         match self.typed("Events", None)? {
             Some(e) => Ok(e),
             None => {
+                // Without the daemon, its last saved state. That file holds kernel-log
+                // evidence and is root's only (docs/security.md): say so rather than show
+                // an empty list.
+                if let Err(e) = root.read_opt(state_files::INCIDENTS) {
+                    if e.source.kind() == std::io::ErrorKind::PermissionDenied {
+                        return Err(Failure {
+                            message: format!(
+                                "{}: permission denied: saved incidents hold kernel-log evidence and are root's only; run as root, or start tunerd (its Events() answers every user, without the evidence)",
+                                root.display(state_files::INCIDENTS)
+                            ),
+                            code: exit::FAILURE,
+                        });
+                    }
+                }
                 let state: Incidents =
                     state_files::load_json(root, state_files::INCIDENTS).unwrap_or_default();
                 Ok(EventsReply {

@@ -372,6 +372,17 @@ pub(super) fn status(
                     .map(|t| format!(", last {}", ago(t)))
                     .unwrap_or_default()
             );
+            // Every failure source the configuration asks for should be here; one that is
+            // missing is a blind spot (the daemon's log says why it is not live).
+            say!(
+                out,
+                "watching  {}",
+                if d.sources.is_empty() {
+                    "nothing: no failure source is live (see the daemon's log)".to_string()
+                } else {
+                    d.sources.join(", ")
+                }
+            );
             if d.suspended {
                 say!(
                     out,

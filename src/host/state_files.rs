@@ -83,9 +83,6 @@ pub(crate) fn dir_mode(rel: &str) -> Option<u32> {
 /// in the state directory and in each sink's spool directory. Call it before the state is
 /// used: at daemon start, before the first apply. Returns the paths removed, for the log;
 /// what cannot be removed is left for the next start (it harms nothing but space).
-// The service calls it at start (src/service/mod.rs); until that call lands the library
-// build sees no caller.
-#[allow(dead_code)]
 pub(crate) fn clean_leftovers(root: &Root) -> Vec<String> {
     let old_names: Vec<String> = MODES
         .iter()

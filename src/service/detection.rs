@@ -32,6 +32,8 @@ pub(crate) struct Detection {
     pub alerts: Option<Dispatcher>,
     /// Kernel log records read.
     pub kmsg_records: u64,
+    /// The failure sources live now (`tunerctl status` lists them).
+    pub sources: std::collections::BTreeSet<&'static str>,
     incidents_total: BTreeMap<Kind, u64>,
 }
 
@@ -72,6 +74,7 @@ impl Detection {
             fs_errors: None,
             alerts: None,
             kmsg_records: 0,
+            sources: Default::default(),
             incidents_total: BTreeMap::new(),
         }
     }

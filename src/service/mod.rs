@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use crate::api::exit;
 use crate::config::OnStop;
 use crate::detect::sources::fanotify::FsErrorWatch;
-use crate::detect::sources::journal::JournalWatch;
+use crate::detect::sources::journal::{restart_delay, JournalWatch};
 use crate::detect::sources::kmsg::KmsgReader;
 use crate::host::sys::Root;
 use crate::log;
@@ -75,6 +75,9 @@ struct Sources {
     udev: Option<Watcher>,
     kmsg: Option<KmsgReader>,
     journal: Option<JournalWatch>,
+    /// When journalctl exited: restart it then (backoff), and how often it failed in a row.
+    journal_restart: Option<Instant>,
+    journal_failures: u32,
     /// The fanotify group's fd: the group lives in the detection state (each sample re-marks
     /// the mounts), for the daemon's whole life.
     fanotify: Option<std::os::fd::RawFd>,
@@ -146,11 +149,38 @@ impl Sources {
             .fs_errors
             .as_ref()
             .map(|w| w.fd().as_raw_fd());
+        // Which sources are live, for `tunerctl status` and the log: one line a person can
+        // check against the configuration.
+        for (name, live) in [
+            ("kmsg", kmsg.is_some()),
+            ("fanotify", fanotify.is_some()),
+            ("journal", journal.is_some()),
+            ("samplers", watch.sample_ms > 0),
+        ] {
+            state.set_source(name, live);
+        }
+        log!(
+            info,
+            "failure sources: {}",
+            if state.detection.sources.is_empty() {
+                "none".to_string()
+            } else {
+                state
+                    .detection
+                    .sources
+                    .iter()
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
         Sources {
             signals,
             udev,
             kmsg,
             journal,
+            journal_restart: None,
+            journal_failures: 0,
             fanotify,
         }
     }
@@ -167,7 +197,14 @@ impl Sources {
         }
         let kmsg_at = at(self.kmsg.as_ref().map(|k| k.fd()), &mut fds);
         let udev_at = at(self.udev.as_ref().map(|w| w.fd()), &mut fds);
-        let journal_at = at(self.journal.as_ref().map(|j| j.fd()), &mut fds);
+        // A dead journalctl's pipe is at EOF: poll it only while it runs.
+        let journal_at = at(
+            self.journal
+                .as_ref()
+                .filter(|_| self.journal_restart.is_none())
+                .map(|j| j.fd()),
+            &mut fds,
+        );
         // SAFETY: the fanotify group lives in the state for the daemon's whole life (it is
         // never replaced), so the fd stays open while it is borrowed for this poll.
         let fan_at = at(
@@ -333,6 +370,7 @@ pub fn run(opts: Options) -> u8 {
             next_retry,
             next_publish,
             sample.next,
+            sources.journal_restart,
         ]
         .into_iter()
         .flatten()
@@ -373,14 +411,50 @@ pub fn run(opts: Options) -> u8 {
         if ready.journal {
             if let Some(j) = sources.journal.as_mut() {
                 let records = j.read();
+                if !records.is_empty() {
+                    sources.journal_failures = 0;
+                }
                 announce.extend(lock(&shared).on_journal(records));
                 j.commit(&opts.root);
                 if !j.alive() {
+                    // An OOM kill, an outside kill or a bad cursor must not end journal
+                    // watching for the life of the daemon (security review, finding 19).
+                    let delay = restart_delay(sources.journal_failures);
+                    sources.journal_failures += 1;
                     log!(
-                        info,
-                        "journalctl exited: storage daemons' journal no longer followed"
+                        warn,
+                        "journalctl exited: storage daemons' journal not followed; restarting it in {} s",
+                        delay.as_secs()
                     );
-                    sources.journal = None;
+                    sources.journal_restart = Some(Instant::now() + delay);
+                    lock(&shared).set_source("journal", false);
+                }
+            }
+        }
+        if sources
+            .journal_restart
+            .is_some_and(|at| at <= Instant::now())
+        {
+            if let Some(j) = sources.journal.as_mut() {
+                match j.restart(&opts.root) {
+                    Ok(()) => {
+                        log!(
+                            info,
+                            "journalctl restarted: storage daemons' journal followed again"
+                        );
+                        sources.journal_restart = None;
+                        lock(&shared).set_source("journal", true);
+                    }
+                    Err(e) => {
+                        let delay = restart_delay(sources.journal_failures);
+                        sources.journal_failures += 1;
+                        log!(
+                            warn,
+                            "journalctl: {e}; trying again in {} s",
+                            delay.as_secs()
+                        );
+                        sources.journal_restart = Some(Instant::now() + delay);
+                    }
                 }
             }
         }

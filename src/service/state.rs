@@ -167,6 +167,10 @@ fn load(
 
 impl State {
     pub(crate) fn new(root: Root, pinned: Option<String>) -> Result<State, ServiceError> {
+        // Temporaries an interrupted write left in /run/tunerd (a crash, a kill -9).
+        for p in crate::host::state_files::clean_leftovers(&root) {
+            log!(info, "removed {p}, left by an interrupted write");
+        }
         let inventory = Inventory::read(&root).map_err(ServiceError::Inventory)?;
         let (config, profiles, profile, chosen_by) = load(&root, pinned.as_deref(), &inventory)?;
         let detection = Detection::new(&root, &config.watch);
@@ -196,6 +200,7 @@ impl State {
                 open_incidents: 0,
                 suspended: false,
                 kmsg_records: 0,
+                sources: Vec::new(),
             },
             started,
             plan: "{}".into(),
@@ -436,6 +441,16 @@ impl State {
 
     /// The status as of the last snapshot's plan: the knob counts come from it, never from a
     /// read of every knob per call.
+    /// A failure source came up or went down.
+    pub(crate) fn set_source(&mut self, name: &'static str, live: bool) {
+        if live {
+            self.detection.sources.insert(name);
+        } else {
+            self.detection.sources.remove(name);
+        }
+        self.view_stale = true;
+    }
+
     pub(crate) fn status(&self) -> DaemonStatus {
         let (knobs, at_value, drift) = self
             .view
@@ -466,6 +481,12 @@ impl State {
             open_incidents: self.detection.open().len(),
             suspended: t.suspended,
             kmsg_records: self.detection.kmsg_records,
+            sources: self
+                .detection
+                .sources
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }

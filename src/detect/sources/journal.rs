@@ -56,8 +56,6 @@ pub(crate) struct JournalWatch {
 /// How long to wait before restarting journalctl after its `failures`-th exit in a row:
 /// 1 s, doubled each time, at most 5 minutes (a journalctl that cannot run at all is not
 /// respawned in a tight loop).
-// The service loop (src/service/mod.rs) is to call this and `restart` when journalctl exits.
-#[allow(dead_code)]
 pub(crate) fn restart_delay(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.min(8)).min(Duration::from_secs(300))
 }
@@ -84,7 +82,6 @@ impl JournalWatch {
     /// journalctl that exited. A partial line of the old one is dropped: the new one starts at
     /// the entry after the last whole one. On an error the old (dead) child stays, and the
     /// caller tries again after its backoff.
-    #[allow(dead_code)] // see restart_delay
     pub(crate) fn restart(&mut self, root: &Root) -> io::Result<()> {
         self.commit(root);
         let (child, stdout) = spawn(self.cursor.as_deref())?;

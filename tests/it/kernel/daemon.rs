@@ -148,6 +148,16 @@ fn real_kernel_daemon_dbus_api_properties_methods_and_policy() {
         "{text}"
     );
     assert!(text.contains("profile   t ("), "{text}");
+    // The live failure sources: the kernel log and the samplers at least; not the journal,
+    // which is followed only on the real root.
+    let watching = text
+        .lines()
+        .find(|l| l.starts_with("watching  "))
+        .unwrap_or_else(|| panic!("no `watching` line: {text}"));
+    assert!(
+        watching.contains("kmsg") && watching.contains("samplers") && !watching.contains("journal"),
+        "{watching}"
+    );
     // Without the daemon it works directly and says that too.
     let out = Command::new(tunerctl())
         .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
