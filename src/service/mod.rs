@@ -185,6 +185,14 @@ impl Sources {
         }
     }
 
+    /// journalctl is not running: schedules its restart after the backoff and returns it.
+    fn journal_later(&mut self) -> Duration {
+        let delay = restart_delay(self.journal_failures);
+        self.journal_failures += 1;
+        self.journal_restart = Some(Instant::now() + delay);
+        delay
+    }
+
     /// Waits for any fd or the timeout. `Err` only for a poll error other than EINTR.
     fn wait(&self, timeout: nix::poll::PollTimeout) -> Result<Ready, nix::errno::Errno> {
         use nix::poll::{poll, PollFd, PollFlags};
@@ -419,14 +427,12 @@ pub fn run(opts: Options) -> u8 {
                 if !j.alive() {
                     // An OOM kill, an outside kill or a bad cursor must not end journal
                     // watching for the life of the daemon (security review, finding 19).
-                    let delay = restart_delay(sources.journal_failures);
-                    sources.journal_failures += 1;
+                    let delay = sources.journal_later();
                     log!(
                         warn,
                         "journalctl exited: storage daemons' journal not followed; restarting it in {} s",
                         delay.as_secs()
                     );
-                    sources.journal_restart = Some(Instant::now() + delay);
                     lock(&shared).set_source("journal", false);
                 }
             }
@@ -446,14 +452,12 @@ pub fn run(opts: Options) -> u8 {
                         lock(&shared).set_source("journal", true);
                     }
                     Err(e) => {
-                        let delay = restart_delay(sources.journal_failures);
-                        sources.journal_failures += 1;
+                        let delay = sources.journal_later();
                         log!(
                             warn,
                             "journalctl: {e}; trying again in {} s",
                             delay.as_secs()
                         );
-                        sources.journal_restart = Some(Instant::now() + delay);
                     }
                 }
             }

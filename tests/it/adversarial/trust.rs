@@ -32,21 +32,7 @@ fn scan_json(file: &Path) -> (i32, serde_json::Value) {
 }
 
 fn kinds(v: &serde_json::Value) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = v["incidents"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|i| {
-                    (
-                        i["kind"].as_str().unwrap_or("").to_string(),
-                        i["device"].as_str().unwrap_or("").to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
+    crate::common::incident_kinds(v)
 }
 
 /// The review's forged.json: what `journalctl -o json` prints for

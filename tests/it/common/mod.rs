@@ -484,3 +484,22 @@ pub mod harness;
 pub mod receiver;
 pub mod tier;
 pub mod tunerd;
+
+/// (kind, device) of every incident in `tunerctl scan --json` output, sorted.
+pub fn incident_kinds(v: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = v["incidents"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|i| {
+                    (
+                        i["kind"].as_str().unwrap_or("").to_string(),
+                        i["device"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}

@@ -26,23 +26,8 @@ fn scan(file: &str) -> (i32, serde_json::Value) {
     (out.status.code().unwrap_or(-1), v)
 }
 
-/// (kind, device) of every incident found.
 fn found(v: &serde_json::Value) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = v["incidents"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|i| {
-                    (
-                        i["kind"].as_str().unwrap_or("").to_string(),
-                        i["device"].as_str().unwrap_or("").to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
+    crate::common::incident_kinds(v)
 }
 
 #[test]
