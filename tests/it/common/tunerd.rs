@@ -69,6 +69,29 @@ impl Tunerd {
             }
             assert!(Instant::now() < deadline, "tunerd never sent READY=1");
         };
+        // READY does not wait for the bus (a stuck dbus-daemon must not hold up start), so
+        // the name is taken on the bus thread a moment later: tests that call the daemon
+        // right away wait for it here.
+        if let Some(b) = bus {
+            let owned = eventually(Duration::from_secs(10), || {
+                b.command("dbus-send")
+                    .args([
+                        "--system",
+                        "--print-reply",
+                        "--dest=org.freedesktop.DBus",
+                        "/org/freedesktop/DBus",
+                        "org.freedesktop.DBus.NameHasOwner",
+                        "string:org.tunerd.Tuner1",
+                    ])
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
+            });
+            assert!(
+                owned.is_some(),
+                "tunerd never took org.tunerd.Tuner1 on the bus: {}",
+                fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
         Tunerd {
             child: Some(child),
             log,
