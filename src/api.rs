@@ -37,12 +37,6 @@ pub(crate) mod exit {
     pub(crate) const INCIDENT: u8 = 5;
 }
 
-/// The exit codes as `--help` says them.
-pub(crate) const EXIT_HELP: &str =
-    "Exit codes: 0 ok; 1 a knob was rejected by the kernel or state could not be read; \
-2 bad usage; 3 drift found (verify); 4 invalid configuration or profile (nothing written); \
-5 a storage incident is open (events) or the log shows storage trouble (scan).";
-
 /// How the machine is doing, as the `Health` property says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -272,6 +272,20 @@ const WATCH_FIELDS: &[Field<WatchSettings>] = &[
     },
 ];
 
+/// Every table of tunerd.toml (`""` for the top level, `alert.webhook` for the array of
+/// tables) with the keys the parser takes in it, from the same `Field` lists that parse them.
+/// A key that names a table appears both as a key of its parent and as a table here.
+#[cfg(test)]
+pub(crate) fn schema() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut out = vec![
+        ("", TOP_FIELDS.iter().map(|f| f.key).collect()),
+        ("daemon", DAEMON_FIELDS.iter().map(|f| f.key).collect()),
+        ("watch", WATCH_FIELDS.iter().map(|f| f.key).collect()),
+    ];
+    out.extend(crate::alert::config_schema());
+    out
+}
+
 impl Config {
     /// The profile to use and why: `requested` (a `--profile` or a runtime switch, labelled
     /// `label`) wins; else the configured one; `auto` picks by platform.
@@ -373,6 +387,62 @@ mod tests {
                 assert!(e.message.contains(key), "{e}");
             }
             assert!(e.message.contains(&format!("in [{table}]")), "{e}");
+        }
+    }
+
+    /// The packaged /etc/tunerd/tunerd.toml with every `# key = value` and `# [table]` line
+    /// uncommented: the values shown are the documented ones.
+    fn packaged(uncommented: bool) -> String {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/packaging/tunerd.toml"
+        ))
+        .expect("packaging/tunerd.toml");
+        if !uncommented {
+            return text;
+        }
+        text.lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with('[')
+                        || rest.split_once(" = ").is_some_and(|(k, _)| {
+                            k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        }) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_packaged_config_has_every_option_and_each_is_valid() {
+        // As shipped (all commented out: the defaults), and with every option uncommented.
+        let shipped = load(&packaged(false)).expect("the packaged tunerd.toml as shipped");
+        assert_eq!(shipped.profile, "auto");
+        let text = packaged(true);
+        load(&text).unwrap_or_else(|e| panic!("the packaged tunerd.toml, uncommented: {e}"));
+        let doc: toml::Table = toml::from_str(&text).expect("TOML");
+        for (table, keys) in schema() {
+            let mut at: &toml::Table = &doc;
+            for part in table.split('.').filter(|p| !p.is_empty()) {
+                at = match at.get(part) {
+                    Some(toml::Value::Table(t)) => t,
+                    Some(toml::Value::Array(a)) => match a.first() {
+                        Some(toml::Value::Table(t)) => t,
+                        _ => panic!("[{table}] is an empty array in packaging/tunerd.toml"),
+                    },
+                    _ => panic!("packaging/tunerd.toml has no [{table}]"),
+                };
+            }
+            for key in keys {
+                assert!(
+                    at.contains_key(key),
+                    "packaging/tunerd.toml does not show `{key}` in [{table}]"
+                );
+            }
         }
     }
 }

@@ -780,6 +780,26 @@ const ALERT_FIELDS: &[Field<AlertConfig>] = &[
     },
 ];
 
+#[cfg(test)]
+fn keys<T>(fields: &[Field<T>]) -> Vec<&'static str> {
+    fields.iter().map(|f| f.key).collect()
+}
+
+/// `[alert]` and its sub-tables with the keys the parser takes in each, from the same lists
+/// that parse them (the packaged tunerd.toml is checked against this).
+#[cfg(test)]
+pub(crate) fn schema() -> Vec<(&'static str, Vec<&'static str>)> {
+    vec![
+        ("alert", keys(ALERT_FIELDS)),
+        ("alert.webhook", keys(WEBHOOK_FIELDS)),
+        ("alert.exec", keys(EXEC_FIELDS)),
+        ("alert.textfile", keys(TEXTFILE_FIELDS)),
+        ("alert.spool", keys(SPOOL_FIELDS)),
+        ("alert.retry", keys(RETRY_FIELDS)),
+        ("alert.alertmanager", keys(ALERTMANAGER_FIELDS)),
+    ]
+}
+
 /// The `[alert]` table of tunerd.toml. `table` is its contents; `doc` the file it is in.
 pub(crate) fn parse_alert(doc: &Doc<'_>, table: &DeTable<'_>) -> Result<AlertConfig, ConfigError> {
     let mut cfg = AlertConfig::default();

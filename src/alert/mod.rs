@@ -37,6 +37,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub(crate) use config::parse_alert;
+#[cfg(test)]
+pub(crate) use config::schema as config_schema;
 pub use config::{
     AlertConfig, AlertmanagerConfig, ExecConfig, Format, RetryConfig, Secret, SpoolConfig,
     TextfileConfig, WebhookConfig, EXEC_SINK,

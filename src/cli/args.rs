@@ -1,11 +1,16 @@
 //! The command lines of both binaries, kept in the library so that man pages and shell
-//! completions are generated from the same definitions that parse them.
+//! completions are generated from the same definitions that parse them: `build.rs` includes
+//! this file, so it uses nothing but clap and std.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::api::EXIT_HELP;
+/// The exit codes (`api::exit`) as `--help` and the man pages say them.
+pub(crate) const EXIT_HELP: &str =
+    "Exit codes: 0 ok; 1 a knob was rejected by the kernel or state could not be read; \
+2 bad usage; 3 drift found (verify); 4 invalid configuration or profile (nothing written); \
+5 a storage incident is open (events) or the log shows storage trouble (scan).";
 
 #[derive(Debug, Parser)]
 #[command(
