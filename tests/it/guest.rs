@@ -12,8 +12,9 @@
 //!    enabled, the conffile 0600), edits the configuration as an administrator would (drift
 //!    every 2 s) and powers off;
 //! 2. `tunerd.guest=check`: tunerd comes up as the package enabled it, and
-//!    tests/guest/check.sh checks the service, the D-Bus policy, hotplug, drift, restart,
-//!    revert and incidents.
+//!    tests/guest/check.sh checks the service, the D-Bus policy, hotplug, drift, restart, an
+//!    upgrade to the newer build, revert, incidents, man pages and completion, then `apt
+//!    remove` and `apt purge`.
 //!
 //! Each script prints `CHECK`/`FIGURE` lines on the second serial port (tests/guest/lib.sh);
 //! the host hot-adds the disk when check.sh prints `MARK READY-FOR-HOTPLUG`, and after `MARK
@@ -59,6 +60,9 @@ const PACKAGES: &[&str] = &[
     "util-linux",
     "procps",
     "jq",
+    // What a user's `man tunerctl` and Tab completion go through.
+    "man-db",
+    "bash-completion",
 ];
 /// Part of the cache key: change it when the way the tarball is made changes.
 const ROOTFS_RECIPE: &str = "mmdebstrap --variant=minbase, v1";
@@ -82,6 +86,8 @@ const EXPECTED_INSTALL_CHECKS: &[&str] = &[
 /// test too.
 const EXPECTED_CHECKS: &[&str] = &[
     "tunerd_active",
+    "tunerd_enabled_by_package",
+    "tunerd_runs_packaged_files",
     "tunerd_ready_notify",
     "boot_no_ordering_cycle",
     "tmpfiles_setup_ran",
@@ -91,6 +97,7 @@ const EXPECTED_CHECKS: &[&str] = &[
     "dbus_property_active_profile",
     "status_daemon_running",
     "status_platform_vmware",
+    "status_platform_evidence",
     "status_profile_vmware",
     "status_json",
     "dbus_policy_user_reads",
@@ -113,6 +120,13 @@ const EXPECTED_CHECKS: &[&str] = &[
     "restart_active",
     "restart_keeps_originals",
     "restart_back_on_bus",
+    "upgrade_apt_exit_0",
+    "upgrade_installed",
+    "upgrade_restarted_once",
+    "upgrade_keeps_originals",
+    "upgrade_keeps_config",
+    "upgrade_back_on_bus",
+    "upgrade_verify_clean",
     "revert_exit_0",
     "revert_vm_dirty_ratio_sysctl_d",
     "revert_sda_timeout_30",
@@ -125,6 +139,18 @@ const EXPECTED_CHECKS: &[&str] = &[
     "journal_profile_line",
     "security_exposure_reported",
     "tunerd_never_restarted",
+    "man_tunerctl",
+    "man_tunerd_toml",
+    "bash_completion_tunerctl",
+    "conffile_0600",
+    "remove_apt_exit_0",
+    "remove_stopped",
+    "remove_keeps_etc",
+    "remove_keeps_run",
+    "purge_apt_exit_0",
+    "purge_removes_etc",
+    "purge_removes_run",
+    "purge_removes_enablement",
 ];
 
 fn manifest(rel: &str) -> PathBuf {
