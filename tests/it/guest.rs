@@ -1053,6 +1053,11 @@ fn real_guest_service_end_to_end() {
         for line in &install.report.info {
             eprintln!("  install| {line}");
         }
+        let console = fs::read_to_string(work.join("install-console.log")).unwrap_or_default();
+        eprintln!(
+            "\n===== install boot's console (last 40 lines) =====\n{}",
+            tail(&console, 40)
+        );
         panic!(
             "the package's install failed in the guest (logs in {}):\n  {}",
             logs.display(),
