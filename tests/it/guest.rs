@@ -1,24 +1,38 @@
 //! tunerd as a user's machine runs it: a real Debian 12 guest under QEMU (TCG) with systemd,
-//! udev, journald and the system bus, tunerd installed as the package would install it (the
-//! unit from systemd/, the D-Bus policy from dbus/, enabled in sysinit.target), a VMware
-//! platform (`-smbios`), a pvscsi controller with a VMware "Virtual disk", and a second one
-//! hot-added from the host through QMP. Select with `cargo test --test it guest::`.
+//! udev, journald and the system bus, tunerd installed from its .deb with apt inside the guest,
+//! a VMware platform (`-smbios`), a pvscsi controller with a VMware "Virtual disk", and a
+//! second one hot-added from the host through QMP. Select with `cargo test --test it guest::`.
 //!
-//! Inside the guest, tests/guest/check.sh (a oneshot unit after multi-user.target) checks the
-//! service and prints `CHECK`/`FIGURE` lines on the second serial port; the host hot-adds the
-//! disk when it prints `MARK READY-FOR-HOTPLUG`, and after `MARK END` asserts every check and
-//! prints the figures. The kernel console goes to the first serial port.
+//! The package is built as README "Install" says (`cargo build --release`, `cargo deb
+//! --no-build`: no-ops when nothing changed, and in CI `packaging/check` has built it already),
+//! and repacked with a higher version for the upgrade. The guest boots twice from one image:
+//!
+//! 1. `tunerd.guest=install`: tests/guest/install.sh runs `apt-get install /root/tunerd.deb`
+//!    (offline: the dependencies are in the image), checks what the package did (started,
+//!    enabled, the conffile 0600), edits the configuration as an administrator would (drift
+//!    every 2 s) and powers off;
+//! 2. `tunerd.guest=check`: tunerd comes up as the package enabled it, and
+//!    tests/guest/check.sh checks the service, the D-Bus policy, hotplug, drift, restart, an
+//!    upgrade to the newer build, revert, incidents, man pages and completion, then `apt
+//!    remove` and `apt purge`.
+//!
+//! Each script prints `CHECK`/`FIGURE` lines on the second serial port (tests/guest/lib.sh);
+//! the host hot-adds the disk when check.sh prints `MARK READY-FOR-HOTPLUG`, and after `MARK
+//! END` asserts every check and prints the figures. The kernel console goes to the first
+//! serial port.
 //!
 //! Needs root, `qemu-system-x86`, `mmdebstrap` and `e2fsprogs` (the guest tier skips
-//! without them, see `common::tier`) and Debian's package mirror the first time: the root
-//! filesystem is made with mmdebstrap once and cached as a tarball in /var/cache/tunerd-guest/,
-//! keyed by its package list. Each run unpacks it on /dev/shm, adds tunerd, makes root.img
-//! with `mkfs.ext4 -d`, boots it and removes everything again (QEMU too, also on panic). The
-//! logs of the last run are kept in /var/cache/tunerd-guest/last-run/.
+//! without them, see `common::tier`), cargo-deb, and Debian's package mirror the first time:
+//! the root filesystem is made with mmdebstrap once and cached as a tarball in
+//! /var/cache/tunerd-guest/, keyed by its package list. Each run unpacks it on /dev/shm, adds
+//! the packages and the scripts, makes root.img with `mkfs.ext4 -d`, boots it twice and
+//! removes everything again (QEMU too, also on panic). The logs of the last run are kept in
+//! /var/cache/tunerd-guest/last-run/.
 //!
-//! Environment: `TUNERD_GUEST_TIMEOUT_SECS` (default 300) bounds the guest's run;
-//! `TUNERD_GUEST_UNIT=FILE` installs FILE instead of systemd/tunerd.service (to try a change
-//! to the unit before making it).
+//! Environment: `TUNERD_GUEST_TIMEOUT_SECS` (default 300) bounds each boot;
+//! `TUNERD_GUEST_DEB=FILE` installs that .deb and builds nothing; `TUNERD_GUEST_UNIT=FILE`
+//! packs FILE into the guest's packages instead of the built unit (to try a change to the
+//! unit before making it).
 
 use crate::common::tier::{self, Tier};
 
@@ -46,13 +60,34 @@ const PACKAGES: &[&str] = &[
     "util-linux",
     "procps",
     "jq",
+    // What a user's `man tunerctl` and Tab completion go through.
+    "man-db",
+    "bash-completion",
 ];
 /// Part of the cache key: change it when the way the tarball is made changes.
 const ROOTFS_RECIPE: &str = "mmdebstrap --variant=minbase, v1";
 const CACHE_DIR: &str = "/var/cache/tunerd-guest";
-/// Every check the guest script must report: a check that went missing fails the test too.
+/// Every check install.sh must report on the first boot.
+const EXPECTED_INSTALL_CHECKS: &[&str] = &[
+    "install_not_there_before",
+    "install_apt_exit_0",
+    "install_installed",
+    "install_started",
+    "install_on_bus",
+    "install_enabled",
+    "install_files_owned",
+    "install_unit_path",
+    "install_conffile",
+    "install_conffile_0600",
+    "install_config_valid",
+    "install_admin_edit",
+];
+/// Every check check.sh must report on the second boot: a check that went missing fails the
+/// test too.
 const EXPECTED_CHECKS: &[&str] = &[
     "tunerd_active",
+    "tunerd_enabled_by_package",
+    "tunerd_runs_packaged_files",
     "tunerd_ready_notify",
     "boot_no_ordering_cycle",
     "tmpfiles_setup_ran",
@@ -62,6 +97,7 @@ const EXPECTED_CHECKS: &[&str] = &[
     "dbus_property_active_profile",
     "status_daemon_running",
     "status_platform_vmware",
+    "status_platform_evidence",
     "status_profile_vmware",
     "status_json",
     "dbus_policy_user_reads",
@@ -84,6 +120,13 @@ const EXPECTED_CHECKS: &[&str] = &[
     "restart_active",
     "restart_keeps_originals",
     "restart_back_on_bus",
+    "upgrade_apt_exit_0",
+    "upgrade_installed",
+    "upgrade_restarted_once",
+    "upgrade_keeps_originals",
+    "upgrade_keeps_config",
+    "upgrade_back_on_bus",
+    "upgrade_verify_clean",
     "revert_exit_0",
     "revert_vm_dirty_ratio_sysctl_d",
     "revert_sda_timeout_30",
@@ -96,6 +139,18 @@ const EXPECTED_CHECKS: &[&str] = &[
     "journal_profile_line",
     "security_exposure_reported",
     "tunerd_never_restarted",
+    "man_tunerctl",
+    "man_tunerd_toml",
+    "bash_completion_tunerctl",
+    "conffile_0600",
+    "remove_apt_exit_0",
+    "remove_stopped",
+    "remove_keeps_etc",
+    "remove_keeps_run",
+    "purge_apt_exit_0",
+    "purge_removes_etc",
+    "purge_removes_run",
+    "purge_removes_enablement",
 ];
 
 fn manifest(rel: &str) -> PathBuf {
@@ -263,23 +318,204 @@ fn link(target: &str, at: &Path) {
     symlink(target, at).unwrap_or_else(|e| panic!("symlink {}: {e}", at.display()));
 }
 
-/// Copies a binary into the guest, stripped (the test's debug builds are large).
-fn install_binary(from: &str, to: &Path) {
-    fs::create_dir_all(to.parent().expect("parent")).expect("mkdir for a binary");
-    let stripped = Command::new("strip")
-        .arg("-o")
-        .arg(to)
-        .arg(from)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !stripped {
-        fs::copy(from, to).unwrap_or_else(|e| panic!("copy {from}: {e}"));
-    }
-    fs::set_permissions(to, fs::Permissions::from_mode(0o755)).expect("chmod binary");
-}
-
 fn read_repo(rel: &str) -> String {
     fs::read_to_string(manifest(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+}
+
+/// The package the guest installs, and a newer build of it that the guest upgrades to.
+struct Debs {
+    /// What `cargo deb` built (repacked when `TUNERD_GUEST_UNIT` replaces its unit).
+    deb: PathBuf,
+    /// The same files repacked with a higher version: a newer build for dpkg's purposes.
+    newer: PathBuf,
+    /// What `cargo deb` wrote, and its size.
+    built: PathBuf,
+    built_size: u64,
+    version: String,
+    newer_version: String,
+}
+
+/// The .deb as a user builds it (README "Install"): `cargo build --release` then
+/// `cargo deb --no-build`, both no-ops when nothing changed (in CI, `packaging/check` has
+/// built it already). A release build takes the release profile's lock, not the one of the
+/// debug profile this test was built in, so the outer `cargo test` does not hold it up.
+/// `TUNERD_GUEST_DEB=FILE` takes that .deb instead and builds nothing.
+fn build_deb() -> PathBuf {
+    if let Some(deb) = std::env::var_os("TUNERD_GUEST_DEB") {
+        let deb = PathBuf::from(deb);
+        assert!(
+            deb.is_file(),
+            "TUNERD_GUEST_DEB={}: no such file",
+            deb.display()
+        );
+        return deb;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let how = "build it first with `cargo build --release --locked && cargo deb --no-build \
+               --locked` (needs `cargo install --locked cargo-deb`), or name one with \
+               TUNERD_GUEST_DEB=FILE";
+    for args in [
+        &["build", "--release", "--locked"][..],
+        &["deb", "--no-build", "--locked"][..],
+    ] {
+        let mut cmd = Command::new(&cargo);
+        cmd.args(args)
+            .current_dir(manifest(""))
+            .stdin(Stdio::null());
+        // What cargo set for this test is not the environment of a build: build scripts that
+        // watch a variable (ring watches CARGO_MANIFEST_DIR) would rebuild the release
+        // profile here, and again in the next build from a shell.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name == "OUT_DIR"
+                || name == "CARGO_MANIFEST_DIR"
+                || name == "CARGO_MANIFEST_PATH"
+                || name == "CARGO_PRIMARY_PACKAGE"
+                || name == "CARGO_TARGET_TMPDIR"
+                || name.starts_with("CARGO_PKG_")
+                || name.starts_with("CARGO_CRATE_")
+                || name.starts_with("CARGO_BIN_")
+            {
+                cmd.env_remove(&*name);
+            }
+        }
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run cargo {}: {e}; {how}", args.join(" ")));
+        if !out.status.success() {
+            panic!(
+                "the guest installs the package, and `cargo {}` failed ({}); {how}\n{}",
+                args.join(" "),
+                out.status,
+                tail(&String::from_utf8_lossy(&out.stderr), 30)
+            );
+        }
+        if args[0] == "deb" {
+            // cargo deb prints the path of the package it wrote.
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let path = stdout
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| l.ends_with(".deb"));
+            let path = path.map(PathBuf::from).unwrap_or_else(|| {
+                panic!("cargo deb did not say where the .deb is:\n{stdout}; {how}")
+            });
+            return if path.is_absolute() {
+                path
+            } else {
+                manifest("").join(path)
+            };
+        }
+    }
+    unreachable!("the loop returns after cargo deb")
+}
+
+/// One line of a control file: `Version: 0.1.0-1` -> `0.1.0-1`.
+fn control_field(control: &str, field: &str) -> Option<String> {
+    control
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(": "))
+        .map(str::to_string)
+}
+
+/// A higher Debian version: the revision plus one (`0.1.0-1` -> `0.1.0-2`).
+fn next_version(version: &str) -> String {
+    match version.rsplit_once('-') {
+        Some((upstream, rev)) if rev.parse::<u32>().is_ok() => {
+            format!("{upstream}-{}", rev.parse::<u32>().unwrap_or(0) + 1)
+        }
+        _ => format!("{version}+1"),
+    }
+}
+
+/// Unpacks `deb` with `dpkg-deb -R`, sets its version, optionally replaces the unit (with
+/// its line in DEBIAN/md5sums, so that `dpkg --verify` stays quiet), and builds it again.
+fn repack(deb: &Path, work: &Scratch, name: &str, version: &str, unit: Option<&str>) -> PathBuf {
+    let tree = work.join(&format!("{name}-tree"));
+    run(
+        Command::new("dpkg-deb").arg("-R").arg(deb).arg(&tree),
+        "dpkg-deb -R the built package",
+    );
+    let control_path = tree.join("DEBIAN/control");
+    let control = fs::read_to_string(&control_path).expect("read DEBIAN/control");
+    let control: String = control
+        .lines()
+        .map(|l| {
+            if l.starts_with("Version: ") {
+                format!("Version: {version}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    fs::write(&control_path, control).expect("write DEBIAN/control");
+    if let Some(unit) = unit {
+        let rel = "usr/lib/systemd/system/tunerd.service";
+        write(&tree.join(rel), unit, 0o644);
+        let line = run(
+            Command::new("md5sum").arg(rel).current_dir(&tree),
+            "md5sum of the replaced unit",
+        );
+        let sums_path = tree.join("DEBIAN/md5sums");
+        let sums = fs::read_to_string(&sums_path).expect("read DEBIAN/md5sums");
+        let sums: String = sums
+            .lines()
+            .map(|l| {
+                if l.ends_with(&format!("  {rel}")) {
+                    line.clone()
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        fs::write(&sums_path, sums).expect("write DEBIAN/md5sums");
+    }
+    let out = work.join(&format!("{name}.deb"));
+    run(
+        Command::new("dpkg-deb")
+            .args(["-Zgzip", "-b"])
+            .arg(&tree)
+            .arg(&out),
+        "dpkg-deb -b the repacked package",
+    );
+    let _ = fs::remove_dir_all(&tree);
+    out
+}
+
+/// The .deb the guest installs and the newer one it upgrades to.
+fn packages(work: &Scratch) -> Debs {
+    let built = build_deb();
+    let built_size = fs::metadata(&built).map(|m| m.len()).unwrap_or(0);
+    let control = run(
+        Command::new("dpkg-deb").arg("-f").arg(&built),
+        "dpkg-deb -f",
+    );
+    let version = control_field(&control, "Version").expect("the .deb has a Version");
+    let newer_version = next_version(&version);
+    let unit = std::env::var_os("TUNERD_GUEST_UNIT").map(|path| {
+        fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("TUNERD_GUEST_UNIT {}: {e}", path.to_string_lossy()))
+    });
+    let deb = match &unit {
+        Some(unit) => repack(&built, work, "tunerd", &version, Some(unit)),
+        None => built.clone(),
+    };
+    let newer = repack(
+        &built,
+        work,
+        "tunerd-newer",
+        &newer_version,
+        unit.as_deref(),
+    );
+    Debs {
+        deb,
+        newer,
+        built,
+        built_size,
+        version,
+        newer_version,
+    }
 }
 
 /// What QEMU boots.
@@ -291,8 +527,10 @@ struct Images {
     hot: PathBuf,
 }
 
-/// Unpacks the cached root filesystem, installs tunerd and the checks, makes the disks.
-fn prepare_images(work: &Scratch, tarball: &Path) -> Images {
+/// Unpacks the cached root filesystem, puts the packages and the checks in, makes the disks.
+/// tunerd itself is not installed here: the guest installs the package with apt on its
+/// first boot (tests/guest/install.sh).
+fn prepare_images(work: &Scratch, tarball: &Path, debs: &Debs) -> Images {
     let rootfs = work.join("rootfs");
     fs::create_dir_all(&rootfs).expect("mkdir rootfs");
     run(
@@ -305,45 +543,42 @@ fn prepare_images(work: &Scratch, tarball: &Path) -> Images {
     );
     let r = |rel: &str| rootfs.join(rel);
 
-    // tunerd as its package installs it.
-    install_binary(env!("CARGO_BIN_EXE_tunerd"), &r("usr/bin/tunerd"));
-    install_binary(env!("CARGO_BIN_EXE_tunerctl"), &r("usr/bin/tunerctl"));
-    let unit = match std::env::var_os("TUNERD_GUEST_UNIT") {
-        Some(path) => fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("TUNERD_GUEST_UNIT {}: {e}", path.to_string_lossy())),
-        None => read_repo("systemd/tunerd.service"),
-    };
-    write(&r("usr/lib/systemd/system/tunerd.service"), &unit, 0o644);
-    link(
-        "/usr/lib/systemd/system/tunerd.service",
-        &r("etc/systemd/system/sysinit.target.wants/tunerd.service"),
-    );
-    write(
-        &r("usr/share/dbus-1/system.d/org.tunerd.Tuner1.conf"),
-        &read_repo("dbus/org.tunerd.Tuner1.conf"),
-        0o644,
-    );
-    write(
-        &r("etc/tunerd/tunerd.toml"),
-        &read_repo("tests/guest/tunerd.toml"),
-        0o644,
-    );
+    // The packages, where the guest's install.sh and check.sh (lib.sh) look for them.
+    for (deb, at) in [
+        (&debs.deb, "root/tunerd.deb"),
+        (&debs.newer, "root/tunerd-newer.deb"),
+    ] {
+        fs::copy(deb, r(at))
+            .unwrap_or_else(|e| panic!("copy {} into the guest: {e}", deb.display()));
+        fs::set_permissions(r(at), fs::Permissions::from_mode(0o644)).expect("chmod .deb");
+    }
 
-    // The checks.
+    // The scripts: install.sh on the first boot, check.sh on the second (each unit runs on
+    // the boot whose kernel command line names it).
     write(
-        &r("usr/local/sbin/tunerd-guest-check"),
-        &read_repo("tests/guest/check.sh"),
-        0o755,
-    );
-    write(
-        &r("etc/systemd/system/tunerd-guest-check.service"),
-        &read_repo("tests/guest/tunerd-guest-check.service"),
+        &r("usr/local/lib/tunerd-guest/lib.sh"),
+        &read_repo("tests/guest/lib.sh"),
         0o644,
     );
-    link(
-        "/etc/systemd/system/tunerd-guest-check.service",
-        &r("etc/systemd/system/multi-user.target.wants/tunerd-guest-check.service"),
-    );
+    for (script, name) in [("install.sh", "install"), ("check.sh", "check")] {
+        write(
+            &r(&format!("usr/local/sbin/tunerd-guest-{name}")),
+            &read_repo(&format!("tests/guest/{script}")),
+            0o755,
+        );
+        let unit = format!("tunerd-guest-{name}.service");
+        write(
+            &r(&format!("etc/systemd/system/{unit}")),
+            &read_repo(&format!("tests/guest/{unit}")),
+            0o644,
+        );
+        link(
+            &format!("/etc/systemd/system/{unit}"),
+            &r(&format!(
+                "etc/systemd/system/multi-user.target.wants/{unit}"
+            )),
+        );
+    }
 
     // A machine like an installed one: root mounted read-only by the kernel and remounted
     // read-write from fstab; nothing periodic that would compete for the emulated CPUs.
@@ -367,6 +602,7 @@ fn prepare_images(work: &Scratch, tarball: &Path) -> Images {
         "e2scrub_all.timer",
         "e2scrub_reap.service",
         "fstrim.timer",
+        "man-db.timer",
     ] {
         link("/dev/null", &r(&format!("etc/systemd/system/{unit}")));
     }
@@ -436,8 +672,11 @@ impl Drop for Qemu {
     }
 }
 
-fn boot(work: &Scratch, images: &Images) -> Qemu {
-    let qemu_log = File::create(work.join("qemu.log")).expect("qemu.log");
+/// Starts QEMU for one boot. `phase` goes on the kernel command line as `tunerd.guest=PHASE`
+/// (the guest's units run on the boot that names them) and names the logs:
+/// PHASE-console.log (the kernel console), PHASE-checks.log (the script's lines), PHASE-qemu.log.
+fn boot(work: &Scratch, images: &Images, phase: &str) -> Qemu {
+    let qemu_log = File::create(work.join(&format!("{phase}-qemu.log"))).expect("qemu.log");
     let p = |path: &Path| path.display().to_string();
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-nodefaults", "-no-user-config", "-display", "none"])
@@ -451,7 +690,7 @@ fn boot(work: &Scratch, images: &Images) -> Qemu {
         .args(["-kernel", &p(&images.kernel), "-initrd", &p(&images.initrd)])
         .args([
             "-append",
-            "root=/dev/vda ro console=ttyS0 panic=-1 net.ifnames=0",
+            &format!("root=/dev/vda ro console=ttyS0 panic=-1 net.ifnames=0 tunerd.guest={phase}"),
         ])
         .args([
             "-drive",
@@ -469,11 +708,20 @@ fn boot(work: &Scratch, images: &Images) -> Qemu {
             "-device",
             "scsi-hd,drive=data0,bus=pvscsi0.0,scsi-id=0,lun=0,vendor=VMware,product=Virtual disk",
         ])
-        .args(["-serial", &format!("file:{}", p(&work.join("console.log")))])
-        .args(["-serial", &format!("file:{}", p(&work.join("checks.log")))])
+        .args([
+            "-serial",
+            &format!("file:{}", p(&work.join(&format!("{phase}-console.log")))),
+        ])
+        .args([
+            "-serial",
+            &format!("file:{}", p(&work.join(&format!("{phase}-checks.log")))),
+        ])
         .args([
             "-qmp",
-            &format!("unix:{},server=on,wait=off", p(&work.join("qmp.sock"))),
+            &format!(
+                "unix:{},server=on,wait=off",
+                p(&work.join(&format!("{phase}-qmp.sock")))
+            ),
         ])
         .stdin(Stdio::null())
         .stdout(qemu_log.try_clone().expect("dup qemu.log"))
@@ -587,50 +835,37 @@ fn parse(text: &str) -> Report {
 /// Keeps the last run's logs where a person can read them after the scratch space is gone.
 fn keep_logs(work: &Scratch) -> PathBuf {
     let dir = Path::new(CACHE_DIR).join("last-run");
+    let _ = fs::remove_dir_all(&dir);
     let _ = fs::create_dir_all(&dir);
-    for name in ["console.log", "checks.log", "qemu.log"] {
-        let _ = fs::copy(work.join(name), dir.join(name));
+    for phase in ["install", "check"] {
+        for log in ["console", "checks", "qemu"] {
+            let name = format!("{phase}-{log}.log");
+            let _ = fs::copy(work.join(&name), dir.join(&name));
+        }
     }
     dir
 }
 
-#[test]
-fn real_guest_service_end_to_end() {
-    let Some(_tier) = tier::require(Tier::Guest) else {
-        return;
-    };
-    let started = Instant::now();
-    let timeout = Duration::from_secs(
-        std::env::var("TUNERD_GUEST_TIMEOUT_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(300),
-    );
+/// One boot of the guest, from QEMU's start to its exit.
+struct Boot {
+    report: Report,
+    exited: Option<std::process::ExitStatus>,
+    timed_out: bool,
+    /// From QEMU's start: the script's first line, its last, QEMU's exit.
+    first_line: Option<Duration>,
+    last_line: Duration,
+    poweroff: Duration,
+    /// The QMP hotplug, when the guest asked for it.
+    hotplug: Option<Result<Duration, String>>,
+}
 
-    remove_stale_scratch();
-    let t = Instant::now();
-    let (tarball, cached) = rootfs_tarball();
-    let rootfs_time = t.elapsed();
-    log(&format!(
-        "root filesystem: {} ({}, {:.1} s)",
-        tarball.display(),
-        if cached { "cached" } else { "built now" },
-        rootfs_time.as_secs_f64()
-    ));
-
-    let work = Scratch::new("run");
-    let t = Instant::now();
-    let images = prepare_images(&work, &tarball);
-    let image_time = t.elapsed();
-    log(&format!(
-        "images ready in {:.1} s in {}",
-        image_time.as_secs_f64(),
-        work.path.display()
-    ));
-
+/// Boots the guest for `phase`, shows the script's lines as they come, hot-adds the disk when
+/// the guest says `MARK READY-FOR-HOTPLUG`, and waits for `MARK END` and the poweroff (or the
+/// timeout). QEMU is killed when this returns or unwinds.
+fn run_boot(work: &Scratch, images: &Images, phase: &str, timeout: Duration) -> Boot {
     let boot_at = Instant::now();
-    let mut qemu = boot(&work, &images);
-    let checks_log = work.join("checks.log");
+    let mut qemu = boot(work, images, phase);
+    let checks_log = work.join(&format!("{phase}-checks.log"));
     let mut shown = 0usize;
     let mut first_line: Option<Duration> = None;
     let mut hotplug: Option<Result<Duration, String>> = None;
@@ -647,7 +882,7 @@ fn real_guest_service_end_to_end() {
                     || line.starts_with("MARK ")
                     || line.starts_with("FIGURE ")
                 {
-                    eprintln!("  guest| {line}");
+                    eprintln!("  {phase}| {line}");
                 }
             }
             shown = complete;
@@ -655,7 +890,8 @@ fn real_guest_service_end_to_end() {
         }
         if hotplug.is_none() && text.contains("MARK READY-FOR-HOTPLUG") {
             let t = Instant::now();
-            let result = qmp_hotplug(&work.join("qmp.sock"), &images.hot).map(|_| t.elapsed());
+            let result = qmp_hotplug(&work.join(&format!("{phase}-qmp.sock")), &images.hot)
+                .map(|_| t.elapsed());
             log(&format!("QMP hotplug of a VMware Virtual disk: {result:?}"));
             hotplug = Some(result);
         }
@@ -672,51 +908,180 @@ fn real_guest_service_end_to_end() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let guest_time = boot_at.elapsed();
+    let last_line = boot_at.elapsed();
     // The guest powers itself off after its last line.
     let off_by = Instant::now() + Duration::from_secs(60);
-    while exited.is_none() && Instant::now() < off_by {
+    while exited.is_none() && !timed_out && Instant::now() < off_by {
         match qemu.child.try_wait() {
             Ok(Some(status)) => exited = Some(status),
             _ => std::thread::sleep(Duration::from_millis(200)),
         }
     }
-    let poweroff_time = boot_at.elapsed();
+    let poweroff = boot_at.elapsed();
     drop(qemu);
-    let logs = keep_logs(&work);
+    Boot {
+        report: parse(&fs::read_to_string(&checks_log).unwrap_or_default()),
+        exited,
+        timed_out,
+        first_line,
+        last_line,
+        poweroff,
+        hotplug,
+    }
+}
 
-    let report = parse(&fs::read_to_string(&checks_log).unwrap_or_default());
-    if report.end.is_none() {
-        let console = fs::read_to_string(work.join("console.log")).unwrap_or_default();
-        let qemu_out = fs::read_to_string(work.join("qemu.log")).unwrap_or_default();
-        panic!(
-            "the guest did not finish its checks ({}) after {:.0} s; {} checks reported \
-             (failed: {:?}); logs in {}\n--- qemu ---\n{}\n--- console (last 80 lines) ---\n{}\n\
-             --- check output (last 60 lines) ---\n{}",
-            if timed_out {
-                format!("timed out after {} s", timeout.as_secs())
-            } else {
-                format!("QEMU exited: {exited:?}")
-            },
-            guest_time.as_secs_f64(),
-            report.checks.len(),
-            report
-                .checks
-                .iter()
-                .filter(|c| !c.1)
-                .map(|c| format!("{}: {}", c.0, c.2))
-                .collect::<Vec<_>>(),
-            logs.display(),
-            tail(&qemu_out, 20),
-            tail(&console, 80),
-            tail(&report.info.join("\n"), 60),
+/// Panics with the guest's console, QEMU's output and the script's last lines when the boot
+/// ended before its script's `MARK END`.
+fn require_end(work: &Scratch, boot: &Boot, phase: &str, timeout: Duration, logs: &Path) {
+    if boot.report.end.is_some() {
+        return;
+    }
+    let console =
+        fs::read_to_string(work.join(&format!("{phase}-console.log"))).unwrap_or_default();
+    let qemu_out = fs::read_to_string(work.join(&format!("{phase}-qemu.log"))).unwrap_or_default();
+    panic!(
+        "the guest's {phase} boot did not finish its script ({}) after {:.0} s; {} checks \
+         reported (failed: {:?}); logs in {}\n--- qemu ---\n{}\n--- console (last 80 lines) \
+         ---\n{}\n--- script output (last 60 lines) ---\n{}",
+        if boot.timed_out {
+            format!("timed out after {} s", timeout.as_secs())
+        } else {
+            format!("QEMU exited: {:?}", boot.exited)
+        },
+        boot.last_line.as_secs_f64(),
+        boot.report.checks.len(),
+        boot.report
+            .checks
+            .iter()
+            .filter(|c| !c.1)
+            .map(|c| format!("{}: {}", c.0, c.2))
+            .collect::<Vec<_>>(),
+        logs.display(),
+        tail(&qemu_out, 20),
+        tail(&console, 80),
+        tail(&boot.report.info.join("\n"), 60),
+    );
+}
+
+/// The failed checks of a boot and the expected ones it did not report.
+fn failures_of(boot: &Boot, phase: &str, expected: &[&str]) -> Vec<String> {
+    let mut failures: Vec<String> = boot
+        .report
+        .checks
+        .iter()
+        .filter(|c| !c.1)
+        .map(|c| format!("{phase}: {}: {}", c.0, c.2))
+        .collect();
+    for name in expected {
+        if !boot.report.checks.iter().any(|c| c.0 == *name) {
+            failures.push(format!("{phase}: {name}: not reported by the guest"));
+        }
+    }
+    failures
+}
+
+fn print_boot(phase: &str, boot: &Boot) {
+    if let Some(t) = boot.first_line {
+        eprintln!(
+            "  {:<36} {:.1} s",
+            format!("host: {phase} boot to first line"),
+            t.as_secs_f64()
         );
     }
+    eprintln!(
+        "  {:<36} {:.1} s (poweroff at {:.1} s, exit {:?})",
+        format!("host: {phase} boot to last line"),
+        boot.last_line.as_secs_f64(),
+        boot.poweroff.as_secs_f64(),
+        boot.exited
+    );
+}
+
+#[test]
+fn real_guest_service_end_to_end() {
+    let Some(_tier) = tier::require(Tier::Guest) else {
+        return;
+    };
+    let started = Instant::now();
+    let timeout = Duration::from_secs(
+        std::env::var("TUNERD_GUEST_TIMEOUT_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(300),
+    );
+
+    remove_stale_scratch();
+    let work = Scratch::new("run");
+    let t = Instant::now();
+    let debs = packages(&work);
+    let deb_time = t.elapsed();
+    log(&format!(
+        "package: {} ({} bytes, {}); upgrade to {} ({:.1} s)",
+        debs.built.display(),
+        debs.built_size,
+        debs.version,
+        debs.newer_version,
+        deb_time.as_secs_f64()
+    ));
+
+    let t = Instant::now();
+    let (tarball, cached) = rootfs_tarball();
+    let rootfs_time = t.elapsed();
+    log(&format!(
+        "root filesystem: {} ({}, {:.1} s)",
+        tarball.display(),
+        if cached { "cached" } else { "built now" },
+        rootfs_time.as_secs_f64()
+    ));
+
+    let t = Instant::now();
+    let images = prepare_images(&work, &tarball, &debs);
+    let image_time = t.elapsed();
+    log(&format!(
+        "images ready in {:.1} s in {}",
+        image_time.as_secs_f64(),
+        work.path.display()
+    ));
+
+    // First boot: apt installs the package (and the package enables and starts tunerd).
+    let install = run_boot(&work, &images, "install", timeout);
+    let install_failures = failures_of(&install, "install", EXPECTED_INSTALL_CHECKS);
+    if install.report.end.is_none() || !install_failures.is_empty() {
+        let logs = keep_logs(&work);
+        require_end(&work, &install, "install", timeout, &logs);
+        // Without the package installed the second boot has nothing to check.
+        for line in &install.report.info {
+            eprintln!("  install| {line}");
+        }
+        let console = fs::read_to_string(work.join("install-console.log")).unwrap_or_default();
+        eprintln!(
+            "\n===== install boot's console (last 40 lines) =====\n{}",
+            tail(&console, 40)
+        );
+        panic!(
+            "the package's install failed in the guest (logs in {}):\n  {}",
+            logs.display(),
+            install_failures.join("\n  ")
+        );
+    }
+    // Second boot: tunerd comes up as the package enabled it, and check.sh checks it all.
+    let checked = run_boot(&work, &images, "check", timeout);
+    let logs = keep_logs(&work);
+    require_end(&work, &checked, "check", timeout, &logs);
 
     eprintln!("\n===== tunerd in a real guest: figures =====");
-    for (name, value) in &report.figures {
+    for (name, value) in install.report.figures.iter().chain(&checked.report.figures) {
         eprintln!("  {name:<36} {value}");
     }
+    eprintln!(
+        "  {:<36} {} ({} bytes; {}, then {}; {:.1} s)",
+        "host: package",
+        debs.built.display(),
+        debs.built_size,
+        debs.version,
+        debs.newer_version,
+        deb_time.as_secs_f64()
+    );
     eprintln!(
         "  {:<36} {:.1} s ({})",
         "host: root filesystem",
@@ -728,66 +1093,54 @@ fn real_guest_service_end_to_end() {
         }
     );
     eprintln!(
-        "  {:<36} {:.1} s (unpack, install, mkfs.ext4 -d)",
+        "  {:<36} {:.1} s (unpack, add the packages and scripts, mkfs.ext4 -d)",
         "host: images",
         image_time.as_secs_f64()
     );
-    if let Some(t) = first_line {
-        eprintln!(
-            "  {:<36} {:.1} s",
-            "host: boot to first check line",
-            t.as_secs_f64()
-        );
-    }
+    print_boot("install", &install);
+    print_boot("check", &checked);
     eprintln!(
-        "  {:<36} {:.1} s (poweroff at {:.1} s, exit {exited:?})",
-        "host: boot to last check line",
-        guest_time.as_secs_f64(),
-        poweroff_time.as_secs_f64()
-    );
-    eprintln!(
-        "  {:<36} {hotplug:?}",
-        "host: QMP hotplug (device_add took)"
+        "  {:<36} {:?}",
+        "host: QMP hotplug (device_add took)", checked.hotplug
     );
     eprintln!(
         "  {:<36} {:.1} s",
-        "host: whole test",
+        "host: whole test (wall time)",
         started.elapsed().as_secs_f64()
     );
     eprintln!("  {:<36} {}", "logs", logs.display());
     eprintln!("\n===== tunerd in a real guest: checks =====");
-    for (name, ok, detail) in &report.checks {
-        eprintln!(
-            "  {} {name:<36} {detail}",
-            if *ok { "ok  " } else { "FAIL" }
-        );
-    }
-
-    let mut failures: Vec<String> = report
-        .checks
-        .iter()
-        .filter(|c| !c.1)
-        .map(|c| format!("{}: {}", c.0, c.2))
-        .collect();
-    for name in EXPECTED_CHECKS {
-        if !report.checks.iter().any(|c| c.0 == *name) {
-            failures.push(format!("{name}: not reported by the guest"));
+    for (phase, boot) in [("install", &install), ("check", &checked)] {
+        for (name, ok, detail) in &boot.report.checks {
+            eprintln!(
+                "  {} {phase:<7} {name:<36} {detail}",
+                if *ok { "ok  " } else { "FAIL" }
+            );
         }
     }
-    if let Some(Err(e)) = &hotplug {
+
+    let mut failures = failures_of(&checked, "check", EXPECTED_CHECKS);
+    if let Some(Err(e)) = &checked.hotplug {
         failures.push(format!("host hotplug: {e}"));
     }
     if !failures.is_empty() {
-        eprintln!("\n===== guest output (journal of tunerd, status) =====");
-        for line in &report.info {
-            eprintln!("  {line}");
+        eprintln!("\n===== guest output (apt, journal of tunerd, status) =====");
+        for (phase, boot) in [("install", &install), ("check", &checked)] {
+            for line in &boot.report.info {
+                eprintln!("  {phase}| {line}");
+            }
         }
+        let console = fs::read_to_string(work.join("check-console.log")).unwrap_or_default();
+        eprintln!(
+            "\n===== check boot's console (last 40 lines) =====\n{}",
+            tail(&console, 40)
+        );
     }
     assert!(
         failures.is_empty(),
         "{} of {} guest checks failed (logs in {}):\n  {}",
         failures.len(),
-        report.checks.len(),
+        install.report.checks.len() + checked.report.checks.len(),
         logs.display(),
         failures.join("\n  ")
     );
