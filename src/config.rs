@@ -305,15 +305,27 @@ impl Config {
         }
     }
 
-    pub(crate) fn load(root: &Root, profiles: &ProfileSet) -> Result<Config, ConfigError> {
-        let display = root.display(CONFIG_FILE);
-        let mut config = Config {
+    /// Every setting at its default; `source` says where that came from.
+    pub(crate) fn defaults(source: &str) -> Config {
+        Config {
             profile: "auto".to_string(),
             daemon: DaemonSettings::default(),
             watch: WatchSettings::default(),
             alert: crate::alert::AlertConfig::default(),
-            source: "defaults".to_string(),
-        };
+            source: source.to_string(),
+        }
+    }
+
+    /// Whether this process may read tunerd.toml, when there is one: the package installs it
+    /// 0600 (it may hold webhook secrets), so other users may not.
+    pub(crate) fn readable(root: &Root) -> bool {
+        let path = root.path(CONFIG_FILE);
+        !path.exists() || nix::unistd::access(&path, nix::unistd::AccessFlags::R_OK).is_ok()
+    }
+
+    pub(crate) fn load(root: &Root, profiles: &ProfileSet) -> Result<Config, ConfigError> {
+        let display = root.display(CONFIG_FILE);
+        let mut config = Config::defaults("defaults");
         // Root's own, like the profiles (see `util::toml::check_owner`): tunerd acts on what
         // it says, down to running the exec hook as root.
         check_config_dir(&root.path(CONFIG_DIR), &root.display(CONFIG_DIR))?;

@@ -74,7 +74,16 @@ pub(crate) struct Context {
 impl Context {
     pub(crate) fn load(root: Root, requested: Option<&str>) -> Result<Context, Failure> {
         let profiles = ProfileSet::load(&root)?;
-        let config = Config::load(&root, &profiles)?;
+        // tunerd.toml is root's (0600: it may hold secrets). A user who may not read it still
+        // gets status and plan for a profile named otherwise: the daemon's, or --profile.
+        let config = if requested.is_some() && !Config::readable(&root) {
+            Config::defaults(&format!(
+                "{} (root's only, not read)",
+                root.display(crate::config::CONFIG_FILE)
+            ))
+        } else {
+            Config::load(&root, &profiles)?
+        };
         let inventory = Inventory::read(&root).map_err(|e| Failure {
             message: format!("cannot read the inventory: {e}"),
             code: exit::FAILURE,

@@ -101,6 +101,7 @@ const EXPECTED_CHECKS: &[&str] = &[
     "status_profile_vmware",
     "status_json",
     "dbus_policy_user_reads",
+    "user_tunerctl_status",
     "dbus_policy_user_denied",
     "sda_timeout_180",
     "sda_scheduler_none",

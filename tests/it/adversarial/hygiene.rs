@@ -466,3 +466,56 @@ fn invalid_utf8_in_tunerd_toml_is_refused() {
     assert_eq!(code, Some(4), "{err}");
     assert!(err.contains("not valid UTF-8"), "{err}");
 }
+
+/// The package installs tunerd.toml 0600 (it may hold secrets). A user who may not read it
+/// still gets `tunerctl status` for a profile named otherwise (the daemon's, or --profile),
+/// and the status says the file was not read; one who names no profile gets the permission
+/// error, not a silent default.
+#[test]
+fn a_root_only_tunerd_toml_leaves_status_to_other_users() {
+    let Some(_tier) = crate::common::tier::require(crate::common::tier::Tier::Kernel) else {
+        return;
+    };
+    let scratch = root_with_config("hyg-0600", "profile = \"kvm\"\n", 0o600);
+    for d in ["sys/block", "proc/self"] {
+        fs::create_dir_all(scratch.join(d)).expect("mkdir");
+    }
+    fs::write(scratch.join("proc/self/mountinfo"), "").expect("mountinfo");
+    let nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                tunerctl(),
+                "--root",
+            ])
+            .arg(&scratch.path)
+            .args(args)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
+            .output()
+            .expect("setpriv tunerctl")
+    };
+    let out = nobody(&["--profile", "default", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("profile   default ("), "{text}");
+    let json = nobody(&["--profile", "default", "--json", "status"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("status --json");
+    assert!(
+        v["config"].as_str().unwrap_or("").contains("not read"),
+        "{v}"
+    );
+    let out = nobody(&["status"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied")
+            || String::from_utf8_lossy(&out.stderr).contains("permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
