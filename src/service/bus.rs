@@ -26,10 +26,11 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::Connection;
 
-use super::state::{current, lock, Published, ServiceError, Shared};
+use super::state::{current, lock, Published, ServiceError, Shared, State};
 use crate::api::{Announce, EventsReply, NAME, PATH};
 use crate::detect::types::Incident;
 use crate::log;
+use crate::tune::apply::{OriginalsError, Report};
 
 fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -95,6 +96,15 @@ impl Tuner {
         }
         Ok(())
     }
+
+    /// Apply or Revert: acts on the state, publishes what changed, answers with the report.
+    fn act(&self, action: fn(&mut State) -> Result<Report, OriginalsError>) -> fdo::Result<String> {
+        let mut st = lock(&self.shared);
+        let report = action(&mut st);
+        st.publish_now();
+        let report = report.map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        Ok(json(&report.to_json()))
+    }
 }
 
 #[zbus::interface(name = "org.tunerd.Tuner1", introspection_docs = false)]
@@ -130,11 +140,7 @@ impl Tuner {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<String> {
         self.require_root(&hdr, conn).await?;
-        let mut st = lock(&self.shared);
-        let report = st.apply_all();
-        st.publish_now();
-        let report = report.map_err(|e| fdo::Error::Failed(e.to_string()))?;
-        Ok(json(&report.to_json()))
+        self.act(State::apply_all)
     }
 
     /// Root gets a fresh verify. Anyone else gets the drift of the last plan the daemon made
@@ -162,11 +168,7 @@ impl Tuner {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<String> {
         self.require_root(&hdr, conn).await?;
-        let mut st = lock(&self.shared);
-        let report = st.revert();
-        st.publish_now();
-        let report = report.map_err(|e| fdo::Error::Failed(e.to_string()))?;
-        Ok(json(&report.to_json()))
+        self.act(State::revert)
     }
 
     #[zbus(out_args("names"))]
