@@ -178,6 +178,7 @@ pub(crate) fn originals_key(object: &Object, knob: Knob) -> String {
         Object::Disk(n) => n.clone(),
         Object::Bdi(n) => format!("bdi/{n}"),
         Object::Vm => "vm".to_string(),
+        Object::Kernel => "kernel".to_string(),
     };
     format!("{object}/{}", canonical.key())
 }
@@ -310,7 +311,7 @@ fn is_component(name: &str) -> bool {
 /// Whether `path` is one that [`originals_for`] can record for the journal key `key`: the
 /// knob table's attribute of that knob (or of its exclusive partner, or its `_fine` form, or
 /// the `nr_requests` a scheduler switch resets) in the directory of the key's object:
-/// `proc/sys/vm/` for `vm/...`, `sys/class/bdi/B/` for `bdi/B/...`, `sys/block/D/` (and
+/// `proc/sys/vm/` for `vm/...`, `proc/sys/kernel/` for `kernel/...`, `sys/class/bdi/B/` for `bdi/B/...`, `sys/block/D/` (and
 /// `sys/block/D/bdi/`, `sys/block/D/device/scsi_disk/H:C:T:L/`) for `D/...`. Anything else
 /// did not come from tunerd. The error says why, for the report.
 pub(crate) fn recorded_path_fits(key: &str, path: &str) -> Result<(), String> {
@@ -325,6 +326,8 @@ pub(crate) fn recorded_path_fits(key: &str, path: &str) -> Result<(), String> {
     // as absent, but an older journal may hold one).
     let (dir, scopes): (String, &[Scope]) = if object == "vm" {
         ("proc/sys/vm".to_string(), &[Scope::Vm])
+    } else if object == "kernel" {
+        ("proc/sys/kernel".to_string(), &[Scope::Kernel])
     } else if let Some(bdi) = object.strip_prefix("bdi/") {
         if !is_component(bdi) {
             return refuse("not a knob's file (malformed bdi name)");

@@ -17,6 +17,8 @@ pub(crate) enum Scope {
     Disk,
     /// A backing-device-info (`/sys/class/bdi/MAJ:MIN/`): a disk's or a network mount's.
     Bdi,
+    /// `/proc/sys/kernel/*`: one value for the machine (the hung-task detector).
+    Kernel,
 }
 
 /// Which layer of a stack a disk knob belongs to; see `Disk::queues_io`.
@@ -34,6 +36,11 @@ pub(crate) enum Layer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Domain {
     Int {
+        min: u64,
+        max: u64,
+    },
+    /// An integer in `min..=max`, or -1 for "no limit".
+    IntOrUnlimited {
         min: u64,
         max: u64,
     },
@@ -77,6 +84,8 @@ pub(crate) enum Knob {
     DirtyBackgroundBytes,
     DirtyExpireCentisecs,
     DirtyWritebackCentisecs,
+    HungTaskTimeoutSecs,
+    HungTaskWarnings,
 }
 
 pub(crate) const WRITE_CACHE_VALUES: &[&str] = &["write back", "write through"];
@@ -95,7 +104,7 @@ const U32_MAX: u64 = u32::MAX as u64;
 const INT_MAX: u64 = i32::MAX as u64;
 
 impl Knob {
-    pub(crate) const ALL: [Knob; 25] = [
+    pub(crate) const ALL: [Knob; 27] = [
         Knob::ReadAheadKb,
         Knob::MaxSectorsKb,
         Knob::RqAffinity,
@@ -121,6 +130,8 @@ impl Knob {
         Knob::DirtyBackgroundBytes,
         Knob::DirtyExpireCentisecs,
         Knob::DirtyWritebackCentisecs,
+        Knob::HungTaskTimeoutSecs,
+        Knob::HungTaskWarnings,
     ];
 
     /// The key in a profile. `read_ahead_kb` in a `[[mount]]` rule is the bdi's.
@@ -151,6 +162,8 @@ impl Knob {
             Knob::DirtyBackgroundBytes => "dirty_background_bytes",
             Knob::DirtyExpireCentisecs => "dirty_expire_centisecs",
             Knob::DirtyWritebackCentisecs => "dirty_writeback_centisecs",
+            Knob::HungTaskTimeoutSecs => "hung_task_timeout_secs",
+            Knob::HungTaskWarnings => "hung_task_warnings",
         }
     }
 
@@ -165,6 +178,7 @@ impl Knob {
             | DirtyExpireCentisecs
             | DirtyWritebackCentisecs => Scope::Vm,
             BdiReadAheadKb | BdiMinRatio | BdiMaxRatio | BdiMaxBytes | BdiStrictLimit => Scope::Bdi,
+            HungTaskTimeoutSecs | HungTaskWarnings => Scope::Kernel,
             _ => Scope::Disk,
         }
     }
@@ -206,6 +220,15 @@ impl Knob {
             // dirty_bytes_min: two pages (mm/page-writeback.c).
             DirtyBytes | DirtyBackgroundBytes => int(8192, u64::MAX >> 1),
             DirtyExpireCentisecs | DirtyWritebackCentisecs => int(0, INT_MAX),
+            // 0 turns the detector off; the kernel caps it at LONG_MAX / HZ (kernel/hung_task.c,
+            // hung_task_timeout_max), which is at least this with HZ at most 1000.
+            HungTaskTimeoutSecs => int(0, i64::MAX as u64 / 1000),
+            // How many reports are left this boot (10 at boot); -1 never runs out
+            // (proc_dointvec_minmax with SYSCTL_NEG_ONE as the floor).
+            HungTaskWarnings => Domain::IntOrUnlimited {
+                min: 0,
+                max: INT_MAX,
+            },
         }
     }
 
@@ -254,12 +277,19 @@ impl Knob {
             DirtyBackgroundBytes => "dirty_background_bytes",
             DirtyExpireCentisecs => "dirty_expire_centisecs",
             DirtyWritebackCentisecs => "dirty_writeback_centisecs",
+            HungTaskTimeoutSecs => "hung_task_timeout_secs",
+            HungTaskWarnings => "hung_task_warnings",
         }
     }
 
-    /// Keys accepted in a `[vm]` table, a `[[disk]]` rule and a `[[mount]]` rule.
+    /// Keys accepted in a `[vm]` table, a `[kernel]` table, a `[[disk]]` rule and a
+    /// `[[mount]]` rule.
     pub(crate) fn for_vm() -> impl Iterator<Item = Knob> {
         Knob::ALL.into_iter().filter(|k| k.scope() == Scope::Vm)
+    }
+
+    pub(crate) fn for_kernel() -> impl Iterator<Item = Knob> {
+        Knob::ALL.into_iter().filter(|k| k.scope() == Scope::Kernel)
     }
 
     pub(crate) fn for_disk() -> impl Iterator<Item = Knob> {
@@ -371,6 +401,7 @@ mod tests {
     fn keys_are_unique_per_scope() {
         for set in [
             Knob::for_vm().collect::<Vec<_>>(),
+            Knob::for_kernel().collect(),
             Knob::for_disk().collect(),
             Knob::for_mount().collect(),
         ] {

@@ -21,6 +21,7 @@ pub(crate) enum Object {
     Disk(String),
     Bdi(String),
     Vm,
+    Kernel,
 }
 
 impl Object {
@@ -29,6 +30,7 @@ impl Object {
             Object::Disk(name) => name.clone(),
             Object::Bdi(name) => format!("bdi {name}"),
             Object::Vm => "vm".to_string(),
+            Object::Kernel => "kernel".to_string(),
         }
     }
 }
@@ -240,18 +242,23 @@ pub(crate) fn targets(profile: &Profile, inv: &Inventory) -> Vec<Target> {
         }
     }
 
-    for (knob, setting) in &profile.vm {
-        out.insert(
-            (Object::Vm, *knob),
-            Target {
-                object: Object::Vm,
-                knob: *knob,
-                path: format!("proc/sys/vm/{}", knob.attr()),
-                setting: setting.clone(),
-                rule: "vm".to_string(),
-                via: None,
-            },
-        );
+    for (object, dir, settings) in [
+        (Object::Vm, "proc/sys/vm", &profile.vm),
+        (Object::Kernel, "proc/sys/kernel", &profile.kernel),
+    ] {
+        for (knob, setting) in settings {
+            out.insert(
+                (object.clone(), *knob),
+                Target {
+                    object: object.clone(),
+                    knob: *knob,
+                    path: format!("{dir}/{}", knob.attr()),
+                    setting: setting.clone(),
+                    rule: object.label(),
+                    via: None,
+                },
+            );
+        }
     }
     out.into_values().collect()
 }
@@ -282,8 +289,11 @@ impl Current {
 }
 
 fn absent_note(t: &Target) -> String {
-    let what = match t.knob.layer() {
-        Layer::Scsi => "not a SCSI disk",
+    let what = match (t.knob.scope(), t.knob.layer()) {
+        (Scope::Kernel, _) => {
+            "the kernel has no hung-task detector (CONFIG_DETECT_HUNG_TASK): stalls that fail nothing go unreported"
+        }
+        (_, Layer::Scsi) => "not a SCSI disk",
         _ => "the driver does not offer this attribute",
     };
     match t.knob {
