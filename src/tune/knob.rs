@@ -70,6 +70,11 @@ pub(crate) enum Knob {
     ScsiEhTimeout,
     ScsiQueueDepth,
     ScsiCacheType,
+    ScsiMaxRetries,
+    ScsiEhDeadline,
+    IscsiRecoveryTmo,
+    FcFastIoFailTmo,
+    FcDevLossTmo,
     Scheduler,
     NrRequests,
     BdiReadAheadKb,
@@ -86,6 +91,8 @@ pub(crate) enum Knob {
     DirtyWritebackCentisecs,
     HungTaskTimeoutSecs,
     HungTaskWarnings,
+    NvmeCoreIoTimeout,
+    NvmeCoreMaxRetries,
 }
 
 pub(crate) const WRITE_CACHE_VALUES: &[&str] = &["write back", "write through"];
@@ -104,7 +111,7 @@ const U32_MAX: u64 = u32::MAX as u64;
 const INT_MAX: u64 = i32::MAX as u64;
 
 impl Knob {
-    pub(crate) const ALL: [Knob; 27] = [
+    pub(crate) const ALL: [Knob; 34] = [
         Knob::ReadAheadKb,
         Knob::MaxSectorsKb,
         Knob::RqAffinity,
@@ -116,6 +123,11 @@ impl Knob {
         Knob::ScsiEhTimeout,
         Knob::ScsiQueueDepth,
         Knob::ScsiCacheType,
+        Knob::ScsiMaxRetries,
+        Knob::ScsiEhDeadline,
+        Knob::IscsiRecoveryTmo,
+        Knob::FcFastIoFailTmo,
+        Knob::FcDevLossTmo,
         Knob::Scheduler,
         Knob::NrRequests,
         Knob::BdiReadAheadKb,
@@ -132,6 +144,8 @@ impl Knob {
         Knob::DirtyWritebackCentisecs,
         Knob::HungTaskTimeoutSecs,
         Knob::HungTaskWarnings,
+        Knob::NvmeCoreIoTimeout,
+        Knob::NvmeCoreMaxRetries,
     ];
 
     /// The key in a profile. `read_ahead_kb` in a `[[mount]]` rule is the bdi's.
@@ -150,6 +164,11 @@ impl Knob {
             Knob::ScsiEhTimeout => "scsi_eh_timeout",
             Knob::ScsiQueueDepth => "scsi_queue_depth",
             Knob::ScsiCacheType => "scsi_cache_type",
+            Knob::ScsiMaxRetries => "scsi_max_retries",
+            Knob::ScsiEhDeadline => "scsi_eh_deadline",
+            Knob::IscsiRecoveryTmo => "iscsi_recovery_tmo",
+            Knob::FcFastIoFailTmo => "fc_fast_io_fail_tmo",
+            Knob::FcDevLossTmo => "fc_dev_loss_tmo",
             Knob::BdiReadAheadKb => "read_ahead_kb",
             Knob::BdiMinRatio => "bdi_min_ratio",
             Knob::BdiMaxRatio => "bdi_max_ratio",
@@ -164,6 +183,8 @@ impl Knob {
             Knob::DirtyWritebackCentisecs => "dirty_writeback_centisecs",
             Knob::HungTaskTimeoutSecs => "hung_task_timeout_secs",
             Knob::HungTaskWarnings => "hung_task_warnings",
+            Knob::NvmeCoreIoTimeout => "nvme_core_io_timeout",
+            Knob::NvmeCoreMaxRetries => "nvme_core_max_retries",
         }
     }
 
@@ -178,7 +199,9 @@ impl Knob {
             | DirtyExpireCentisecs
             | DirtyWritebackCentisecs => Scope::Vm,
             BdiReadAheadKb | BdiMinRatio | BdiMaxRatio | BdiMaxBytes | BdiStrictLimit => Scope::Bdi,
-            HungTaskTimeoutSecs | HungTaskWarnings => Scope::Kernel,
+            HungTaskTimeoutSecs | HungTaskWarnings | NvmeCoreIoTimeout | NvmeCoreMaxRetries => {
+                Scope::Kernel
+            }
             _ => Scope::Disk,
         }
     }
@@ -188,7 +211,8 @@ impl Knob {
         match self {
             Scheduler | NrRequests | RqAffinity | Nomerges | AddRandom | IoTimeoutMs
             | MaxSectorsKb | WriteCache => Layer::Queue,
-            ScsiTimeout | ScsiEhTimeout | ScsiQueueDepth | ScsiCacheType => Layer::Scsi,
+            ScsiTimeout | ScsiEhTimeout | ScsiQueueDepth | ScsiCacheType | ScsiMaxRetries
+            | ScsiEhDeadline | IscsiRecoveryTmo | FcFastIoFailTmo | FcDevLossTmo => Layer::Scsi,
             _ => Layer::Top,
         }
     }
@@ -212,6 +236,28 @@ impl Knob {
             ScsiTimeout | ScsiEhTimeout => int(1, U32_MAX / 1000),
             ScsiQueueDepth => int(1, 65535),
             ScsiCacheType => Domain::Choice(CACHE_TYPE_VALUES),
+            // -1 (retry for as long as the command may take) .. SD_MAX_RETRIES (drivers/scsi/sd.c
+            // max_retries_store); Linux 6.1+.
+            ScsiMaxRetries => Domain::IntOrUnlimited { min: 0, max: 5 },
+            // Seconds the error handler may spend before resetting the host, or off
+            // (scsi_sysfs.c store_shost_eh_deadline: deadline * HZ must fit an unsigned int).
+            ScsiEhDeadline => Domain::IntOrUnlimited {
+                min: 0,
+                max: U32_MAX / 1000,
+            },
+            // Seconds a failed session may take to come back before every queued I/O fails;
+            // off (-1) queues forever (scsi_transport_iscsi.c store_priv_session_recovery_tmo).
+            IscsiRecoveryTmo => Domain::IntOrUnlimited {
+                min: 1,
+                max: INT_MAX,
+            },
+            // fc_remote_port attributes (scsi_transport_fc.c): fast_io_fail_tmo must stay below
+            // dev_loss_tmo; off disables it.
+            FcFastIoFailTmo => Domain::IntOrUnlimited {
+                min: 0,
+                max: INT_MAX,
+            },
+            FcDevLossTmo => int(1, U32_MAX),
             BdiMinRatio | BdiMaxRatio => int(0, 100),
             BdiMaxBytes => int(1, u64::MAX >> 1),
             // 0..200 since Linux 5.8 (mm/vmscan.c).
@@ -229,6 +275,10 @@ impl Knob {
                 min: 0,
                 max: INT_MAX,
             },
+            // nvme_core's io_timeout (uint, seconds) and max_retries (byte): read when a
+            // namespace's queue is made, so they reach only namespaces created afterwards.
+            NvmeCoreIoTimeout => int(1, U32_MAX),
+            NvmeCoreMaxRetries => int(0, 255),
         }
     }
 
@@ -265,6 +315,11 @@ impl Knob {
             ScsiEhTimeout => "device/eh_timeout",
             ScsiQueueDepth => "device/queue_depth",
             ScsiCacheType => "cache_type",
+            ScsiMaxRetries => "max_retries",
+            ScsiEhDeadline => "eh_deadline",
+            IscsiRecoveryTmo => "recovery_tmo",
+            FcFastIoFailTmo => "fast_io_fail_tmo",
+            FcDevLossTmo => "dev_loss_tmo",
             BdiReadAheadKb => "read_ahead_kb",
             BdiMinRatio => "min_ratio",
             BdiMaxRatio => "max_ratio",
@@ -279,6 +334,29 @@ impl Knob {
             DirtyWritebackCentisecs => "dirty_writeback_centisecs",
             HungTaskTimeoutSecs => "hung_task_timeout_secs",
             HungTaskWarnings => "hung_task_warnings",
+            NvmeCoreIoTimeout => "io_timeout",
+            NvmeCoreMaxRetries => "max_retries",
+        }
+    }
+
+    /// Where a machine-wide knob lives, relative to the root.
+    pub(crate) fn machine_dir(self) -> &'static str {
+        match self {
+            Knob::NvmeCoreIoTimeout | Knob::NvmeCoreMaxRetries => "sys/module/nvme_core/parameters",
+            _ if self.scope() == Scope::Kernel => "proc/sys/kernel",
+            _ => "proc/sys/vm",
+        }
+    }
+
+    /// How "no limit" is written to this knob and how the kernel reads it back: -1 for most,
+    /// `off` for the SCSI error-handler deadline and the FC and iSCSI timers (which read back
+    /// as `off` or -1).
+    pub(crate) fn unlimited(self) -> Option<(&'static str, &'static [&'static str])> {
+        match self {
+            Knob::HungTaskWarnings | Knob::ScsiMaxRetries => Some(("-1", &["-1"])),
+            Knob::ScsiEhDeadline | Knob::FcFastIoFailTmo => Some(("off", &["off", "-1"])),
+            Knob::IscsiRecoveryTmo => Some(("off", &["off", "-1"])),
+            _ => None,
         }
     }
 
@@ -335,6 +413,11 @@ impl Knob {
     /// Normalises a value read from the kernel, or given in a profile, for comparison.
     pub(crate) fn normalize(self, value: &str) -> String {
         let v = value.trim();
+        if let Some((write, reads)) = self.unlimited() {
+            if v == write || reads.contains(&v) {
+                return write.to_string();
+            }
+        }
         match self {
             Knob::Scheduler => active_scheduler(v).unwrap_or(v).to_string(),
             Knob::ScsiCacheType => v.strip_prefix("temporary ").unwrap_or(v).to_string(),

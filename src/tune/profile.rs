@@ -229,10 +229,15 @@ fn parse_value(doc: &Doc<'_>, knob: Knob, v: &Spanned<DeValue<'_>>) -> Result<Va
             Ok(Value::Int(n))
         }
         Domain::IntOrUnlimited { min, max } => {
-            if let DeValue::Integer(int) = v.get_ref() {
-                if int.as_str().trim() == "-1" {
-                    return Ok(Value::Text("-1".to_string()));
-                }
+            // -1 or "off": no limit, written the way this knob takes it.
+            let unlimited = match v.get_ref() {
+                DeValue::Integer(int) => int.as_str().trim() == "-1",
+                DeValue::String(text) => text.as_ref() == "off",
+                _ => false,
+            };
+            if unlimited {
+                let write = knob.unlimited().map_or("-1", |(write, _)| write);
+                return Ok(Value::Text(write.to_string()));
             }
             parse_int(doc, key, v, min, max).map(Value::Int).map_err(|_| {
                 let got = match v.get_ref() {
@@ -241,7 +246,7 @@ fn parse_value(doc: &Doc<'_>, knob: Knob, v: &Spanned<DeValue<'_>>) -> Result<Va
                 };
                 doc.err(
                     v.span(),
-                    format!("`{key}` must be -1 (no limit) or an integer from {min} to {max} ({got})"),
+                    format!("`{key}` must be -1 or \"off\" (no limit) or an integer from {min} to {max} ({got})"),
                 )
             })
         }
@@ -874,7 +879,10 @@ mod tests {
             let p = set.resolve(name).expect("resolves");
             let generic = format!("set by profile {name}");
             for s in p.vm.values().chain(p.kernel.values()) {
-                assert_ne!(s.reason, generic, "{name}: a vm or kernel knob without a reason");
+                assert_ne!(
+                    s.reason, generic,
+                    "{name}: a vm or kernel knob without a reason"
+                );
             }
             for r in p.disk.iter().chain(&p.mount) {
                 for (k, s) in &r.settings {
