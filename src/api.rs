@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{DriftPolicy, InForce, OnStop};
 use crate::detect::types::{Incident, Notification};
 use crate::tune::apply::Drift;
+use crate::tune::rideout::RideOut;
 
 /// The well-known name on the system bus.
 pub(crate) const NAME: &str = "org.tunerd.Tuner1";
@@ -117,6 +118,9 @@ pub(crate) struct DaemonStatus {
     /// Which configuration is in force.
     #[serde(default)]
     pub config: ConfigState,
+    /// How long each mount rides out a stall, from the values as of the last plan.
+    #[serde(default)]
+    pub rideout: Vec<RideOut>,
 }
 
 /// Which configuration the daemon runs on and, when it refused the files, why.

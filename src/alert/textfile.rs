@@ -33,6 +33,9 @@ pub struct Metrics {
     pub knobs_applied: u64,
     /// Drift found (and repaired or reported) since the daemon started.
     pub drift_total: u64,
+    /// Each mount's ride-out (the tuning pipeline's figure): seconds a stall may last
+    /// before the guest fails I/O there; `None`: it never gives up.
+    pub rideout: Vec<(String, Option<u64>)>,
 }
 
 impl Metrics {
@@ -136,6 +139,20 @@ pub fn render_textfile(m: &Metrics) -> String {
         "Knobs found drifted from the profile since tunerd started.",
     );
     let _ = writeln!(out, "tunerd_drift_total {}", m.drift_total);
+    header(
+        &mut out,
+        "tunerd_rideout_seconds",
+        "gauge",
+        "How long a storage stall may last before the guest fails I/O on the mount (+Inf: never).",
+    );
+    for (mount, secs) in &m.rideout {
+        let value = secs.map_or_else(|| "+Inf".to_string(), |s| s.to_string());
+        let _ = writeln!(
+            out,
+            "tunerd_rideout_seconds{{mount=\"{}\"}} {value}",
+            escape(mount)
+        );
+    }
     out
 }
 

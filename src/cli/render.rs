@@ -23,6 +23,7 @@ use crate::host::sys::Root;
 use crate::tune::apply::{self, Originals, Report, Status};
 use crate::tune::plan::{Action, Plan};
 use crate::tune::profile::{Profile, ProfileSet};
+use crate::tune::rideout::{self, RideOut};
 use crate::util::time::now_secs;
 
 use super::{json, Context, Failure, Output, Refused};
@@ -231,7 +232,108 @@ fn render_plan(ctx: &Context, plan: &Plan) -> String {
         plan.count(Action::Refused),
         plan.count(Action::Unsupported)
     );
+    let before = rideout::live(&ctx.root, &ctx.inventory);
+    let after = rideout::after(&ctx.root, &ctx.inventory, plan);
+    let target = ctx.profile.rideout_secs;
+    if !after.is_empty() {
+        out.push_str("\nride-out: how long a storage stall may last before the guest fails I/O");
+        if let Some(t) = target {
+            let _ = write!(
+                out,
+                " (target {t} s: profile {} rideout_secs)",
+                ctx.profile.name
+            );
+        }
+        out.push('\n');
+        let mut rows = vec![row(&["MOUNT", "NOW", "AFTER APPLY", "WEAKEST LAYER AFTER"])];
+        for a in &after {
+            let now = before
+                .iter()
+                .find(|b| b.mount == a.mount)
+                .map_or_else(|| "-".to_string(), |b| rideout::human(b.seconds));
+            let mut then = rideout::human(a.seconds);
+            if target.is_some_and(|t| !a.short_of(t).is_empty()) {
+                then.push_str(" SHORT");
+            }
+            rows.push(vec![a.mount.clone(), now, then, weakest_text(a)]);
+        }
+        out.push_str(&table(&rows));
+        if let Some(t) = target {
+            for a in &after {
+                for l in a.short_of(t) {
+                    say!(
+                        out,
+                        "short of {t} s: {} {} {} ({}){}",
+                        a.mount,
+                        l.object,
+                        l.layer,
+                        rideout::human(l.seconds),
+                        l.fix
+                            .as_deref()
+                            .map(|f| format!(": {f}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
     out
+}
+
+/// The weakest layer and how to strengthen it, or why nothing gives up.
+fn weakest_text(r: &RideOut) -> String {
+    let mut text = match (&r.weakest, r.seconds) {
+        (Some(w), Some(_)) => {
+            let fix = r
+                .layers
+                .iter()
+                .find(|l| l.seconds == r.seconds)
+                .and_then(|l| l.fix.as_deref());
+            match fix {
+                Some(f) => format!("weakest: {w}; then {}; to raise it: {f}", r.on_give_up),
+                None => format!("weakest: {w}; then {}", r.on_give_up),
+            }
+        }
+        _ => {
+            let why: Vec<String> = r
+                .layers
+                .iter()
+                .filter(|l| l.seconds.is_none())
+                .map(|l| format!("{} {}", l.object, l.detail))
+                .collect();
+            format!(
+                "no layer gives up ({}): a stall blocks tasks instead of failing them",
+                why.join("; ")
+            )
+        }
+    };
+    if !r.unknown.is_empty() {
+        text.push_str(&format!(" [not read: {}]", r.unknown.join(", ")));
+    }
+    text
+}
+
+/// `tunerctl plan --json`: the plan, and each mount's ride-out now and after it.
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    #[serde(flatten)]
+    plan: &'a Plan,
+    rideout: RideOutJson,
+}
+
+#[derive(Serialize)]
+struct RideOutJson {
+    before: Vec<RideOut>,
+    after: Vec<RideOut>,
+    /// The profile's `rideout_secs`, and every layer that falls short of it after the plan.
+    target_secs: Option<u64>,
+    short_of_target: Vec<ShortOf>,
+}
+
+#[derive(Serialize)]
+struct ShortOf {
+    mount: String,
+    layer: rideout::LayerTime,
 }
 
 fn status_word(s: Status) -> &'static str {
@@ -314,6 +416,8 @@ struct StatusJson<'a> {
     config_refused: Option<String>,
     /// What is in force: the daemon's configuration, or what tunerd would run on.
     config_in_force: InForce,
+    /// How long each mount rides out a storage stall now.
+    rideout: Vec<RideOut>,
 }
 
 /// The `config` line of `status` when the files are refused: the error and what runs instead.
@@ -380,6 +484,7 @@ pub(super) fn status(
     let drift = apply::verify(&plan).len();
     let originals = Originals::load(&ctx.root)?;
     let refusal = refusal(daemon, refused);
+    let rides = rideout::live(&ctx.root, &ctx.inventory);
     let code = if refusal.is_some() {
         exit::CONFIG
     } else {
@@ -404,6 +509,7 @@ pub(super) fn status(
                 (None, Some(d)) => d.config.in_force,
                 (None, None) => InForce::Files,
             },
+            rideout: rides,
         };
         return Ok(Output {
             text: json(&s),
@@ -555,17 +661,40 @@ pub(super) fn status(
         .collect();
     if !shown.is_empty() {
         out.push('\n');
-        let mut rows = vec![row(&["MOUNT", "FSTYPE", "SOURCE", "DISK", "BDI"])];
+        let mut rows = vec![row(&[
+            "MOUNT",
+            "FSTYPE",
+            "SOURCE",
+            "DISK",
+            "BDI",
+            "RIDES OUT A STALL OF",
+        ])];
         for m in shown {
+            let ride = rides
+                .iter()
+                .find(|r| r.mount == m.mount_point)
+                .map_or_else(|| "-".to_string(), |r| rideout::human(r.seconds));
             rows.push(vec![
                 m.mount_point.clone(),
                 m.fstype.clone(),
                 m.source.clone(),
                 m.disk.clone().unwrap_or_else(|| "-".into()),
                 m.bdi.clone().unwrap_or_else(|| "-".into()),
+                ride,
             ]);
         }
         out.push_str(&table(&rows));
+        // The weakest layer of each mount, and how to strengthen it.
+        out.push('\n');
+        for r in &rides {
+            say!(
+                out,
+                "ride-out  {}: {}; {}",
+                r.mount,
+                rideout::human(r.seconds),
+                weakest_text(r)
+            );
+        }
     }
     Ok(Output { text: out, code })
 }
@@ -711,7 +840,32 @@ pub(super) fn check_config(
 pub(super) fn plan_output(ctx: &Context, plan: &Plan, as_json: bool) -> Output {
     Output {
         text: if as_json {
-            json(plan)
+            {
+                let after = rideout::after(&ctx.root, &ctx.inventory, plan);
+                let target = ctx.profile.rideout_secs;
+                let short_of_target = target
+                    .map(|t| {
+                        after
+                            .iter()
+                            .flat_map(|a| {
+                                a.short_of(t).into_iter().map(|l| ShortOf {
+                                    mount: a.mount.clone(),
+                                    layer: l.clone(),
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json(&PlanJson {
+                    plan,
+                    rideout: RideOutJson {
+                        before: rideout::live(&ctx.root, &ctx.inventory),
+                        after,
+                        target_secs: target,
+                        short_of_target,
+                    },
+                })
+            }
         } else {
             render_plan(ctx, plan)
         },

@@ -187,6 +187,8 @@ pub(crate) struct Mount {
     /// `MAJ:MIN` of the mounted filesystem (`0:53` for NFS: also its bdi name).
     pub dev: String,
     pub options: String,
+    /// The filesystem's own options (`errors=remount-ro`; NFS `soft`, `timeo`, `retrans`).
+    pub super_options: String,
     /// The whole disk under the filesystem, when it is a block device we inventoried.
     pub disk: Option<String>,
     /// The bdi that throttles this mount's dirty pages.
@@ -535,7 +537,8 @@ fn cloud_identity(kind: DiskKind, vendor: &str, model: &str) -> &'static str {
 
 /// Parses `/proc/self/mountinfo` (proc(5)): `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS
 /// [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS`.
-pub(crate) fn parse_mountinfo(text: &str) -> Vec<(String, String, String, String, String)> {
+/// `(MAJ:MIN, mount point, fstype, source, mount options, super options)` per line.
+pub(crate) fn parse_mountinfo(text: &str) -> Vec<(String, String, String, String, String, String)> {
     let mut out = Vec::new();
     for line in text.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
@@ -551,6 +554,7 @@ pub(crate) fn parse_mountinfo(text: &str) -> Vec<(String, String, String, String
             fields[sep + 1].to_string(),
             unescape_octal(fields[sep + 2]),
             fields[5].to_string(),
+            fields.get(sep + 3).copied().unwrap_or("").to_string(),
         ));
     }
     out
@@ -598,7 +602,7 @@ fn read_mounts(root: &Root, disks: &[Disk]) -> Result<Vec<Mount>, SysError> {
             .map(|d| d.name.clone())
     };
     let mut mounts = Vec::new();
-    for (dev, mount_point, fstype, source, options) in parse_mountinfo(&text) {
+    for (dev, mount_point, fstype, source, options, super_options) in parse_mountinfo(&text) {
         let disk = if dev.starts_with("0:") {
             None
         } else {
@@ -628,6 +632,7 @@ fn read_mounts(root: &Root, disks: &[Disk]) -> Result<Vec<Mount>, SysError> {
             source,
             dev,
             options,
+            super_options,
             disk,
             bdi,
         });
@@ -764,6 +769,8 @@ mod tests {
         assert_eq!(m[0].2, "ext3");
         assert_eq!(m[1].2, "nfs4");
         assert_eq!(m[1].3, "fs-1.efs:/");
+        assert_eq!(m[0].5, "rw,errors=continue");
+        assert_eq!(m[1].5, "rw,vers=4.1");
     }
 
     #[test]

@@ -214,7 +214,12 @@ impl Detection {
 
     /// Hands the current figures to the Prometheus textfile writer (its own thread), with
     /// the tuning figures the caller has.
-    pub(crate) fn publish_metrics(&self, drift_total: u64, knobs_applied: u64) {
+    pub(crate) fn publish_metrics(
+        &self,
+        drift_total: u64,
+        knobs_applied: u64,
+        rideout: Vec<(String, Option<u64>)>,
+    ) {
         let Some(alerts) = &self.alerts else { return };
         let mut m = Metrics::default();
         for i in self.engine.open() {
@@ -223,6 +228,7 @@ impl Detection {
         m.incidents_total = self.incidents_total.clone();
         m.drift_total = drift_total;
         m.knobs_applied = knobs_applied;
+        m.rideout = rideout;
         alerts.publish_metrics(m);
     }
 }

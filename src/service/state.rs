@@ -26,6 +26,7 @@ use crate::tune::apply::{OriginalsError, Report};
 use crate::tune::hotplug::BlockEvent;
 use crate::tune::plan::{Action, Plan};
 use crate::tune::profile::{Profile, ProfileSet};
+use crate::tune::rideout::RideOut;
 use crate::util::time::epoch_secs;
 use crate::util::toml::ConfigError;
 
@@ -132,6 +133,8 @@ pub(crate) fn current(published: &Published) -> Arc<Snapshot> {
 /// The tuning half of a snapshot, from one plan.
 struct TuningView {
     plan: Arc<str>,
+    /// Each mount's ride-out with the kernel's values as the plan read them.
+    rideout: Vec<RideOut>,
     verify: Arc<str>,
     knobs: usize,
     at_value: usize,
@@ -266,6 +269,7 @@ impl State {
                 kmsg_records: 0,
                 sources: Vec::new(),
                 config: config_state.clone(),
+                rideout: Vec::new(),
             },
             started,
             plan: "{}".into(),
@@ -334,6 +338,7 @@ impl State {
 
     fn set_view(&mut self, plan: &Plan) {
         self.view = Some(TuningView {
+            rideout: crate::tune::rideout::live(&self.root, &self.inventory),
             plan: json(plan),
             verify: json(&VerifyReply {
                 profile: self.tuning.profile.name.clone(),
@@ -457,8 +462,12 @@ impl State {
 
     pub(crate) fn on_sample(&mut self) -> Vec<Announce> {
         let announce = self.detection.on_sample(&self.root, &mut self.inventory);
-        self.detection
-            .publish_metrics(self.tuning.drift_total, self.tuning.last_at_value as u64);
+        let rideout = self.rideout_figures();
+        self.detection.publish_metrics(
+            self.tuning.drift_total,
+            self.tuning.last_at_value as u64,
+            rideout,
+        );
         announce
     }
 
@@ -586,7 +595,25 @@ impl State {
                 .map(|s| s.to_string())
                 .collect(),
             config: self.config_state.clone(),
+            rideout: self
+                .view
+                .as_ref()
+                .map(|v| v.rideout.clone())
+                .unwrap_or_default(),
         }
+    }
+
+    /// Each mount's ride-out as of the last view, for the metrics.
+    pub(crate) fn rideout_figures(&self) -> Vec<(String, Option<u64>)> {
+        self.view
+            .as_ref()
+            .map(|v| {
+                v.rideout
+                    .iter()
+                    .map(|r| (r.mount.clone(), r.seconds))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 

@@ -126,6 +126,10 @@ pub(crate) struct Profile {
     pub kernel: BTreeMap<Knob, Setting>,
     pub disk: Vec<Rule>,
     pub mount: Vec<Rule>,
+    /// The stall every mount should ride out (`rideout_secs`): plan names each layer that
+    /// falls short, set by the profile or only audited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rideout_secs: Option<u64>,
     #[serde(skip)]
     inherits_at: Location,
 }
@@ -533,12 +537,16 @@ pub(crate) fn parse_profile(name: &str, file: &str, text: &str) -> Result<Profil
         kernel: BTreeMap::new(),
         disk: Vec::new(),
         mount: Vec::new(),
+        rideout_secs: None,
         inherits_at: Location::default(),
     };
     for (k, v) in entries(table.get_ref()) {
         let key = k.get_ref().as_ref();
         match key {
             "description" => profile.description = want_str(&doc, key, v)?,
+            "rideout_secs" => {
+                profile.rideout_secs = Some(parse_int(&doc, key, v, 1, u64::from(u32::MAX))?)
+            }
             "inherits" => {
                 profile.inherits = Some(want_str(&doc, key, v)?);
                 profile.inherits_at = doc.at(v.span());
@@ -596,7 +604,15 @@ pub(crate) fn parse_profile(name: &str, file: &str, text: &str) -> Result<Profil
                     k.span(),
                     other,
                     "a profile",
-                    &["description", "inherits", "vm", "kernel", "disk", "mount"],
+                    &[
+                        "description",
+                        "inherits",
+                        "rideout_secs",
+                        "vm",
+                        "kernel",
+                        "disk",
+                        "mount",
+                    ],
                 ))
             }
         }
@@ -772,6 +788,7 @@ impl ProfileSet {
             kernel: BTreeMap::new(),
             disk: Vec::new(),
             mount: Vec::new(),
+            rideout_secs: None,
             inherits_at: start.inherits_at.clone(),
         };
         for p in chain.iter().rev() {
@@ -786,6 +803,9 @@ impl ProfileSet {
             }
             merge_rules(&mut out.disk, &p.disk);
             merge_rules(&mut out.mount, &p.mount);
+            if p.rideout_secs.is_some() {
+                out.rideout_secs = p.rideout_secs;
+            }
         }
         check_resolved(&out)?;
         Ok(out)

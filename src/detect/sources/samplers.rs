@@ -192,7 +192,8 @@ pub(crate) fn failed_mounts(
             continue;
         };
         let parsed = parse_mountinfo(line);
-        let Some((_, mount_point, fstype, source, mount_opts)) = parsed.into_iter().next() else {
+        let Some((_, mount_point, fstype, source, mount_opts, _)) = parsed.into_iter().next()
+        else {
             continue;
         };
         let flags: Vec<&str> = super_opts.split(',').chain(mount_opts.split(',')).collect();
@@ -216,8 +217,8 @@ pub(crate) fn failed_mounts(
 pub(crate) fn rw_mounts(mountinfo: &str) -> BTreeSet<String> {
     parse_mountinfo(mountinfo)
         .into_iter()
-        .filter(|(_, _, _, _, opts)| opts.split(',').any(|o| o == "rw"))
-        .map(|(_, mp, _, _, _)| mp)
+        .filter(|(_, _, _, _, opts, _)| opts.split(',').any(|o| o == "rw"))
+        .map(|(_, mp, _, _, _, _)| mp)
         .collect()
 }
 

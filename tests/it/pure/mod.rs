@@ -5,5 +5,6 @@ mod catalog;
 mod config_errors;
 mod doc_examples;
 mod fixture_plans;
+mod rideout;
 mod scan;
 mod tiers;

@@ -732,6 +732,10 @@ fn textfile_is_written_atomically_in_the_exposition_format() {
     m.spool_entries = 1;
     m.knobs_applied = 12;
     m.drift_total = 4;
+    m.rideout = vec![
+        ("/".to_string(), None),
+        ("/srv/a \"b\"".to_string(), Some(120)),
+    ];
     write_textfile(&root, "/run/prometheus/tunerd.prom", &m).expect("write");
     let text = fs::read_to_string(root.path("run/prometheus/tunerd.prom")).expect("read");
     let expected = "\
@@ -760,6 +764,10 @@ tunerd_knobs_applied 12
 # HELP tunerd_drift_total Knobs found drifted from the profile since tunerd started.
 # TYPE tunerd_drift_total counter
 tunerd_drift_total 4
+# HELP tunerd_rideout_seconds How long a storage stall may last before the guest fails I/O on the mount (+Inf: never).
+# TYPE tunerd_rideout_seconds gauge
+tunerd_rideout_seconds{mount=\"/\"} +Inf
+tunerd_rideout_seconds{mount=\"/srv/a \\\"b\\\"\"} 120
 ";
     assert_eq!(text, expected);
     assert_eq!(render_textfile(&m), expected);
