@@ -3,6 +3,7 @@
 //! ([`inventory`]: disks, stacks, mounts, platform). Both pipelines read it; it depends only
 //! on [`crate::util`].
 
+pub(crate) mod dm;
 pub(crate) mod inventory;
 pub(crate) mod state_files;
 pub mod sys;

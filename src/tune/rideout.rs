@@ -13,7 +13,7 @@
 //! | FC remote port | `fast_io_fail_tmo` (when on), else `dev_loss_tmo`, if shorter than the SCSI timeout | scsi_transport_fc.c |
 //! | iSCSI session | `recovery_tmo` (off: never); the SCSI timer is reset while the session recovers | scsi_transport_iscsi.c, libiscsi.c `iscsi_eh_cmd_timed_out` |
 //! | NVMe | the namespace's `queue/io_timeout` | drivers/nvme/host/core.c |
-//! | dm-multipath | when the last path does (the map's `no_path_retry` adds its queueing; not read yet) | drivers/md/dm-mpath.c |
+//! | dm-multipath | when the last path does; with `queue_if_no_path` in its table (host::dm), never, or `no_path_retry` x `polling_interval` when /etc/multipath.conf bounds it | drivers/md/dm-mpath.c, multipath.conf(5) |
 //! | LVM, dm-crypt (bio-based dm) | the first device below to give up | |
 //! | md RAID1/4/5/6/10 | the last member (all stall together); RAID0 and linear: the first | drivers/md |
 //! | NFS `hard` | never: tasks block until the server answers | nfs(5) |
@@ -101,10 +101,14 @@ fn longer(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 
 /// Reads attribute values (the kernel's, or the kernel's with a plan's values laid over).
 type Read<'a> = &'a dyn Fn(&str) -> Option<String>;
+/// Whether the multipath map of that dm name queues I/O when its last path goes (its table
+/// has `queue_if_no_path`); `None` when the table cannot be read.
+type Queues<'a> = &'a dyn Fn(&str) -> Option<bool>;
 
 struct Walk<'a> {
     inv: &'a Inventory,
     read: Read<'a>,
+    queues: Queues<'a>,
     layers: Vec<LayerTime>,
     unknown: Vec<String>,
     /// iscsid.conf's `node.session.timeo.replacement_timeout`, for the fix line.
@@ -207,21 +211,40 @@ impl Walk<'_> {
                     });
                 }
                 self.redundant_in = outer;
-                let t = all.unwrap_or(None);
+                let paths = all.unwrap_or(None);
+                let map = disk.dm_name.clone().unwrap_or_default();
+                let (t, detail) = match (self.queues)(&map) {
+                    Some(true) => match self.no_path_retry() {
+                        Some(NoPathRetry::Checks(n, interval)) => (
+                            paths.map(|p| p + n * interval),
+                            format!("queue_if_no_path: multipathd queues {n} checks x {interval} s when the last of {} paths fails", disk.slaves.len()),
+                        ),
+                        _ => (
+                            None,
+                            format!("queue_if_no_path: queues I/O while no path is left ({} paths)", disk.slaves.len()),
+                        ),
+                    },
+                    Some(false) => (
+                        paths,
+                        format!("no queue_if_no_path: fails when the last of {} paths does", disk.slaves.len()),
+                    ),
+                    None => {
+                        self.unknown
+                            .push(format!("{name}: multipath table (queue_if_no_path) not read"));
+                        (
+                            paths,
+                            format!("fails when the last of {} paths does, unless it queues (table not read)", disk.slaves.len()),
+                        )
+                    }
+                };
                 if let Some(l) = self.layers.get_mut(at) {
                     l.seconds = t;
-                    l.detail = format!(
-                        "fails when its last path does ({} paths); no_path_retry queueing not read",
-                        disk.slaves.len()
-                    );
+                    l.detail = detail;
                 }
                 self.fix(
                     at,
-                    "no_path_retry (or queue) for this map in /etc/multipath.conf".to_string(),
+                    format!("no_path_retry for {map} in /etc/multipath.conf (a number of checks, or queue)"),
                 );
-                self.unknown.push(format!(
-                    "{name}: multipath no_path_retry / queue_if_no_path"
-                ));
                 t
             }
             DiskKind::Dm => {
@@ -287,6 +310,27 @@ impl Walk<'_> {
                     .push(format!("{name}: {} is not modelled", disk.driver));
                 None
             }
+        }
+    }
+
+    /// `no_path_retry` and `polling_interval` from /etc/multipath.conf (the first of each:
+    /// the defaults section usually comes first); multipathd's defaults are `fail` and 5 s.
+    fn no_path_retry(&self) -> Option<NoPathRetry> {
+        let text = (self.read)("etc/multipath.conf")?;
+        let value = |key: &str| {
+            text.lines().find_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(key))
+                    .then(|| w.next().unwrap_or("").trim_matches('"').to_string())
+            })
+        };
+        let interval = value("polling_interval")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5);
+        match value("no_path_retry")?.as_str() {
+            "queue" => Some(NoPathRetry::Queue),
+            "fail" => Some(NoPathRetry::Checks(0, interval)),
+            n => n.parse().ok().map(|n| NoPathRetry::Checks(n, interval)),
         }
     }
 
@@ -384,6 +428,12 @@ impl Walk<'_> {
         );
         t
     }
+}
+
+enum NoPathRetry {
+    Queue,
+    /// Checks, and seconds per check.
+    Checks(u64, u64),
 }
 
 fn level_or(level: &str) -> &str {
@@ -485,7 +535,7 @@ fn iscsid_replacement(read: Read<'_>) -> Option<String> {
 }
 
 /// The ride-out of every mount on storage, from the values `read` gives.
-pub(crate) fn rideout(inv: &Inventory, read: Read<'_>) -> Vec<RideOut> {
+pub(crate) fn rideout(inv: &Inventory, read: Read<'_>, queues: Queues<'_>) -> Vec<RideOut> {
     let iscsid = iscsid_replacement(read);
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
@@ -497,6 +547,7 @@ pub(crate) fn rideout(inv: &Inventory, read: Read<'_>) -> Vec<RideOut> {
         let mut walk = Walk {
             inv,
             read,
+            queues,
             layers: Vec::new(),
             unknown: Vec::new(),
             iscsid_replacement: iscsid.clone(),
@@ -533,7 +584,16 @@ pub(crate) fn rideout(inv: &Inventory, read: Read<'_>) -> Vec<RideOut> {
 
 /// The ride-out of every mount with the kernel's values now.
 pub(crate) fn live(root: &Root, inv: &Inventory) -> Vec<RideOut> {
-    rideout(inv, &|p| root.read_lossy(p))
+    rideout(inv, &|p| root.read_lossy(p), &|map| {
+        multipath_queues(root, map)
+    })
+}
+
+/// Whether the multipath map queues when its last path goes, from its dm table.
+fn multipath_queues(root: &Root, map: &str) -> Option<bool> {
+    let table = crate::host::dm::table(root, map).ok()?;
+    let t = table.iter().find(|t| t.target_type == "multipath")?;
+    Some(crate::host::dm::queues_if_no_path(&t.params))
 }
 
 /// The ride-out of every mount once `plan` is applied: its values laid over the kernel's.
@@ -544,10 +604,14 @@ pub(crate) fn after(root: &Root, inv: &Inventory, plan: &Plan) -> Vec<RideOut> {
         .filter(|c| c.action == Action::Set)
         .map(|c| (c.path.as_str(), c.desired.as_str()))
         .collect();
-    rideout(inv, &|p| match planned.get(p) {
-        Some(v) => Some(v.to_string()),
-        None => root.read_lossy(p),
-    })
+    rideout(
+        inv,
+        &|p| match planned.get(p) {
+            Some(v) => Some(v.to_string()),
+            None => root.read_lossy(p),
+        },
+        &|map| multipath_queues(root, map),
+    )
 }
 
 /// `180 s`, `never`.
@@ -586,6 +650,7 @@ mod tests {
         let mut walk = Walk {
             inv: &inv,
             read,
+            queues: &|_| None,
             layers: vec![],
             unknown: vec![],
             iscsid_replacement: None,

@@ -74,13 +74,14 @@ fn an_iscsi_mount_is_held_by_its_session_not_its_scsi_timeout() {
         "{short:?}"
     );
     // The multipath map fails when its last path does (5 s each with iscsi-san), unless
-    // the map queues: which tunerd cannot read yet, and says so.
+    // the map queues: its dm table says so, and a fixture tree has no dm control device to
+    // read it from, which the figure admits.
     let db = mount(&plan["rideout"]["after"], "/var/lib/db");
     assert_eq!(db["seconds"], 5, "{db}");
     assert!(
         db["unknown"].as_array().is_some_and(|u| u
             .iter()
-            .any(|x| x.as_str().is_some_and(|x| x.contains("no_path_retry")))),
+            .any(|x| x.as_str().is_some_and(|x| x.contains("queue_if_no_path")))),
         "{db}"
     );
     let layers = db["layers"].as_array().expect("layers");
