@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DriftPolicy, OnStop};
+use crate::config::{DriftPolicy, InForce, OnStop};
 use crate::detect::types::{Incident, Notification};
 use crate::tune::apply::Drift;
 
@@ -114,6 +114,23 @@ pub(crate) struct DaemonStatus {
     /// The failure sources live now: `kmsg`, `fanotify`, `journal`, `samplers`.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// Which configuration is in force.
+    #[serde(default)]
+    pub config: ConfigState,
+}
+
+/// Which configuration the daemon runs on and, when it refused the files, why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ConfigState {
+    /// `files`, `previous` (the last accepted configuration: refused at a reload, or at a
+    /// start that found it kept in /run/tunerd/accepted.json) or `built-in`.
+    pub in_force: InForce,
+    /// The one-line error the files were refused with; `null` when they are in force.
+    pub refused: Option<String>,
+    /// When they were refused (seconds since the epoch).
+    pub refused_at: Option<u64>,
+    /// When the configuration in force was accepted; `null` for the built-in one.
+    pub accepted_at: Option<u64>,
 }
 
 /// `Verify()`: the knobs that differ from the profile in force.

@@ -13,7 +13,7 @@ use serde::Serialize;
 use toml::de::DeValue;
 
 use crate::host::sys::{Root, CONFIG_DIR};
-use crate::tune::profile::ProfileSet;
+use crate::tune::profile::{read_drop_ins, DropIn, ProfileSet};
 use crate::util::toml::{
     check_config_dir, check_program_owner, parse_int, read_config_file, read_fields, want_bool,
     want_str, want_table, ConfigError, Doc, Field,
@@ -324,18 +324,19 @@ impl Config {
     }
 
     pub(crate) fn load(root: &Root, profiles: &ProfileSet) -> Result<Config, ConfigError> {
-        let display = root.display(CONFIG_FILE);
-        let mut config = Config::defaults("defaults");
-        // Root's own, like the profiles (see `util::toml::check_owner`): tunerd acts on what
-        // it says, down to running the exec hook as root.
-        check_config_dir(&root.path(CONFIG_DIR), &root.display(CONFIG_DIR))?;
-        let Some(text) = read_config_file(&root.path(CONFIG_FILE), &display)? else {
-            return Ok(config);
-        };
-        config.source = display.clone();
+        match read_config_text(root)? {
+            Some(file) => Config::parse(&file, profiles),
+            None => Ok(Config::defaults("defaults")),
+        }
+    }
+
+    /// tunerd.toml's text, validated against `profiles` (the names a `profile =` may give).
+    pub(crate) fn parse(file: &ConfigText, profiles: &ProfileSet) -> Result<Config, ConfigError> {
+        let display = &file.file;
+        let config = Config::defaults(display);
         let doc = Doc {
-            file: &display,
-            text: &text,
+            file: display,
+            text: &file.text,
         };
         let table = doc.parse()?;
         let mut top = TopLevel {
@@ -347,9 +348,174 @@ impl Config {
         // the machine tunerd runs on, not under `root` (it is executed as written).
         if let Some(exec) = &top.config.alert.exec {
             check_program_owner(&exec.program)
-                .map_err(|e| ConfigError::file(&display, format!("[alert.exec] program {e}")))?;
+                .map_err(|e| ConfigError::file(display, format!("[alert.exec] program {e}")))?;
         }
         Ok(top.config)
+    }
+}
+
+/// tunerd.toml as read: the file as errors name it, and its text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub(crate) struct ConfigText {
+    pub file: String,
+    pub text: String,
+}
+
+/// Reads tunerd.toml under `root` with the ownership checks of `util::toml::check_owner`;
+/// `None` when there is none.
+fn read_config_text(root: &Root) -> Result<Option<ConfigText>, ConfigError> {
+    let display = root.display(CONFIG_FILE);
+    // Root's own, like the profiles (see `util::toml::check_owner`): tunerd acts on what
+    // it says, down to running the exec hook as root.
+    check_config_dir(&root.path(CONFIG_DIR), &root.display(CONFIG_DIR))?;
+    Ok(
+        read_config_file(&root.path(CONFIG_FILE), &display)?.map(|text| ConfigText {
+            file: display,
+            text,
+        }),
+    )
+}
+
+/// Every configuration file, as read: tunerd.toml (when there is one) and the profile
+/// drop-ins. What the daemon keeps of a configuration it accepted ([`Accepted`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub(crate) struct ConfigFiles {
+    pub config: Option<ConfigText>,
+    pub drop_ins: Vec<DropIn>,
+}
+
+impl ConfigFiles {
+    pub(crate) fn read(root: &Root) -> Result<ConfigFiles, ConfigError> {
+        let drop_ins = read_drop_ins(root)?;
+        let config = read_config_text(root)?;
+        Ok(ConfigFiles { config, drop_ins })
+    }
+
+    /// The profiles and the configuration these files make, or the first error in them.
+    pub(crate) fn parse(&self) -> Result<(Config, ProfileSet), ConfigError> {
+        let profiles = ProfileSet::from_drop_ins(&self.drop_ins)?;
+        let config = match &self.config {
+            Some(file) => Config::parse(file, &profiles)?,
+            None => Config::defaults("defaults"),
+        };
+        Ok((config, profiles))
+    }
+}
+
+// --- When the files are refused --------------------------------------------------------------
+//
+// A configuration is refused whole (a syntax error, an unknown key, a file anyone may write):
+// nothing of it is applied. The daemon must still run, though: a machine whose tunerd stopped
+// over a typo delivered by cloud-init or a configuration manager has no drift repair, no
+// hotplug tuning and no alerts. So it runs on the last configuration it accepted, which it
+// keeps in /run/tunerd/accepted.json (0600: webhook secrets), and when there is none (the
+// first start of this boot), on the built-in one, and says which (`tunerctl status`, the
+// journal). `tunerctl check-config`, `apply` and `tunerd --once` still refuse with exit 4.
+
+/// Which configuration is in force.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum InForce {
+    /// /etc/tunerd as it is now.
+    #[default]
+    Files,
+    /// The files were refused; the last accepted ones, from /run/tunerd/accepted.json.
+    Previous,
+    /// The files were refused and none were accepted before: built-in profiles, defaults.
+    BuiltIn,
+}
+
+impl InForce {
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            InForce::Files => "the configuration files",
+            InForce::Previous => "the previous configuration",
+            InForce::BuiltIn => "the built-in configuration",
+        }
+    }
+}
+
+/// The configuration the daemon last accepted, and when (seconds since the epoch).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub(crate) struct Accepted {
+    pub at: u64,
+    pub files: ConfigFiles,
+}
+
+impl Accepted {
+    /// The kept configuration, if there is one that still parses.
+    pub(crate) fn load(root: &Root) -> Option<Accepted> {
+        crate::host::state_files::load_json(root, crate::host::state_files::ACCEPTED)
+    }
+
+    /// Keeps `files` as the last accepted configuration.
+    pub(crate) fn save(root: &Root, files: &ConfigFiles, at: u64) -> Result<(), String> {
+        let accepted = Accepted {
+            at,
+            files: files.clone(),
+        };
+        crate::host::state_files::save_json(root, crate::host::state_files::ACCEPTED, &accepted)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// What is in force after reading the files: them, or when they are refused the previous
+/// configuration or the built-in one.
+pub(crate) struct Loaded {
+    pub config: Config,
+    pub profiles: ProfileSet,
+    pub in_force: InForce,
+    /// The files read, when they are in force (what the daemon keeps as accepted).
+    pub files: Option<ConfigFiles>,
+    /// When the previous configuration was accepted (seconds since the epoch).
+    pub accepted_at: Option<u64>,
+    /// Why the files are not in force.
+    pub refused: Option<ConfigError>,
+}
+
+impl Loaded {
+    /// Reads the files; when they are refused, falls back to the previous configuration (if
+    /// one was kept and still parses), else to the built-in one. Errs only if the built-in
+    /// profiles themselves do not parse (a build that could not pass its tests).
+    pub(crate) fn read(root: &Root) -> Result<Loaded, ConfigError> {
+        let refused = match ConfigFiles::read(root).and_then(|f| f.parse().map(|p| (f, p))) {
+            Ok((files, (config, profiles))) => {
+                return Ok(Loaded {
+                    config,
+                    profiles,
+                    in_force: InForce::Files,
+                    files: Some(files),
+                    accepted_at: None,
+                    refused: None,
+                })
+            }
+            Err(e) => e,
+        };
+        if let Some(accepted) = Accepted::load(root) {
+            if let Ok((mut config, profiles)) = accepted.files.parse() {
+                config.source = format!(
+                    "the previous configuration ({}, accepted {})",
+                    config.source,
+                    crate::util::time::rfc3339_ms(accepted.at.saturating_mul(1000))
+                );
+                return Ok(Loaded {
+                    config,
+                    profiles,
+                    in_force: InForce::Previous,
+                    files: None,
+                    accepted_at: Some(accepted.at),
+                    refused: Some(refused),
+                });
+            }
+        }
+        Ok(Loaded {
+            config: Config::defaults("the built-in configuration"),
+            profiles: ProfileSet::builtin()?,
+            in_force: InForce::BuiltIn,
+            files: None,
+            accepted_at: None,
+            refused: Some(refused),
+        })
     }
 }
 

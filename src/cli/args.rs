@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand};
 /// The exit codes (`api::exit`) as `--help` and the man pages say them.
 pub(crate) const EXIT_HELP: &str =
     "Exit codes: 0 ok; 1 a knob was rejected by the kernel or state could not be read; \
-2 bad usage; 3 drift found (verify); 4 invalid configuration or profile (nothing written); \
+2 bad usage; 3 drift found (verify); 4 invalid configuration or profile (nothing written; \
+status: the daemon refused its configuration files and runs on the previous or built-in one); \
 5 a storage incident is open (events) or the log shows storage trouble (scan).";
 
 #[derive(Debug, Parser)]
@@ -40,7 +41,8 @@ pub struct Tunerctl {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Platform, disks, mounts, the active profile and whether the machine is at it.
+    /// Platform, disks, mounts, the active profile and whether the machine is at it; exit 4
+    /// when the configuration files are refused (shown with the error and what runs instead).
     Status,
     /// What apply would change, knob by knob, with current and desired values and the reason.
     Plan,
@@ -83,7 +85,7 @@ pub enum ProfileCommand {
     name = "tunerd",
     version,
     about = "Holds every disk at the configured storage profile: applies it at start, tunes hotplugged disks, repairs drift, serves org.tunerd.Tuner1 on the system bus",
-    after_help = "Signals: SIGHUP reloads /etc/tunerd (a broken configuration is refused and the running one kept); SIGTERM stops (settings stay unless on_stop = \"revert\").\nExit codes: 0 stopped cleanly; 1 could not run; 4 invalid configuration at start."
+    after_help = "Signals: SIGHUP reloads /etc/tunerd (a broken configuration is refused and the running one kept); SIGTERM stops (settings stay unless on_stop = \"revert\").\nA configuration refused at start (a syntax error, a file others may write) does not stop the daemon: it runs on the last configuration it accepted (kept in /run/tunerd/accepted.json) or on the built-in one, and says so in the journal and in `tunerctl status`.\nExit codes: 0 stopped cleanly; 1 could not run; 4 invalid configuration or profile (--once, or an unknown --profile)."
 )]
 pub struct TunerdArgs {
     /// Directory that stands for `/` (kernel state, configuration and runtime state under it).

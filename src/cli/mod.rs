@@ -100,9 +100,55 @@ impl Context {
         })
     }
 
+    /// For `status`: like [`Context::load`], but files the daemon would refuse do not stop
+    /// it. It shows what the daemon runs on then (the previous configuration, when this user
+    /// may read it, or the built-in one: `config::Loaded`) and returns why the files were
+    /// refused.
+    pub(crate) fn load_for_status(
+        root: Root,
+        requested: Option<&str>,
+    ) -> Result<(Context, Option<Refused>), Failure> {
+        if !Config::readable(&root) {
+            // Not root's: the daemon's profile by name, as `load` does.
+            return Ok((Context::load(root, requested)?, None));
+        }
+        let read = crate::config::Loaded::read(&root)?;
+        let refused = read.refused.map(|error| Refused {
+            error,
+            in_force: read.in_force,
+        });
+        let inventory = Inventory::read(&root).map_err(|e| Failure {
+            message: format!("cannot read the inventory: {e}"),
+            code: exit::FAILURE,
+        })?;
+        let kind = inventory.platform.kind;
+        let (mut name, mut chosen_by) = read.config.choose_profile(requested, "--profile", kind);
+        if refused.is_some() && read.profiles.get(&name).is_none() {
+            // The daemon's profile came from files this user cannot see as the daemon does.
+            (name, chosen_by) = read.config.choose_profile(None, "--profile", kind);
+        }
+        let profile = read.profiles.resolve(&name)?;
+        Ok((
+            Context {
+                root,
+                config: read.config,
+                profile,
+                chosen_by,
+                inventory,
+            },
+            refused,
+        ))
+    }
+
     pub(crate) fn plan(&self) -> Plan {
         plan::plan(&self.root, &self.profile, &self.inventory)
     }
+}
+
+/// Why `status` found the configuration files refused, and what it showed instead.
+pub(crate) struct Refused {
+    pub error: ConfigError,
+    pub in_force: crate::config::InForce,
 }
 
 /// Applies the configured profile once and reports a one-line summary.
@@ -177,14 +223,14 @@ pub fn run(args: &Tunerctl) -> Result<Output, Failure> {
         Command::Status => {
             let daemon = backend.daemon_status()?;
             // The daemon's profile is the one in force (it may be pinned by a switch).
-            let mut ctx = Context::load(
+            let (mut ctx, refused) = Context::load_for_status(
                 root.clone(),
                 daemon.as_ref().map(|d| d.profile.as_str()).or(profile),
             )?;
             if let Some(d) = &daemon {
                 ctx.chosen_by = d.chosen_by.clone();
             }
-            render::status(&ctx, daemon.as_ref(), args.json)
+            render::status(&ctx, daemon.as_ref(), refused.as_ref(), args.json)
         }
         Command::Plan => {
             let ctx = load()?;

@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::api::{exit, DaemonStatus, EventsReply, VerifyReply};
-use crate::config::{Config, DriftPolicy};
+use crate::config::{Config, DriftPolicy, InForce};
 use crate::detect::types::Incident;
 use crate::host::inventory::Inventory;
 use crate::host::sys::Root;
@@ -25,7 +25,7 @@ use crate::tune::plan::{Action, Plan};
 use crate::tune::profile::{Profile, ProfileSet};
 use crate::util::time::now_secs;
 
-use super::{json, Context, Failure, Output};
+use super::{json, Context, Failure, Output, Refused};
 
 /// `s` as it may be shown on a terminal: ESC as `\e`, the other C0 controls (tab and newline
 /// too) and DEL as `\xNN`, the C1 controls (U+0080..U+009F: 8-bit CSI and OSC) and the bidi
@@ -309,6 +309,52 @@ struct StatusJson<'a> {
     absent: usize,
     refused: usize,
     originals_recorded: usize,
+    /// Why the configuration files are refused (by the daemon, or as read now); `null` when
+    /// they are fine. `tunerctl status` then exits 4.
+    config_refused: Option<String>,
+    /// What is in force: the daemon's configuration, or what tunerd would run on.
+    config_in_force: InForce,
+}
+
+/// The `config` line of `status` when the files are refused: the error and what runs instead.
+fn refusal(
+    daemon: Option<&DaemonStatus>,
+    refused: Option<&Refused>,
+) -> Option<(String, InForce, String)> {
+    if let Some(d) = daemon {
+        if let Some(error) = &d.config.refused {
+            let instead = match (d.config.in_force, d.config.accepted_at) {
+                (InForce::Previous, Some(at)) => {
+                    format!(
+                        "running on the previous configuration (accepted {})",
+                        ago(at)
+                    )
+                }
+                (in_force, _) => format!("running on {}", in_force.describe()),
+            };
+            return Some((error.clone(), d.config.in_force, instead));
+        }
+        return refused.map(|r| {
+            (
+                r.error.to_string(),
+                d.config.in_force,
+                format!(
+                    "the daemon has not read it yet and runs on what it accepted{} (a reload or a restart would refuse it and keep that)",
+                    d.config.accepted_at.map(|at| format!(" {}", ago(at))).unwrap_or_default()
+                ),
+            )
+        });
+    }
+    refused.map(|r| {
+        (
+            r.error.to_string(),
+            r.in_force,
+            format!(
+                "shown: {}, which tunerd would run on",
+                r.in_force.describe()
+            ),
+        )
+    })
 }
 
 fn ago(epoch_secs: u64) -> String {
@@ -327,11 +373,18 @@ fn human_duration(secs: u64) -> String {
 pub(super) fn status(
     ctx: &Context,
     daemon: Option<&DaemonStatus>,
+    refused: Option<&Refused>,
     as_json: bool,
 ) -> Result<Output, Failure> {
     let plan = ctx.plan();
     let drift = apply::verify(&plan).len();
     let originals = Originals::load(&ctx.root)?;
+    let refusal = refusal(daemon, refused);
+    let code = if refusal.is_some() {
+        exit::CONFIG
+    } else {
+        exit::OK
+    };
     if as_json {
         let s = StatusJson {
             daemon,
@@ -345,10 +398,16 @@ pub(super) fn status(
             absent: plan.count(Action::Absent),
             refused: plan.count(Action::Refused),
             originals_recorded: originals.originals.len(),
+            config_refused: refusal.as_ref().map(|r| r.0.clone()),
+            config_in_force: match (&refusal, daemon) {
+                (Some(r), _) => r.1,
+                (None, Some(d)) => d.config.in_force,
+                (None, None) => InForce::Files,
+            },
         };
         return Ok(Output {
             text: json(&s),
-            code: exit::OK,
+            code,
         });
     }
     let inv = &ctx.inventory;
@@ -415,6 +474,9 @@ pub(super) fn status(
                 "daemon    not running (tunerctl works directly on the kernel)"
             );
         }
+    }
+    if let Some((error, _, instead)) = &refusal {
+        say!(out, "config    refused: {error}; {instead}");
     }
     say!(
         out,
@@ -505,10 +567,7 @@ pub(super) fn status(
         }
         out.push_str(&table(&rows));
     }
-    Ok(Output {
-        text: out,
-        code: exit::OK,
-    })
+    Ok(Output { text: out, code })
 }
 
 pub(super) fn profiles(root: &Root, as_json: bool) -> Result<Output, Failure> {

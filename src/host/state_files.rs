@@ -10,6 +10,7 @@
 //! | `journal.cursor` | detect::sources::journal | the last storage-daemon journal entry handled |
 //! | `spool/SINK/SEQ.json` | alert | notifications not yet delivered, per sink |
 //! | `lock` | host::sys | the appliers' lock (the daemon and a direct tunerctl) |
+//! | `accepted.json` | the service | the last configuration the daemon accepted: what it runs on when the files are refused |
 //!
 //! Who may read each one is [`MODES`]: one table, applied by every writer (the modes are set
 //! with `fchmod`, so the process umask does not decide them).
@@ -26,6 +27,7 @@ pub(crate) const KMSG_POSITION: &str = "run/tunerd/kmsg.json";
 pub(crate) const JOURNAL_CURSOR: &str = "run/tunerd/journal.cursor";
 pub const SPOOL: &str = "run/tunerd/spool";
 pub(crate) const LOCK: &str = "run/tunerd/lock";
+pub(crate) const ACCEPTED: &str = "run/tunerd/accepted.json";
 
 /// The state directory's mode: readable by all, so that a non-root `tunerctl status` can
 /// read `originals.json`; writable by root only.
@@ -52,6 +54,9 @@ pub(crate) const MODES: &[(&str, u32)] = &[
     // flock works on a read-only descriptor: any user who can open the lock can hold it and
     // stall every applier (security review, finding 1).
     (LOCK, 0o600),
+    // tunerd.toml and the profile drop-ins as accepted: tunerd.toml is 0600 (webhook secrets,
+    // headers), and so is this copy of it.
+    (ACCEPTED, 0o600),
 ];
 
 /// The mode a file written at `rel` gets: the table's for a state file, [`DEFAULT_MODE`] for

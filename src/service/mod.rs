@@ -298,7 +298,8 @@ pub fn run(opts: Options) -> u8 {
     let mut sources = Sources::open(&mut state, signals);
     // Alert delivery reads what it needs from the disk (TLS roots, host name) now, at start.
     state.start_alerts();
-    // Only a broken configuration keeps the daemon from starting (exit 4, above). An apply
+    // Nothing in /etc/tunerd keeps the daemon from starting: refused files leave it on the
+    // previous or the built-in configuration (logged by the state). An apply
     // that cannot record its originals (ENOSPC, a read-only /run, a busy lock) wrote nothing;
     // detection and alerting need no originals, so they start anyway while tuning retries.
     match state.apply_all() {
@@ -322,14 +323,22 @@ pub fn run(opts: Options) -> u8 {
     }
     state.publish_now();
     let status_line = format!(
-        "profile {}: {} disks",
+        "profile {}: {} disks{}",
         state.tuning.profile.name,
         state
             .inventory
             .disks
             .iter()
             .filter(|d| d.size_bytes > 0)
-            .count()
+            .count(),
+        if state.config_state.refused.is_some() {
+            format!(
+                "; configuration refused, {} in force",
+                state.config_state.in_force.describe()
+            )
+        } else {
+            String::new()
+        }
     );
     let drift_every = state.config.daemon.drift_interval_secs;
     let sample_every = state.config.watch.sample_ms;
@@ -482,10 +491,8 @@ pub fn run(opts: Options) -> u8 {
                         notify(&[sd_notify::NotifyState::Reloading]);
                         match lock(&shared).reload() {
                             Ok(a) => announce.extend(a),
-                            Err(e @ ServiceError::Config(_)) => log!(
-                                err,
-                                "reload refused, keeping the running configuration: {e}"
-                            ),
+                            // Logged by the state, with what runs instead.
+                            Err(ServiceError::Config(_)) => {}
                             Err(e) => log!(
                                 err,
                                 "reload: the new configuration is in force, but its profile is not fully applied: {e}"

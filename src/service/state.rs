@@ -15,8 +15,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::api::{Announce, DaemonStatus, EventsReply, Health, VerifyReply};
-use crate::config::Config;
+use crate::api::{Announce, ConfigState, DaemonStatus, EventsReply, Health, VerifyReply};
+use crate::config::{self, Accepted, Config, ConfigFiles, InForce};
 use crate::detect::sources::kmsg::Batch;
 use crate::detect::types::LogRecord;
 use crate::host::inventory::Inventory;
@@ -90,6 +90,8 @@ pub(crate) struct State {
     pub started: SystemTime,
     /// Where the bus reads the snapshot from.
     pub published: Published,
+    /// Which configuration is in force, and why not the files when it is not.
+    pub config_state: ConfigState,
     /// The tuning half of the last snapshot: made from one plan (a read of every knob).
     view: Option<TuningView>,
     /// The machine or the profile may have changed since `view` was made.
@@ -152,17 +154,54 @@ pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, State> {
     crate::util::sync::lock(shared)
 }
 
-/// Loads configuration and profiles and picks the profile: what start and reload share.
-fn load(
-    root: &Root,
+/// The configuration in force, its profiles and the profile picked: what start and reload
+/// make.
+struct Loaded {
+    config: Config,
+    profiles: ProfileSet,
+    profile: Profile,
+    chosen_by: String,
+}
+
+/// Picks the profile of `config` (or the pinned one) from `profiles`.
+fn pick(
+    config: Config,
+    profiles: ProfileSet,
     pinned: Option<&str>,
     inv: &Inventory,
-) -> Result<(Config, ProfileSet, Profile, String), ConfigError> {
-    let profiles = ProfileSet::load(root)?;
-    let config = Config::load(root, &profiles)?;
+) -> Result<Loaded, ConfigError> {
     let (name, chosen_by) = config.choose_profile(pinned, "pinned", inv.platform.kind);
     let profile = profiles.resolve(&name)?;
-    Ok((config, profiles, profile, chosen_by))
+    Ok(Loaded {
+        config,
+        profiles,
+        profile,
+        chosen_by,
+    })
+}
+
+/// Keeps the files just accepted in /run/tunerd/accepted.json, for a start that finds them
+/// broken later; returns when they were accepted.
+fn keep_accepted(root: &Root, files: &ConfigFiles) -> u64 {
+    let now = epoch_secs(SystemTime::now());
+    if let Err(e) = Accepted::save(root, files, now) {
+        log!(
+            warn,
+            "cannot keep the accepted configuration ({e}): a restart with a broken one would run on the built-in configuration"
+        );
+    }
+    now
+}
+
+/// `running on the previous configuration (accepted 2026-12-01T22:50:01.000Z)`.
+fn running_on(state: &ConfigState) -> String {
+    match (state.in_force, state.accepted_at) {
+        (InForce::Previous, Some(at)) => format!(
+            "running on the previous configuration (accepted {})",
+            crate::util::time::rfc3339_ms(at.saturating_mul(1000))
+        ),
+        (in_force, _) => format!("running on {}", in_force.describe()),
+    }
 }
 
 impl State {
@@ -172,7 +211,32 @@ impl State {
             log!(info, "removed {p}, left by an interrupted write");
         }
         let inventory = Inventory::read(&root).map_err(ServiceError::Inventory)?;
-        let (config, profiles, profile, chosen_by) = load(&root, pinned.as_deref(), &inventory)?;
+        // Refused files do not stop the daemon: it runs on what it accepted last, or on the
+        // built-in configuration (config::Loaded), and says so.
+        let read = config::Loaded::read(&root)?;
+        let mut config_state = ConfigState {
+            in_force: read.in_force,
+            accepted_at: read.accepted_at,
+            ..ConfigState::default()
+        };
+        if let Some(files) = &read.files {
+            config_state.accepted_at = Some(keep_accepted(&root, files));
+        }
+        if let Some(e) = &read.refused {
+            config_state.refused = Some(e.to_string());
+            config_state.refused_at = Some(epoch_secs(SystemTime::now()));
+            log!(
+                err,
+                "configuration refused: {e}; {}",
+                running_on(&config_state)
+            );
+        }
+        let Loaded {
+            config,
+            profiles,
+            profile,
+            chosen_by,
+        } = pick(read.config, read.profiles, pinned.as_deref(), &inventory)?;
         let detection = Detection::new(&root, &config.watch);
         let started = SystemTime::now();
         let empty = Snapshot {
@@ -201,6 +265,7 @@ impl State {
                 suspended: false,
                 kmsg_records: 0,
                 sources: Vec::new(),
+                config: config_state.clone(),
             },
             started,
             plan: "{}".into(),
@@ -220,6 +285,7 @@ impl State {
             inventory,
             started,
             published: Arc::new(Mutex::new(Arc::new(empty))),
+            config_state,
             view: None,
             view_stale: true,
         })
@@ -406,11 +472,43 @@ impl State {
     /// configuration is in force but its profile only partly applied, and the error says so.
     pub(crate) fn reload(&mut self) -> Result<Vec<Announce>, ServiceError> {
         self.changed();
-        let (config, profiles, profile, chosen_by) = load(
-            &self.root,
-            self.tuning.pinned_profile.as_deref(),
-            &self.inventory,
-        )?;
+        let read = ConfigFiles::read(&self.root).and_then(|files| {
+            let (config, profiles) = files.parse()?;
+            let loaded = pick(
+                config,
+                profiles,
+                self.tuning.pinned_profile.as_deref(),
+                &self.inventory,
+            )?;
+            Ok((files, loaded))
+        });
+        let (files, loaded) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                // What runs was accepted before: the files as they were then, or the previous
+                // or built-in configuration the daemon started on.
+                let c = &mut self.config_state;
+                if c.in_force == InForce::Files {
+                    c.in_force = InForce::Previous;
+                }
+                c.refused = Some(e.to_string());
+                c.refused_at = Some(epoch_secs(SystemTime::now()));
+                log!(err, "configuration refused: {e}; {}", running_on(c));
+                return Err(ServiceError::Config(e));
+            }
+        };
+        self.config_state = ConfigState {
+            in_force: InForce::Files,
+            accepted_at: Some(keep_accepted(&self.root, &files)),
+            refused: None,
+            refused_at: None,
+        };
+        let Loaded {
+            config,
+            profiles,
+            profile,
+            chosen_by,
+        } = loaded;
         let alerts_changed = config.alert != self.config.alert;
         self.config = config;
         if alerts_changed {
@@ -487,6 +585,7 @@ impl State {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            config: self.config_state.clone(),
         }
     }
 }
@@ -539,6 +638,49 @@ mod tests {
         let err = state.reload().expect_err("a broken configuration");
         assert!(matches!(err, ServiceError::Config(_)), "{err}");
         assert_eq!(state.config.daemon.drift_interval_secs, 7);
+        let c = &state.status().config;
+        assert_eq!(c.in_force, InForce::Previous);
+        assert!(c
+            .refused
+            .as_deref()
+            .is_some_and(|e| e.contains("tunerd.toml:2:")));
+        assert!(c.accepted_at.is_some() && c.refused_at.is_some());
+    }
+
+    #[test]
+    fn a_start_on_refused_files_runs_on_the_kept_ones_then_on_the_built_in_ones() {
+        let s = Scratch::new("fallback");
+        s.config(
+            "[daemon]
+drift_interval_secs = 7
+",
+        );
+        let first = State::new(Root::new(&s.0), None).expect("start");
+        assert_eq!(first.status().config.in_force, InForce::Files);
+        drop(first);
+        s.config(
+            "[daemon]
+drift_interval_secs = \"soon\"\n",
+        );
+        let second = State::new(Root::new(&s.0), None).expect("refused files do not stop it");
+        assert_eq!(
+            second.config.daemon.drift_interval_secs, 7,
+            "the kept configuration"
+        );
+        let c = second.status().config;
+        assert_eq!(c.in_force, InForce::Previous);
+        assert!(c.refused.is_some_and(|e| e.contains("tunerd.toml:2:")));
+        // What was refused did not replace what was kept.
+        drop(second);
+        let third = State::new(Root::new(&s.0), None).expect("start");
+        assert_eq!(third.config.daemon.drift_interval_secs, 7);
+        // A reboot empties /run: nothing kept, the built-in configuration.
+        drop(third);
+        std::fs::remove_file(s.0.join("run/tunerd/accepted.json")).expect("kept");
+        let fourth = State::new(Root::new(&s.0), None).expect("start");
+        assert_eq!(fourth.config.daemon.drift_interval_secs, 30, "the default");
+        assert_eq!(fourth.status().config.in_force, InForce::BuiltIn);
+        assert_eq!(fourth.status().config.accepted_at, None);
     }
 
     #[test]
@@ -554,6 +696,8 @@ mod tests {
             "description = \"t\"\n[vm]\nswappiness = 5\n",
         )
         .expect("profile");
+        // (The start kept its configuration there: take the directory away.)
+        let _ = std::fs::remove_dir_all(s.0.join("run/tunerd"));
         std::fs::create_dir_all(s.0.join("run")).expect("mkdir");
         std::fs::write(s.0.join("run/tunerd"), "not a directory").expect("block run/tunerd");
         s.config("profile = \"t\"\n[daemon]\ndrift_interval_secs = 9\n");

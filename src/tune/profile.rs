@@ -573,6 +573,50 @@ pub(crate) fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
+/// A profile drop-in as read from `etc/tunerd/profiles.d/NAME.toml`: its name, the file as
+/// errors name it, and its text. What the daemon keeps of a configuration it accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub(crate) struct DropIn {
+    pub name: String,
+    pub file: String,
+    pub text: String,
+}
+
+/// Reads every drop-in under `root` (`*.toml`, in name order), with the ownership checks of
+/// `util::toml::check_owner`: a profile decides what is written to the kernel as root, so the
+/// directories and files must be root's.
+pub(crate) fn read_drop_ins(root: &Root) -> Result<Vec<DropIn>, ConfigError> {
+    let dir = format!("{CONFIG_DIR}/profiles.d");
+    check_config_dir(&root.path(CONFIG_DIR), &root.display(CONFIG_DIR))?;
+    check_config_dir(&root.path(&dir), &root.display(&dir))?;
+    let names = root.list(&dir).map_err(|e| ConfigError::from_sys(&e))?;
+    let mut out = Vec::new();
+    for file_name in names {
+        let Some(stem) = file_name.strip_suffix(".toml") else {
+            continue;
+        };
+        let rel = format!("{dir}/{file_name}");
+        let display = root.display(&rel);
+        if !valid_name(stem) {
+            return Err(ConfigError::file(
+                &display,
+                format!(
+                    "profile name `{stem}` (from the file name) may hold only a-z, 0-9, - and _"
+                ),
+            ));
+        }
+        let Some(text) = read_config_file(&root.path(&rel), &display)? else {
+            continue; // removed since the listing
+        };
+        out.push(DropIn {
+            name: stem.to_string(),
+            file: display,
+            text,
+        });
+    }
+    Ok(out)
+}
+
 /// All profiles known on a root: the built-ins, then `etc/tunerd/profiles.d/*.toml`.
 #[derive(Debug, Clone)]
 pub(crate) struct ProfileSet {
@@ -598,30 +642,25 @@ impl ProfileSet {
     /// Built-ins plus the drop-ins under `root`. Any invalid drop-in fails the whole load:
     /// nothing is applied from a half-understood configuration.
     pub(crate) fn load(root: &Root) -> Result<ProfileSet, ConfigError> {
+        ProfileSet::from_drop_ins(&read_drop_ins(root)?)
+    }
+
+    /// The built-ins plus `drop_ins` (as [`read_drop_ins`] read them, now or when the daemon
+    /// accepted them): every profile must resolve.
+    pub(crate) fn from_drop_ins(drop_ins: &[DropIn]) -> Result<ProfileSet, ConfigError> {
         let mut set = ProfileSet::builtin()?;
-        let dir = format!("{CONFIG_DIR}/profiles.d");
-        // A profile decides what is written to the kernel as root: the directories and files
-        // must be root's (see `util::toml::check_owner`).
-        check_config_dir(&root.path(CONFIG_DIR), &root.display(CONFIG_DIR))?;
-        check_config_dir(&root.path(&dir), &root.display(&dir))?;
-        let names = root.list(&dir).map_err(|e| ConfigError::from_sys(&e))?;
-        for file_name in names {
-            let Some(stem) = file_name.strip_suffix(".toml") else {
-                continue;
-            };
-            let rel = format!("{dir}/{file_name}");
-            let display = root.display(&rel);
-            if !valid_name(stem) {
+        for d in drop_ins {
+            if !valid_name(&d.name) {
                 return Err(ConfigError::file(
-                    &display,
-                    format!("profile name `{stem}` (from the file name) may hold only a-z, 0-9, - and _"),
+                    &d.file,
+                    format!(
+                        "profile name `{}` (from the file name) may hold only a-z, 0-9, - and _",
+                        d.name
+                    ),
                 ));
             }
-            let Some(text) = read_config_file(&root.path(&rel), &display)? else {
-                continue; // removed since the listing
-            };
-            let profile = parse_profile(stem, &display, &text)?;
-            set.profiles.insert(stem.to_string(), profile);
+            let profile = parse_profile(&d.name, &d.file, &d.text)?;
+            set.profiles.insert(d.name.clone(), profile);
         }
         // Every profile must resolve, not only the one in use: a switch must never meet a
         // broken profile, and a mistake anywhere in the configuration stops everything.

@@ -319,8 +319,9 @@ fn check_config(root: &Path) -> (Option<i32>, String) {
 }
 
 /// Finding 14: a tunerd.toml anyone may write is refused (before: `check-config` said ok),
-/// by `check-config`, by a direct apply and by the daemon, each with exit 4 and one line
-/// naming the file, its owner and its mode.
+/// by `check-config` and by a direct apply, each with exit 4 and one line naming the file, its
+/// owner and its mode, and by the daemon, which then runs on the built-in configuration and
+/// logs that line.
 #[test]
 fn a_world_writable_tunerd_toml_is_refused() {
     let scratch = root_with_config("hyg-0666", "profile = \"auto\"\n", 0o666);
@@ -341,17 +342,63 @@ fn a_world_writable_tunerd_toml_is_refused() {
         .output()
         .expect("run tunerctl apply");
     assert_eq!(apply.status.code(), Some(4));
-    let daemon = Command::new(env!("CARGO_BIN_EXE_tunerd"))
+    // The daemon refuses it too, but keeps running: on the built-in configuration, since it
+    // accepted nothing before on this root (a tree of its own: no disks, no vm knobs).
+    let log = scratch.join("tunerd.log");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_tunerd"))
         .arg("--root")
         .arg(&scratch.path)
         .arg("--no-dbus")
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).expect("log"))
+        .spawn()
         .expect("run tunerd");
-    let derr = String::from_utf8_lossy(&daemon.stderr);
-    assert_eq!(daemon.status.code(), Some(4), "{derr}");
-    assert!(derr.contains("mode 0666"), "{derr}");
-
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let derr = loop {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("profile ") && text.contains(" knobs set") {
+            break text;
+        }
+        if let Ok(Some(status)) = daemon.try_wait() {
+            panic!("tunerd exited ({status}) on a refused configuration: {text}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tunerd never applied: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let alive = matches!(daemon.try_wait(), Ok(None));
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(alive, "{derr}");
+    let refused = derr
+        .lines()
+        .find(|l| l.starts_with("<3>configuration refused: "))
+        .unwrap_or_else(|| panic!("no refusal logged: {derr}"));
+    assert!(
+        refused.contains("mode 0666")
+            && refused.ends_with("; running on the built-in configuration"),
+        "{refused}"
+    );
+    // Nothing of the refused file is kept as accepted.
+    assert!(!scratch.join("run/tunerd/accepted.json").exists());
+    // `tunerctl status` says so, and exits 4.
+    let status = Command::new(tunerctl())
+        .arg("--root")
+        .arg(&scratch.path)
+        .args(["--direct", "status"])
+        .output()
+        .expect("run tunerctl status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(4), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("config    refused: ")
+            && l.contains("mode 0666")
+            && l.ends_with("shown: the built-in configuration, which tunerd would run on")),
+        "{text}"
+    );
     // The same file at 0644 (or 0600, for secrets) is fine.
     fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).expect("chmod");
     let (code, err) = check_config(&scratch.path);

@@ -405,7 +405,7 @@ fn real_kernel_daemon_switch_and_reload() {
     assert!(err.contains("tunerd.toml:3:23"), "{err}");
     daemon.signal(nix::sys::signal::Signal::SIGHUP);
     let logged = eventually(Duration::from_secs(3), || {
-        daemon.log().contains("reload refused")
+        daemon.log().contains("configuration refused: ")
     });
     assert!(logged.is_some(), "{}", daemon.log());
     assert!(daemon.alive());
@@ -479,26 +479,182 @@ fn real_kernel_daemon_on_stop_revert_restores() {
     assert_eq!(disk.snapshot(), before);
 }
 
+/// `tunerctl status` through the daemon: exit code, text, JSON.
+fn status_of(bus: &PrivateBus, root: &KernelRoot) -> (Option<i32>, String, serde_json::Value) {
+    let run = |json: bool| {
+        let mut cmd = bus.command(tunerctl());
+        cmd.arg("--root").arg(root.path());
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.arg("status").output().expect("tunerctl status")
+    };
+    let text = run(false);
+    let json = run(true);
+    let value = serde_json::from_slice(&json.stdout).unwrap_or_else(|e| {
+        panic!(
+            "tunerctl --json status: {e}: {}",
+            String::from_utf8_lossy(&json.stdout)
+        )
+    });
+    assert_eq!(
+        text.status.code(),
+        json.status.code(),
+        "text and JSON agree"
+    );
+    (
+        text.status.code(),
+        String::from_utf8_lossy(&text.stdout).into_owned(),
+        value,
+    )
+}
+
+/// A configuration refused at start or at a reload does not stop the daemon (a typo
+/// delivered by cloud-init must not leave a machine without drift repair and alerts): a
+/// reload keeps what runs, a start runs on the configuration accepted last (kept in
+/// run/tunerd/accepted.json, root's only), and both say so in the log and in `tunerctl
+/// status`, which exits 4 until the files are fixed. (With nothing kept the daemon runs on
+/// the built-in configuration: adversarial::hygiene, on a tree of its own, since the
+/// built-in profiles would tune this machine's own disks.)
 #[test]
-fn real_kernel_daemon_invalid_config_at_start_exits_4() {
+fn real_kernel_daemon_refused_config_runs_on_the_previous_one() {
     let Some(_tier) = tier::require(Tier::Kernel) else {
         return;
     };
     let _serial = kernel_lock();
-    let root = KernelRoot::new("badstart");
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("refused");
+    let disk = LoopDev::new(&root.loop_dir(), 16);
+    two_profiles(&root, &[&disk.name]);
+    let good = "profile = \"t\"\n[daemon]\ndrift_interval_secs = 1\n";
+    write_config(&root, good);
+    let accepted = root.scratch.join("run/tunerd/accepted.json");
+
+    // Accepted at start: in force, and kept (with tunerd.toml's mode: it may hold secrets).
+    let mut daemon = Tunerd::start(&root, Some(&bus));
+    assert_eq!(disk.read("queue/read_ahead_kb"), "1024");
+    let kept = fs::read_to_string(&accepted).expect("accepted.json written at start");
+    assert!(kept.contains("drift_interval_secs = 1"), "{kept}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(&accepted).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "accepted.json mode {mode:o}");
+    let (code, text, json) = status_of(&bus, &root);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("config    "), "{text}");
+    assert_eq!(json["daemon"]["config"]["in_force"], "files", "{json}");
+    assert!(json["config_refused"].is_null(), "{json}");
+
+    // A broken reload: refused, the running configuration stays (drift is still repaired).
+    write_config(&root, "profile = \"nope\"\n");
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    let logged = eventually(Duration::from_secs(5), || {
+        daemon.log().contains("configuration refused: ")
+    });
+    assert!(logged.is_some(), "{}", daemon.log());
+    let log = daemon.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("configuration refused: "))
+        .unwrap_or_default();
+    assert!(line.starts_with("<3>"), "logged as an error: {line}");
+    assert!(
+        line.contains("tunerd.toml:1:11: unknown profile `nope`")
+            && line.contains("running on the previous configuration (accepted "),
+        "{line}"
+    );
+    assert!(daemon.alive());
+    let (code, text, json) = status_of(&bus, &root);
+    assert_eq!(
+        code,
+        Some(4),
+        "status exits 4 while the files are refused: {text}"
+    );
+    let config_line = text
+        .lines()
+        .find(|l| l.starts_with("config    refused: "))
+        .unwrap_or_else(|| panic!("no config line: {text}"));
+    assert!(
+        config_line.contains("unknown profile `nope`")
+            && config_line.contains("; running on the previous configuration (accepted "),
+        "{config_line}"
+    );
+    assert_eq!(json["daemon"]["config"]["in_force"], "previous", "{json}");
+    assert!(
+        json["daemon"]["config"]["refused"]
+            .as_str()
+            .is_some_and(|e| e.contains("unknown profile `nope`")),
+        "{json}"
+    );
+    assert_eq!(json["config_in_force"], "previous", "{json}");
+    assert_eq!(json["daemon"]["profile"], "t", "{json}");
+    fs::write(disk.sys("queue/read_ahead_kb"), "128").expect("drift");
+    let repaired = eventually(Duration::from_secs(5), || {
+        disk.read("queue/read_ahead_kb") == "1024"
+    });
+    assert!(
+        repaired.is_some(),
+        "the running configuration still repairs drift"
+    );
+
+    // A start with the files still broken: it runs on the kept configuration.
+    assert_eq!(daemon.stop(), Some(0));
+    fs::write(disk.sys("queue/read_ahead_kb"), "128").expect("behind tunerd's back");
+    let mut daemon = Tunerd::start(&root, Some(&bus));
+    assert!(daemon.alive());
+    assert_eq!(
+        disk.read("queue/read_ahead_kb"),
+        "1024",
+        "the previous configuration's profile applied"
+    );
+    let log = daemon.log();
+    assert!(
+        log.contains("configuration refused: ")
+            && log.contains("unknown profile `nope`")
+            && log.contains("; running on the previous configuration (accepted "),
+        "{log}"
+    );
+    let (code, text, json) = status_of(&bus, &root);
+    assert_eq!(code, Some(4), "{text}");
+    assert_eq!(json["daemon"]["config"]["in_force"], "previous", "{json}");
+    assert_eq!(json["daemon"]["profile"], "t", "{json}");
+    assert_eq!(json["daemon"]["drift_interval_secs"], 1, "{json}");
+    assert!(text.contains("profile   t ("), "{text}");
+    // What it refused is not what it keeps.
+    let kept = fs::read_to_string(&accepted).expect("accepted.json");
+    assert!(!kept.contains("nope"), "{kept}");
+
+    // Fixed and reloaded: the files are in force again and status is clean.
+    write_config(&root, "profile = \"t2\"\n");
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    let switched = eventually(Duration::from_secs(5), || {
+        disk.read("queue/read_ahead_kb") == "2048"
+    });
+    assert!(switched.is_some(), "{}", daemon.log());
+    let (code, text, json) = status_of(&bus, &root);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(json["daemon"]["config"]["in_force"], "files", "{json}");
+    assert!(json["daemon"]["config"]["refused"].is_null(), "{json}");
+    assert!(!text.contains("config    refused"), "{text}");
+    assert!(fs::read_to_string(&accepted)
+        .expect("accepted.json")
+        .contains("t2"));
+    assert_eq!(daemon.stop(), Some(0));
+
+    // --once still refuses: nothing is applied from a configuration nobody accepted.
     write_config(&root, "profile = \"nope\"\n");
     let out = Command::new(env!("CARGO_BIN_EXE_tunerd"))
         .arg("--root")
         .arg(root.path())
-        .arg("--no-dbus")
+        .args(["--no-dbus", "--once"])
         .output()
-        .expect("tunerd");
+        .expect("tunerd --once");
     assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("tunerd.toml:1:11: unknown profile `nope`"),
         "{err}"
     );
+    disk.restore();
 }
 
 /// Real hotplug: systemd-udevd runs, brand-new loop devices appear (`add`), are attached
