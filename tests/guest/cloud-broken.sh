@@ -57,7 +57,7 @@ check broken_reload_stays_active '[ "$active" = active ] && [ "$starts" = 1 ] &&
 waited=$(wait_for 60 daemon_on_bus)
 refused_log=$(journalctl -b -u tunerd.service -p err --no-pager -o cat | grep -m1 '^configuration refused: ')
 check broken_journal_refused_err '[ -n "$refused_log" ] && grep -qF "$CONF:$bad_line:" <<<"$refused_log"' \
-    "${refused_log:-no priority-err line 'configuration refused: ' in tunerd's journal}"
+    "${refused_log:-no priority-err line starting with configuration refused in the journal of tunerd.service}"
 config_state
 info <<<"$status"
 check broken_reload_refused_status 'refused_as previous previous' "$(describe)"

@@ -166,11 +166,13 @@ check cloud_webhook_signed 'grep -q "^valid " <<<"$signed"' "signature: $signed"
 sleep 1
 kill $monitor 2>/dev/null
 wait $monitor 2>/dev/null
-sig=$(jq -c 'select(.member == "Incident") | .payload.data' /run/tunerd-signals-cloud.txt 2>/dev/null |
+signals=$(grep -c '"member":"Incident"' /run/tunerd-signals-cloud.txt)
+# busctl's own lines ("Monitoring bus message stream.") are not JSON: skipped.
+sig=$(jq -cR 'fromjson? | select(.member == "Incident") | .payload.data' /run/tunerd-signals-cloud.txt 2>/dev/null |
     jq -c 'select(.[1] == "firing") | {id: .[0], event: .[1], severity: .[2], summary: .[3], disk: (.[4] | fromjson | .incident.disk), device: (.[4] | fromjson | .incident.device), mounts: (.[4] | fromjson | .incident.mounts)}' 2>/dev/null |
     jq -c 'select(.disk == "sda" and (.mounts | index("/mnt/failing")))' 2>/dev/null | head -1)
-check cloud_dbus_incident_signal '[ -n "$sig" ] && [[ "$(jq -r .device <<<"$sig")" == sda* ]]' \
-    "${sig:-no Incident signal naming sda and /mnt/failing; $(grep -c '"member":"Incident"' /run/tunerd-signals-cloud.txt) Incident signals}"
+check cloud_dbus_incident_signal '[ -n "$sig" ] && grep -q "sda" <<<"$(jq -r .summary <<<"$sig")" && grep -q "/mnt/failing" <<<"$(jq -r .summary <<<"$sig")"' \
+    "${sig:-no Incident signal naming sda and /mnt/failing; $signals Incident signals in all}"
 dmesg | grep -E 'sda|EXT4-fs' | tail -6 | info
 umount -l /mnt/failing
 

@@ -1,11 +1,13 @@
 //! tunerd as a user's machine runs it: a real Debian 12 guest under QEMU (TCG) with systemd,
 //! udev, journald and the system bus, tunerd installed from its .deb with apt inside the guest,
 //! a VMware platform (`-smbios`), a pvscsi controller with a VMware "Virtual disk", and a
-//! second one hot-added from the host through QMP. Select with `cargo test --test it guest::`.
+//! second one hot-added from the host through QMP; then the same machine provisioned by real
+//! cloud-init on a Hyper-V look. Select with `cargo test --test it guest::`.
 //!
 //! The package is built as README "Install" says (`cargo build --release`, `cargo deb
 //! --no-build`: no-ops when nothing changed, and in CI `packaging/check` has built it already),
-//! and repacked with a higher version for the upgrade. The guest boots twice from one image:
+//! and repacked with a higher version for the upgrade. The guest boots four times from one
+//! image:
 //!
 //! 1. `tunerd.guest=install`: tests/guest/install.sh runs `apt-get install /root/tunerd.deb`
 //!    (offline: the dependencies are in the image), checks what the package did (started,
@@ -14,7 +16,27 @@
 //! 2. `tunerd.guest=check`: tunerd comes up as the package enabled it, and
 //!    tests/guest/check.sh checks the service, the D-Bus policy, hotplug, drift, restart, an
 //!    upgrade to the newer build, revert, incidents, man pages and completion, then `apt
-//!    remove` and `apt purge`.
+//!    remove` and `apt purge`: the machine is clean again;
+//! 3. `tunerd.guest=cloud`: a Hyper-V look (DMI "Microsoft Corporation" "Virtual Machine", a
+//!    virtio-scsi controller with an Msft "Virtual Disk": the guest's cloud kernel drives no
+//!    other SCSI controller QEMU has besides pvscsi) and a NoCloud seed (vfat, label
+//!    `cidata`, vdb) whose user-data is docs/images.md's cloud-config with the substitutions
+//!    of USER_DATA_SUBSTITUTIONS: real cloud-init installs tunerd from the image's local apt
+//!    repository (/srv/tunerd-repo, indexed here with apt-ftparchive), writes the site
+//!    profile and tunerd.toml, reloads tunerd; tests/guest/cloud.sh (after cloud-final)
+//!    checks all that, the platform and the plan, and a SCSI disk taken offline under a
+//!    mounted ext4, delivered to tests/guest/receiver.py (a webhook receiver on the guest's
+//!    127.0.0.1, a unit ordered before cloud-final) and as a D-Bus signal;
+//! 4. `tunerd.guest=cloud-broken`: a new seed (a new instance-id) whose user-data
+//!    (tests/guest/user-data-broken.yaml) writes a tunerd.toml with an unknown key and
+//!    reloads; tests/guest/cloud-broken.sh checks that tunerd refuses it and runs on, on the
+//!    previous configuration (its webhook still delivers), and on the built-in one after a
+//!    restart with no accepted configuration kept.
+//!
+//! The same root image serves all four boots: boot 2's purge leaves a machine without tunerd,
+//! as a user's would be, and the cloud boots take their seed from a volume, not from the
+//! image. cloud-init looks only for local seeds (`datasource_list: [ NoCloud, ConfigDrive ]`),
+//! so on boots without one its generator finds none and leaves it off.
 //!
 //! Each script prints `CHECK`/`FIGURE` lines on the second serial port (tests/guest/lib.sh);
 //! the host hot-adds the disk when check.sh prints `MARK READY-FOR-HOTPLUG`, and after `MARK
@@ -22,17 +44,20 @@
 //! serial port.
 //!
 //! Needs root, `qemu-system-x86`, `mmdebstrap` and `e2fsprogs` (the guest tier skips
-//! without them, see `common::tier`), cargo-deb, and Debian's package mirror the first time:
+//! without them, see `common::tier`), `mkfs.vfat` (dosfstools), `mcopy` (mtools),
+//! `apt-ftparchive` (apt-utils), cargo-deb, and Debian's package mirror the first time:
 //! the root filesystem is made with mmdebstrap once and cached as a tarball in
 //! /var/cache/tunerd-guest/, keyed by its package list. Each run unpacks it on /dev/shm, adds
-//! the packages and the scripts, makes root.img with `mkfs.ext4 -d`, boots it twice and
-//! removes everything again (QEMU too, also on panic). The logs of the last run are kept in
-//! /var/cache/tunerd-guest/last-run/.
+//! the packages, the repository, the scripts and the seeds, makes root.img with `mkfs.ext4
+//! -d`, boots it four times and removes everything again (QEMU too, also on panic). The logs
+//! of the last run (every boot's console, script output and QEMU output, and the seeds'
+//! user-data) are kept in /var/cache/tunerd-guest/last-run/.
 //!
 //! Environment: `TUNERD_GUEST_TIMEOUT_SECS` (default 300) bounds each boot;
 //! `TUNERD_GUEST_DEB=FILE` installs that .deb and builds nothing; `TUNERD_GUEST_UNIT=FILE`
 //! packs FILE into the guest's packages instead of the built unit (to try a change to the
-//! unit before making it).
+//! unit before making it); `TUNERD_GUEST_BOOTS=cloud,cloud-broken` runs only the boots named
+//! (to work on them: the cloud boots then provision a machine that never had tunerd).
 
 use crate::common::tier::{self, Tier};
 
@@ -778,11 +803,15 @@ fn prepare_images(work: &Scratch, tarball: &Path, debs: &Debs) -> Images {
     // a single one, ds-identify skips its check and enables cloud-init on every boot, which
     // then runs all four stages under TCG and ends in the None datasource; with two, a boot
     // without a seed (install, check) finds neither volume and the generator leaves
-    // cloud-init off.
+    // cloud-init off. The image's locale is C.UTF-8: its locales package has generated none,
+    // and cloud-init's default en_US.UTF-8 makes its locale module fail (update-locale exits
+    // 255) and its status `error`.
     write(
         &r("etc/cloud/cloud.cfg.d/90-tunerd-guest.cfg"),
-        "# tests/it/guest.rs: local seeds only (see the test for why two entries)\n\
-         datasource_list: [ NoCloud, ConfigDrive ]\n",
+        "# tests/it/guest.rs: local seeds only (see the test for why two entries), and the\n\
+         # locale the image has.\n\
+         datasource_list: [ NoCloud, ConfigDrive ]\n\
+         locale: C.UTF-8\n",
         0o644,
     );
     // An administrator's setting that tunerd's profile overrides (and must revert to).
