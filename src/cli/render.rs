@@ -624,10 +624,13 @@ pub(super) fn profile_show(root: &Root, name: &str, as_json: bool) -> Result<Out
         p.name, p.source, p.description
     ));
     say!(out, "inherits: {}", p.chain.join(" < "));
-    if !p.vm.is_empty() {
-        out.push_str("\n[vm]\n");
+    for (section, settings) in [("vm", &p.vm), ("kernel", &p.kernel)] {
+        if settings.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("\n[{section}]\n"));
         let mut rows = Vec::new();
-        for (k, s) in &p.vm {
+        for (k, s) in settings {
             rows.push(vec![
                 format!("  {}", k.key()),
                 s.value.to_string(),

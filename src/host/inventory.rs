@@ -112,6 +112,17 @@ pub(crate) struct Disk {
     pub size_bytes: u64,
     /// SCSI address `H:C:T:L`, for sd devices.
     pub hctl: Option<String>,
+    /// The SCSI host (`host2`), the iSCSI session (`session1`) and the FC remote port
+    /// (`rport-0:0-1`) the sd device hangs off, from its place in the device tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scsi_host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iscsi_session: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fc_rport: Option<String>,
+    /// A path of a dm-multipath map (a holder's dm uuid starts `mpath-`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub multipath_path: bool,
     /// dm target family from the uuid prefix (`mpath`, `LVM`, `CRYPT`, ...) and dm name.
     pub dm_kind: Option<String>,
     pub dm_name: Option<String>,
@@ -142,11 +153,12 @@ impl Disk {
             "removable" => flag(self.removable),
             "dm_kind" => self.dm_kind.clone().unwrap_or_default(),
             "dm_name" => self.dm_name.clone().unwrap_or_default(),
+            "multipath_path" => flag(self.multipath_path),
             _ => return None,
         })
     }
 
-    pub(crate) const MATCH_KEYS: [&'static str; 11] = [
+    pub(crate) const MATCH_KEYS: [&'static str; 12] = [
         "name",
         "kind",
         "driver",
@@ -158,6 +170,7 @@ impl Disk {
         "removable",
         "dm_kind",
         "dm_name",
+        "multipath_path",
     ];
 
     pub(crate) fn sys_dir(&self) -> String {
@@ -371,6 +384,9 @@ fn read_disk(
         serial = attr("device/serial").trim().to_string();
     }
     let mut hctl = None;
+    let mut scsi_host = None;
+    let mut iscsi_session = None;
+    let mut fc_rport = None;
     let mut dm_kind = None;
     let mut dm_name = None;
     let mut queues_io = true;
@@ -423,7 +439,20 @@ fn read_disk(
                     .unwrap_or_default()
             })
             .clone();
-        let iscsi = device_real.split('/').any(|c| c.starts_with("session"));
+        let numbered = |c: &str, prefix: &str| {
+            c.strip_prefix(prefix)
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|ch| ch.is_ascii_digit()))
+        };
+        scsi_host = (!host.is_empty()).then(|| host.to_string());
+        iscsi_session = device_real
+            .split('/')
+            .find(|c| numbered(c, "session"))
+            .map(str::to_string);
+        fc_rport = device_real
+            .split('/')
+            .find(|c| c.starts_with("rport-"))
+            .map(str::to_string);
+        let iscsi = iscsi_session.is_some();
         let kind = match proc_name.as_str() {
             _ if iscsi || proc_name.starts_with("iscsi") => DiskKind::Iscsi,
             "virtio_scsi" => DiskKind::VirtioScsi,
@@ -457,6 +486,11 @@ fn read_disk(
         // Without the link (old kernels), the bdi of a disk is named by its MAJ:MIN.
         (!dev.is_empty() && root.exists(&format!("sys/class/bdi/{dev}"))).then(|| dev.clone())
     });
+    let holders = list_links("holders")?;
+    let multipath_path = holders.iter().any(|h| {
+        root.read_lossy(&format!("sys/block/{h}/dm/uuid"))
+            .is_some_and(|u| u.starts_with("mpath-"))
+    });
     Ok(Some(Disk {
         name: name.to_string(),
         diskseq: attr("diskseq").parse().ok(),
@@ -471,10 +505,14 @@ fn read_disk(
         removable: attr("removable") == "1",
         size_bytes: attr("size").parse::<u64>().unwrap_or(0).saturating_mul(512),
         hctl,
+        scsi_host,
+        iscsi_session,
+        fc_rport,
         dm_kind,
         dm_name,
         slaves: list_links("slaves")?,
-        holders: list_links("holders")?,
+        holders,
+        multipath_path,
         queues_io,
         bdi,
     }))

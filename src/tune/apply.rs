@@ -178,6 +178,7 @@ pub(crate) fn originals_key(object: &Object, knob: Knob) -> String {
         Object::Disk(n) => n.clone(),
         Object::Bdi(n) => format!("bdi/{n}"),
         Object::Vm => "vm".to_string(),
+        Object::Kernel => "kernel".to_string(),
     };
     format!("{object}/{}", canonical.key())
 }
@@ -310,7 +311,7 @@ fn is_component(name: &str) -> bool {
 /// Whether `path` is one that [`originals_for`] can record for the journal key `key`: the
 /// knob table's attribute of that knob (or of its exclusive partner, or its `_fine` form, or
 /// the `nr_requests` a scheduler switch resets) in the directory of the key's object:
-/// `proc/sys/vm/` for `vm/...`, `sys/class/bdi/B/` for `bdi/B/...`, `sys/block/D/` (and
+/// `proc/sys/vm/` for `vm/...`, `proc/sys/kernel/` for `kernel/...`, `sys/class/bdi/B/` for `bdi/B/...`, `sys/block/D/` (and
 /// `sys/block/D/bdi/`, `sys/block/D/device/scsi_disk/H:C:T:L/`) for `D/...`. Anything else
 /// did not come from tunerd. The error says why, for the report.
 pub(crate) fn recorded_path_fits(key: &str, path: &str) -> Result<(), String> {
@@ -321,10 +322,48 @@ pub(crate) fn recorded_path_fits(key: &str, path: &str) -> Result<(), String> {
     let Some((object, knob_key)) = key.rsplit_once('/') else {
         return refuse("not a knob's file (malformed key)");
     };
+    // Knobs whose object sits outside the key's directory: a disk's SCSI host, iSCSI session
+    // and FC remote port, nvme_core's module parameters. Their path is one fixed shape.
+    let outside = |class: &str, attr: &str| {
+        path.strip_prefix(class)
+            .and_then(|rest| rest.strip_suffix(attr))
+            .and_then(|rest| rest.strip_prefix('/'))
+            .and_then(|rest| rest.strip_suffix('/'))
+            .is_some_and(is_component)
+    };
+    let disk_object = object != "vm" && object != "kernel" && !object.starts_with("bdi/");
+    let shape = match knob_key {
+        "scsi_eh_deadline" if disk_object => Some(outside("sys/class/scsi_host", "eh_deadline")),
+        "iscsi_recovery_tmo" if disk_object => {
+            Some(outside("sys/class/iscsi_session", "recovery_tmo"))
+        }
+        "fc_fast_io_fail_tmo" if disk_object => {
+            Some(outside("sys/class/fc_remote_ports", "fast_io_fail_tmo"))
+        }
+        "fc_dev_loss_tmo" if disk_object => {
+            Some(outside("sys/class/fc_remote_ports", "dev_loss_tmo"))
+        }
+        "nvme_core_io_timeout" if object == "kernel" => {
+            Some(path == "sys/module/nvme_core/parameters/io_timeout")
+        }
+        "nvme_core_max_retries" if object == "kernel" => {
+            Some(path == "sys/module/nvme_core/parameters/max_retries")
+        }
+        _ => None,
+    };
+    if let Some(fits) = shape {
+        return if fits && (!disk_object || is_component(object)) {
+            Ok(())
+        } else {
+            refuse("not where the knob table puts this knob")
+        };
+    }
     // Bdi knobs of a disk with no bdi are planned against `sys/block/D/bdi/` (they then read
     // as absent, but an older journal may hold one).
     let (dir, scopes): (String, &[Scope]) = if object == "vm" {
         ("proc/sys/vm".to_string(), &[Scope::Vm])
+    } else if object == "kernel" {
+        ("proc/sys/kernel".to_string(), &[Scope::Kernel])
     } else if let Some(bdi) = object.strip_prefix("bdi/") {
         if !is_component(bdi) {
             return refuse("not a knob's file (malformed bdi name)");
@@ -354,9 +393,10 @@ pub(crate) fn recorded_path_fits(key: &str, path: &str) -> Result<(), String> {
                 _ => {}
             }
             match (knob.scope(), knob) {
-                (Scope::Disk, Knob::ScsiCacheType) => attr
+                (Scope::Disk, Knob::ScsiCacheType | Knob::ScsiMaxRetries) => attr
                     .strip_prefix("device/scsi_disk/")
-                    .and_then(|rest| rest.strip_suffix("/cache_type"))
+                    .and_then(|rest| rest.strip_suffix(knob.attr()))
+                    .and_then(|rest| rest.strip_suffix('/'))
                     .is_some_and(is_component),
                 (Scope::Bdi, _) if object != "vm" && !object.starts_with("bdi/") => attr
                     .strip_prefix("bdi/")
@@ -612,6 +652,30 @@ mod tests {
                 "sys/class/bdi/0:53/min_ratio_fine",
             ),
             ("bdi/0:53/read_ahead_kb", "sys/class/bdi/0:53/read_ahead_kb"),
+            (
+                "sdb/iscsi_recovery_tmo",
+                "sys/class/iscsi_session/session1/recovery_tmo",
+            ),
+            (
+                "sdb/scsi_eh_deadline",
+                "sys/class/scsi_host/host2/eh_deadline",
+            ),
+            (
+                "sdb/fc_dev_loss_tmo",
+                "sys/class/fc_remote_ports/rport-0:0-1/dev_loss_tmo",
+            ),
+            (
+                "sda/scsi_max_retries",
+                "sys/block/sda/device/scsi_disk/2:0:0:0/max_retries",
+            ),
+            (
+                "kernel/hung_task_warnings",
+                "proc/sys/kernel/hung_task_warnings",
+            ),
+            (
+                "kernel/nvme_core_io_timeout",
+                "sys/module/nvme_core/parameters/io_timeout",
+            ),
         ] {
             assert_eq!(recorded_path_fits(key, path), Ok(()), "{key} {path}");
         }
@@ -634,6 +698,27 @@ mod tests {
             ("sda/no_such_knob", "sys/block/sda/queue/no_such_knob"),
             ("swappiness", "proc/sys/vm/swappiness"),
             ("vm/swappiness", "proc/sys/vm//swappiness"),
+            (
+                "sdb/iscsi_recovery_tmo",
+                "sys/class/iscsi_session/../../../etc/recovery_tmo",
+            ),
+            (
+                "sdb/iscsi_recovery_tmo",
+                "sys/class/scsi_host/host2/recovery_tmo",
+            ),
+            ("kernel/hung_task_warnings", "proc/sys/kernel/core_pattern"),
+            (
+                "kernel/nvme_core_io_timeout",
+                "sys/module/nvme_core/parameters/admin_timeout",
+            ),
+            (
+                "vm/nvme_core_io_timeout",
+                "sys/module/nvme_core/parameters/io_timeout",
+            ),
+            (
+                "sda/scsi_max_retries",
+                "sys/block/sda/device/scsi_disk/2:0:0:0/cache_type",
+            ),
         ] {
             assert!(recorded_path_fits(key, path).is_err(), "{key} {path}");
         }

@@ -17,6 +17,8 @@ pub(crate) enum Scope {
     Disk,
     /// A backing-device-info (`/sys/class/bdi/MAJ:MIN/`): a disk's or a network mount's.
     Bdi,
+    /// `/proc/sys/kernel/*`: one value for the machine (the hung-task detector).
+    Kernel,
 }
 
 /// Which layer of a stack a disk knob belongs to; see `Disk::queues_io`.
@@ -34,6 +36,11 @@ pub(crate) enum Layer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Domain {
     Int {
+        min: u64,
+        max: u64,
+    },
+    /// An integer in `min..=max`, or -1 for "no limit".
+    IntOrUnlimited {
         min: u64,
         max: u64,
     },
@@ -63,6 +70,11 @@ pub(crate) enum Knob {
     ScsiEhTimeout,
     ScsiQueueDepth,
     ScsiCacheType,
+    ScsiMaxRetries,
+    ScsiEhDeadline,
+    IscsiRecoveryTmo,
+    FcFastIoFailTmo,
+    FcDevLossTmo,
     Scheduler,
     NrRequests,
     BdiReadAheadKb,
@@ -77,6 +89,10 @@ pub(crate) enum Knob {
     DirtyBackgroundBytes,
     DirtyExpireCentisecs,
     DirtyWritebackCentisecs,
+    HungTaskTimeoutSecs,
+    HungTaskWarnings,
+    NvmeCoreIoTimeout,
+    NvmeCoreMaxRetries,
 }
 
 pub(crate) const WRITE_CACHE_VALUES: &[&str] = &["write back", "write through"];
@@ -95,7 +111,7 @@ const U32_MAX: u64 = u32::MAX as u64;
 const INT_MAX: u64 = i32::MAX as u64;
 
 impl Knob {
-    pub(crate) const ALL: [Knob; 25] = [
+    pub(crate) const ALL: [Knob; 34] = [
         Knob::ReadAheadKb,
         Knob::MaxSectorsKb,
         Knob::RqAffinity,
@@ -107,6 +123,11 @@ impl Knob {
         Knob::ScsiEhTimeout,
         Knob::ScsiQueueDepth,
         Knob::ScsiCacheType,
+        Knob::ScsiMaxRetries,
+        Knob::ScsiEhDeadline,
+        Knob::IscsiRecoveryTmo,
+        Knob::FcFastIoFailTmo,
+        Knob::FcDevLossTmo,
         Knob::Scheduler,
         Knob::NrRequests,
         Knob::BdiReadAheadKb,
@@ -121,6 +142,10 @@ impl Knob {
         Knob::DirtyBackgroundBytes,
         Knob::DirtyExpireCentisecs,
         Knob::DirtyWritebackCentisecs,
+        Knob::HungTaskTimeoutSecs,
+        Knob::HungTaskWarnings,
+        Knob::NvmeCoreIoTimeout,
+        Knob::NvmeCoreMaxRetries,
     ];
 
     /// The key in a profile. `read_ahead_kb` in a `[[mount]]` rule is the bdi's.
@@ -139,6 +164,11 @@ impl Knob {
             Knob::ScsiEhTimeout => "scsi_eh_timeout",
             Knob::ScsiQueueDepth => "scsi_queue_depth",
             Knob::ScsiCacheType => "scsi_cache_type",
+            Knob::ScsiMaxRetries => "scsi_max_retries",
+            Knob::ScsiEhDeadline => "scsi_eh_deadline",
+            Knob::IscsiRecoveryTmo => "iscsi_recovery_tmo",
+            Knob::FcFastIoFailTmo => "fc_fast_io_fail_tmo",
+            Knob::FcDevLossTmo => "fc_dev_loss_tmo",
             Knob::BdiReadAheadKb => "read_ahead_kb",
             Knob::BdiMinRatio => "bdi_min_ratio",
             Knob::BdiMaxRatio => "bdi_max_ratio",
@@ -151,6 +181,10 @@ impl Knob {
             Knob::DirtyBackgroundBytes => "dirty_background_bytes",
             Knob::DirtyExpireCentisecs => "dirty_expire_centisecs",
             Knob::DirtyWritebackCentisecs => "dirty_writeback_centisecs",
+            Knob::HungTaskTimeoutSecs => "hung_task_timeout_secs",
+            Knob::HungTaskWarnings => "hung_task_warnings",
+            Knob::NvmeCoreIoTimeout => "nvme_core_io_timeout",
+            Knob::NvmeCoreMaxRetries => "nvme_core_max_retries",
         }
     }
 
@@ -165,6 +199,9 @@ impl Knob {
             | DirtyExpireCentisecs
             | DirtyWritebackCentisecs => Scope::Vm,
             BdiReadAheadKb | BdiMinRatio | BdiMaxRatio | BdiMaxBytes | BdiStrictLimit => Scope::Bdi,
+            HungTaskTimeoutSecs | HungTaskWarnings | NvmeCoreIoTimeout | NvmeCoreMaxRetries => {
+                Scope::Kernel
+            }
             _ => Scope::Disk,
         }
     }
@@ -174,7 +211,8 @@ impl Knob {
         match self {
             Scheduler | NrRequests | RqAffinity | Nomerges | AddRandom | IoTimeoutMs
             | MaxSectorsKb | WriteCache => Layer::Queue,
-            ScsiTimeout | ScsiEhTimeout | ScsiQueueDepth | ScsiCacheType => Layer::Scsi,
+            ScsiTimeout | ScsiEhTimeout | ScsiQueueDepth | ScsiCacheType | ScsiMaxRetries
+            | ScsiEhDeadline | IscsiRecoveryTmo | FcFastIoFailTmo | FcDevLossTmo => Layer::Scsi,
             _ => Layer::Top,
         }
     }
@@ -198,6 +236,28 @@ impl Knob {
             ScsiTimeout | ScsiEhTimeout => int(1, U32_MAX / 1000),
             ScsiQueueDepth => int(1, 65535),
             ScsiCacheType => Domain::Choice(CACHE_TYPE_VALUES),
+            // -1 (retry for as long as the command may take) .. SD_MAX_RETRIES (drivers/scsi/sd.c
+            // max_retries_store); Linux 6.1+.
+            ScsiMaxRetries => Domain::IntOrUnlimited { min: 0, max: 5 },
+            // Seconds the error handler may spend before resetting the host, or off
+            // (scsi_sysfs.c store_shost_eh_deadline: deadline * HZ must fit an unsigned int).
+            ScsiEhDeadline => Domain::IntOrUnlimited {
+                min: 0,
+                max: U32_MAX / 1000,
+            },
+            // Seconds a failed session may take to come back before every queued I/O fails;
+            // off (-1) queues forever (scsi_transport_iscsi.c store_priv_session_recovery_tmo).
+            IscsiRecoveryTmo => Domain::IntOrUnlimited {
+                min: 1,
+                max: INT_MAX,
+            },
+            // fc_remote_port attributes (scsi_transport_fc.c): fast_io_fail_tmo must stay below
+            // dev_loss_tmo; off disables it.
+            FcFastIoFailTmo => Domain::IntOrUnlimited {
+                min: 0,
+                max: INT_MAX,
+            },
+            FcDevLossTmo => int(1, U32_MAX),
             BdiMinRatio | BdiMaxRatio => int(0, 100),
             BdiMaxBytes => int(1, u64::MAX >> 1),
             // 0..200 since Linux 5.8 (mm/vmscan.c).
@@ -206,6 +266,19 @@ impl Knob {
             // dirty_bytes_min: two pages (mm/page-writeback.c).
             DirtyBytes | DirtyBackgroundBytes => int(8192, u64::MAX >> 1),
             DirtyExpireCentisecs | DirtyWritebackCentisecs => int(0, INT_MAX),
+            // 0 turns the detector off; the kernel caps it at LONG_MAX / HZ (kernel/hung_task.c,
+            // hung_task_timeout_max), which is at least this with HZ at most 1000.
+            HungTaskTimeoutSecs => int(0, i64::MAX as u64 / 1000),
+            // How many reports are left this boot (10 at boot); -1 never runs out
+            // (proc_dointvec_minmax with SYSCTL_NEG_ONE as the floor).
+            HungTaskWarnings => Domain::IntOrUnlimited {
+                min: 0,
+                max: INT_MAX,
+            },
+            // nvme_core's io_timeout (uint, seconds) and max_retries (byte): read when a
+            // namespace's queue is made, so they reach only namespaces created afterwards.
+            NvmeCoreIoTimeout => int(1, U32_MAX),
+            NvmeCoreMaxRetries => int(0, 255),
         }
     }
 
@@ -242,6 +315,11 @@ impl Knob {
             ScsiEhTimeout => "device/eh_timeout",
             ScsiQueueDepth => "device/queue_depth",
             ScsiCacheType => "cache_type",
+            ScsiMaxRetries => "max_retries",
+            ScsiEhDeadline => "eh_deadline",
+            IscsiRecoveryTmo => "recovery_tmo",
+            FcFastIoFailTmo => "fast_io_fail_tmo",
+            FcDevLossTmo => "dev_loss_tmo",
             BdiReadAheadKb => "read_ahead_kb",
             BdiMinRatio => "min_ratio",
             BdiMaxRatio => "max_ratio",
@@ -254,12 +332,42 @@ impl Knob {
             DirtyBackgroundBytes => "dirty_background_bytes",
             DirtyExpireCentisecs => "dirty_expire_centisecs",
             DirtyWritebackCentisecs => "dirty_writeback_centisecs",
+            HungTaskTimeoutSecs => "hung_task_timeout_secs",
+            HungTaskWarnings => "hung_task_warnings",
+            NvmeCoreIoTimeout => "io_timeout",
+            NvmeCoreMaxRetries => "max_retries",
         }
     }
 
-    /// Keys accepted in a `[vm]` table, a `[[disk]]` rule and a `[[mount]]` rule.
+    /// Where a machine-wide knob lives, relative to the root.
+    pub(crate) fn machine_dir(self) -> &'static str {
+        match self {
+            Knob::NvmeCoreIoTimeout | Knob::NvmeCoreMaxRetries => "sys/module/nvme_core/parameters",
+            _ if self.scope() == Scope::Kernel => "proc/sys/kernel",
+            _ => "proc/sys/vm",
+        }
+    }
+
+    /// How "no limit" is written to this knob and how the kernel reads it back: -1 for most,
+    /// `off` for the SCSI error-handler deadline and the FC and iSCSI timers (which read back
+    /// as `off` or -1).
+    pub(crate) fn unlimited(self) -> Option<(&'static str, &'static [&'static str])> {
+        match self {
+            Knob::HungTaskWarnings | Knob::ScsiMaxRetries => Some(("-1", &["-1"])),
+            Knob::ScsiEhDeadline | Knob::FcFastIoFailTmo => Some(("off", &["off", "-1"])),
+            Knob::IscsiRecoveryTmo => Some(("off", &["off", "-1"])),
+            _ => None,
+        }
+    }
+
+    /// Keys accepted in a `[vm]` table, a `[kernel]` table, a `[[disk]]` rule and a
+    /// `[[mount]]` rule.
     pub(crate) fn for_vm() -> impl Iterator<Item = Knob> {
         Knob::ALL.into_iter().filter(|k| k.scope() == Scope::Vm)
+    }
+
+    pub(crate) fn for_kernel() -> impl Iterator<Item = Knob> {
+        Knob::ALL.into_iter().filter(|k| k.scope() == Scope::Kernel)
     }
 
     pub(crate) fn for_disk() -> impl Iterator<Item = Knob> {
@@ -305,6 +413,11 @@ impl Knob {
     /// Normalises a value read from the kernel, or given in a profile, for comparison.
     pub(crate) fn normalize(self, value: &str) -> String {
         let v = value.trim();
+        if let Some((write, reads)) = self.unlimited() {
+            if v == write || reads.contains(&v) {
+                return write.to_string();
+            }
+        }
         match self {
             Knob::Scheduler => active_scheduler(v).unwrap_or(v).to_string(),
             Knob::ScsiCacheType => v.strip_prefix("temporary ").unwrap_or(v).to_string(),
@@ -371,6 +484,7 @@ mod tests {
     fn keys_are_unique_per_scope() {
         for set in [
             Knob::for_vm().collect::<Vec<_>>(),
+            Knob::for_kernel().collect(),
             Knob::for_disk().collect(),
             Knob::for_mount().collect(),
         ] {

@@ -21,6 +21,7 @@ pub(crate) enum Object {
     Disk(String),
     Bdi(String),
     Vm,
+    Kernel,
 }
 
 impl Object {
@@ -29,6 +30,7 @@ impl Object {
             Object::Disk(name) => name.clone(),
             Object::Bdi(name) => format!("bdi {name}"),
             Object::Vm => "vm".to_string(),
+            Object::Kernel => "kernel".to_string(),
         }
     }
 }
@@ -100,12 +102,24 @@ impl Plan {
     }
 }
 
+/// Where a disk knob lives. The SCSI disk's, its host's, its iSCSI session's and its FC
+/// remote port's attributes sit outside `sys/block/D/`; a disk without that object plans
+/// against a path under `sys/block/D/` that does not exist, so the change reads as absent.
 fn disk_target_path(disk: &Disk, knob: Knob) -> String {
-    if knob == Knob::ScsiCacheType {
-        let hctl = disk.hctl.as_deref().unwrap_or("-");
-        return format!("{}/device/scsi_disk/{hctl}/cache_type", disk.sys_dir());
+    let on = |object: &Option<String>, class: &str| match object {
+        Some(name) => format!("sys/class/{class}/{name}/{}", knob.attr()),
+        None => format!("{}/device/no-{class}/{}", disk.sys_dir(), knob.attr()),
+    };
+    match knob {
+        Knob::ScsiCacheType | Knob::ScsiMaxRetries => {
+            let hctl = disk.hctl.as_deref().unwrap_or("-");
+            format!("{}/device/scsi_disk/{hctl}/{}", disk.sys_dir(), knob.attr())
+        }
+        Knob::ScsiEhDeadline => on(&disk.scsi_host, "scsi_host"),
+        Knob::IscsiRecoveryTmo => on(&disk.iscsi_session, "iscsi_session"),
+        Knob::FcFastIoFailTmo | Knob::FcDevLossTmo => on(&disk.fc_rport, "fc_remote_ports"),
+        _ => format!("{}/{}", disk.sys_dir(), knob.attr()),
     }
-    format!("{}/{}", disk.sys_dir(), knob.attr())
 }
 
 fn bdi_target(disk_or_bdi: Result<&Disk, &str>, knob: Knob) -> (Object, String) {
@@ -240,18 +254,20 @@ pub(crate) fn targets(profile: &Profile, inv: &Inventory) -> Vec<Target> {
         }
     }
 
-    for (knob, setting) in &profile.vm {
-        out.insert(
-            (Object::Vm, *knob),
-            Target {
-                object: Object::Vm,
-                knob: *knob,
-                path: format!("proc/sys/vm/{}", knob.attr()),
-                setting: setting.clone(),
-                rule: "vm".to_string(),
-                via: None,
-            },
-        );
+    for (object, settings) in [(Object::Vm, &profile.vm), (Object::Kernel, &profile.kernel)] {
+        for (knob, setting) in settings {
+            out.insert(
+                (object.clone(), *knob),
+                Target {
+                    object: object.clone(),
+                    knob: *knob,
+                    path: format!("{}/{}", knob.machine_dir(), knob.attr()),
+                    setting: setting.clone(),
+                    rule: object.label(),
+                    via: None,
+                },
+            );
+        }
     }
     out.into_values().collect()
 }
@@ -282,8 +298,14 @@ impl Current {
 }
 
 fn absent_note(t: &Target) -> String {
-    let what = match t.knob.layer() {
-        Layer::Scsi => "not a SCSI disk",
+    let what = match (t.knob.scope(), t.knob.layer()) {
+        (Scope::Kernel, _) if t.path.starts_with("sys/module/nvme_core/") => {
+            "nvme_core is not loaded (no NVMe here)"
+        }
+        (Scope::Kernel, _) => {
+            "the kernel has no hung-task detector (CONFIG_DETECT_HUNG_TASK): stalls that fail nothing go unreported"
+        }
+        (_, Layer::Scsi) => "not a SCSI disk",
         _ => "the driver does not offer this attribute",
     };
     match t.knob {
@@ -609,6 +631,10 @@ mod tests {
             removable: false,
             size_bytes: 0,
             hctl: None,
+            scsi_host: None,
+            iscsi_session: None,
+            fc_rport: None,
+            multipath_path: false,
             dm_kind: None,
             dm_name: None,
             slaves: vec![],

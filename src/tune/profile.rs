@@ -11,6 +11,8 @@
 //! inherits = "default"
 //! [vm]
 //! swappiness = { value = 30, reason = "why" }
+//! [kernel]
+//! hung_task_warnings = { value = -1, reason = "why" }
 //! [[disk]]
 //! rule = "vmware-disks"
 //! match = { vendor = "VMware*", model = ["Virtual disk*", "VMware Virtual S*"] }
@@ -119,6 +121,9 @@ pub(crate) struct Profile {
     /// After resolution: this profile and its ancestors, nearest first.
     pub chain: Vec<String>,
     pub vm: BTreeMap<Knob, Setting>,
+    /// `[kernel]`: the hung-task detector's sysctls.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub kernel: BTreeMap<Knob, Setting>,
     pub disk: Vec<Rule>,
     pub mount: Vec<Rule>,
     #[serde(skip)]
@@ -222,6 +227,28 @@ fn parse_value(doc: &Doc<'_>, knob: Knob, v: &Spanned<DeValue<'_>>) -> Result<Va
                 ));
             }
             Ok(Value::Int(n))
+        }
+        Domain::IntOrUnlimited { min, max } => {
+            // -1 or "off": no limit, written the way this knob takes it.
+            let unlimited = match v.get_ref() {
+                DeValue::Integer(int) => int.as_str().trim() == "-1",
+                DeValue::String(text) => text.as_ref() == "off",
+                _ => false,
+            };
+            if unlimited {
+                let write = knob.unlimited().map_or("-1", |(write, _)| write);
+                return Ok(Value::Text(write.to_string()));
+            }
+            parse_int(doc, key, v, min, max).map(Value::Int).map_err(|_| {
+                let got = match v.get_ref() {
+                    DeValue::Integer(int) => format!("got {}", int.as_str()),
+                    other => format!("not {}", type_name(other)),
+                };
+                doc.err(
+                    v.span(),
+                    format!("`{key}` must be -1 or \"off\" (no limit) or an integer from {min} to {max} ({got})"),
+                )
+            })
         }
         Domain::Scheduler => {
             let names: Vec<&Spanned<DeValue<'_>>> = match v.get_ref() {
@@ -503,6 +530,7 @@ pub(crate) fn parse_profile(name: &str, file: &str, text: &str) -> Result<Profil
         source: file.to_string(),
         chain: vec![name.to_string()],
         vm: BTreeMap::new(),
+        kernel: BTreeMap::new(),
         disk: Vec::new(),
         mount: Vec::new(),
         inherits_at: Location::default(),
@@ -515,16 +543,27 @@ pub(crate) fn parse_profile(name: &str, file: &str, text: &str) -> Result<Profil
                 profile.inherits = Some(want_str(&doc, key, v)?);
                 profile.inherits_at = doc.at(v.span());
             }
-            "vm" => {
+            "vm" | "kernel" => {
                 let default_reason = format!("set by profile {name}");
+                let (knobs, table): (Vec<Knob>, _) = if key == "vm" {
+                    (Knob::for_vm().collect(), &mut profile.vm)
+                } else {
+                    (Knob::for_kernel().collect(), &mut profile.kernel)
+                };
                 for (vk, vv) in entries(want_table(&doc, key, v)?) {
                     let vkey = vk.get_ref().as_ref();
-                    let Some(knob) = Knob::for_vm().find(|kn| kn.key() == vkey) else {
-                        let allowed: Vec<&str> = Knob::for_vm().map(|kn| kn.key()).collect();
-                        return Err(unknown_key(&doc, vk.span(), vkey, "[vm]", &allowed));
+                    let Some(knob) = knobs.iter().copied().find(|kn| kn.key() == vkey) else {
+                        let allowed: Vec<&str> = knobs.iter().map(|kn| kn.key()).collect();
+                        return Err(unknown_key(
+                            &doc,
+                            vk.span(),
+                            vkey,
+                            &format!("[{key}]"),
+                            &allowed,
+                        ));
                     };
                     let setting = parse_setting(&doc, name, knob, vk.span(), vv, &default_reason)?;
-                    insert_setting(&doc, &mut profile.vm, knob, vk.span(), setting)?;
+                    insert_setting(&doc, table, knob, vk.span(), setting)?;
                 }
             }
             "disk" | "mount" => {
@@ -557,7 +596,7 @@ pub(crate) fn parse_profile(name: &str, file: &str, text: &str) -> Result<Profil
                     k.span(),
                     other,
                     "a profile",
-                    &["description", "inherits", "vm", "disk", "mount"],
+                    &["description", "inherits", "vm", "kernel", "disk", "mount"],
                 ))
             }
         }
@@ -730,6 +769,7 @@ impl ProfileSet {
             source: start.source.clone(),
             chain: chain.iter().map(|p| p.name.clone()).collect(),
             vm: BTreeMap::new(),
+            kernel: BTreeMap::new(),
             disk: Vec::new(),
             mount: Vec::new(),
             inherits_at: start.inherits_at.clone(),
@@ -740,6 +780,9 @@ impl ProfileSet {
                     out.vm.remove(&other);
                 }
                 out.vm.insert(*knob, setting.clone());
+            }
+            for (knob, setting) in &p.kernel {
+                out.kernel.insert(*knob, setting.clone());
             }
             merge_rules(&mut out.disk, &p.disk);
             merge_rules(&mut out.mount, &p.mount);
@@ -835,8 +878,11 @@ mod tests {
         for (name, _) in BUILTIN {
             let p = set.resolve(name).expect("resolves");
             let generic = format!("set by profile {name}");
-            for s in p.vm.values() {
-                assert_ne!(s.reason, generic, "{name}: a vm knob without a reason");
+            for s in p.vm.values().chain(p.kernel.values()) {
+                assert_ne!(
+                    s.reason, generic,
+                    "{name}: a vm or kernel knob without a reason"
+                );
             }
             for r in p.disk.iter().chain(&p.mount) {
                 for (k, s) in &r.settings {

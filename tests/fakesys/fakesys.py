@@ -359,6 +359,8 @@ class FakeSys(Operations):
         # procfs
         if parent == "vm" and gparent == "sys":
             return getattr(self, "st_vm_" + name, None)
+        if parent == "kernel" and gparent == "sys":
+            return getattr(self, "st_kernel_" + name, None)
         if name in PROC_RO and ("self" in dirs or parent in ("", "proc") or
                                 (parent.isdigit())):
             return "ro"
@@ -736,16 +738,33 @@ class FakeSys(Operations):
         self.wr(p, "1" if kstrtobool(buf) else "0")
 
     def st_sdisk_max_retries(self, p, buf):
+        # sd.c max_retries_store(): kstrtoint, then -1 (no limit) or at most SD_MAX_RETRIES
+        # (5). The kernel checks no lower bound but -1's, so -3 is taken too.
         v = kstrtoint(buf)
-        if v < -1 or v > 255:
+        if not (v == -1 or v <= 5):
             raise err(errno.EINVAL)
         self.wr(p, str(v))
 
     def st_iscsi_recovery_tmo(self, p, buf):
-        m = re.match(r"^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\n?$", buf)
-        if not m:
-            raise err(errno.EINVAL)
-        self.wr(p, str(simple_strtoul(m.group(1), 0) & U32))
+        # scsi_transport_iscsi.c store_priv_session_recovery_tmo(): EBUSY on a FREE or
+        # FAILED session; "off" is -1 (queue forever); else kstrtoint. Shown with "%d".
+        state = os.path.join(os.path.dirname(p), "state")
+        if os.path.exists(state) and self.rd(state) in ("FREE", "FAILED"):
+            raise err(errno.EBUSY)
+        if buf.startswith("off"):
+            v = -1
+        else:
+            v = kstrtoint(buf)
+        self.wr(p, str(v))
+
+    # /proc/sys/kernel -----------------------------------------------------------
+    def st_kernel_hung_task_warnings(self, p, buf):
+        # kernel/hung_task.c: proc_dointvec_minmax, extra1 = SYSCTL_NEG_ONE.
+        self.wr(p, str(proc_number(buf, True, -1)))
+
+    def st_kernel_hung_task_timeout_secs(self, p, buf):
+        # proc_dohung_task_timeout_secs: proc_doulongvec_minmax up to LONG_MAX / HZ.
+        self.wr(p, str(proc_number(buf, False, 0, ((1 << 63) - 1) // HZ)))
 
     # bdi ----------------------------------------------------------------------
     def _bdi_bytes(self, ratio_fine):

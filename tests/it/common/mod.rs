@@ -206,20 +206,29 @@ pub const VM_KNOBS: [&str; 7] = [
     "dirty_writeback_centisecs",
 ];
 
+/// The hung-task sysctls a profile's `[kernel]` table sets, under /proc/sys/kernel.
+pub const KERNEL_KNOBS: [&str; 2] = ["hung_task_timeout_secs", "hung_task_warnings"];
+
+/// The machine-wide settings a profile may change: `/proc/sys/vm/K` as `K`, and
+/// `/proc/sys/kernel/K` as `kernel/K`.
 pub fn vm_snapshot() -> BTreeMap<String, String> {
-    VM_KNOBS
+    let read = |path: String| {
+        fs::read_to_string(path)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let mut out: BTreeMap<String, String> = VM_KNOBS
         .iter()
-        .map(|k| {
-            let v = fs::read_to_string(format!("/proc/sys/vm/{k}"))
-                .unwrap_or_default()
-                .trim()
-                .to_string();
-            (k.to_string(), v)
-        })
-        .collect()
+        .map(|k| (k.to_string(), read(format!("/proc/sys/vm/{k}"))))
+        .collect();
+    for k in KERNEL_KNOBS {
+        out.insert(format!("kernel/{k}"), read(format!("/proc/sys/kernel/{k}")));
+    }
+    out
 }
 
-/// Restores the machine's vm settings on drop, whatever the test did or how it ended.
+/// Restores the machine's vm and hung-task settings on drop, whatever the test did or how it ended.
 /// The `_bytes` form of a pair is written first only when it was the one in force.
 pub struct VmGuard {
     saved: BTreeMap<String, String>,
@@ -254,6 +263,11 @@ impl Drop for VmGuard {
         ] {
             if let Some(v) = self.saved.get(k) {
                 let _ = fs::write(format!("/proc/sys/vm/{k}"), v);
+            }
+        }
+        for k in KERNEL_KNOBS {
+            if let Some(v) = self.saved.get(&format!("kernel/{k}")) {
+                let _ = fs::write(format!("/proc/sys/kernel/{k}"), v);
             }
         }
     }

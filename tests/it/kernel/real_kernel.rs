@@ -24,6 +24,10 @@ swappiness = {{ value = 17, reason = "test" }}
 dirty_bytes = {{ value = 123456789, reason = "test: the bytes form of the pair" }}
 dirty_background_ratio = {{ value = 3, reason = "test" }}
 
+[kernel]
+hung_task_warnings = {{ value = -1, reason = "test: never run out of reports" }}
+hung_task_timeout_secs = {{ value = 240, reason = "test" }}
+
 [[disk]]
 rule = "test-loops"
 match = {{ name = [{list}] }}
@@ -76,6 +80,8 @@ fn real_kernel_apply_verify_revert_round_trip_is_exact() {
     }
     let vm = vm_snapshot();
     assert_eq!(vm["swappiness"], "17");
+    assert_eq!(vm["kernel/hung_task_warnings"], "-1");
+    assert_eq!(vm["kernel/hung_task_timeout_secs"], "240");
     assert_eq!(vm["dirty_bytes"], "123456789");
     assert_eq!(
         vm["dirty_ratio"], "0",

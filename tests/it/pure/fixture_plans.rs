@@ -87,6 +87,64 @@ fn each_platform_plan_matches_the_expected_plan_whole() {
     }
 }
 
+/// The workload profiles on the fixtures they are for, pinned with `--profile`.
+const WORKLOADS: [(&str, &str); 2] = [("iscsi-san", "iscsi-san"), ("nfs-client", "nfs-client")];
+
+#[test]
+fn each_workload_profile_plan_matches_the_expected_plan_whole() {
+    for (name, profile) in WORKLOADS {
+        let plan = run_json(&fixture(name), &["--profile", profile, "plan"]);
+        compare_or_bless(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("tests/expected/{name}.{profile}.plan.json")),
+            &plan,
+        );
+    }
+}
+
+/// The session layer gives up on its own clock (recovery_tmo), whatever the SCSI timeout:
+/// iscsi-san holds a path of a multipath map to 5 s (the map rides out the loss of every
+/// path) and a lone session to 180 s, its SCSI timeout.
+#[test]
+fn iscsi_san_sets_the_session_timeout_by_whether_multipath_is_above() {
+    let plan = run_json(&fixture("iscsi-san"), &["--profile", "iscsi-san", "plan"]);
+    let changes = plan["changes"].as_array().expect("changes");
+    let recovery = |disk: &str| {
+        changes
+            .iter()
+            .find(|c| c["object"]["name"] == disk && c["knob"] == "iscsi_recovery_tmo")
+            .map(|c| {
+                (
+                    c["path"].as_str().unwrap_or("").to_string(),
+                    c["desired"].as_str().unwrap_or("").to_string(),
+                    c["current"].as_str().unwrap_or("").to_string(),
+                    c["rule"].as_str().unwrap_or("").to_string(),
+                )
+            })
+    };
+    for (disk, session, want, rule) in [
+        ("sdb", "session1", "5", "iscsi-multipath-path"),
+        ("sdc", "session2", "5", "iscsi-multipath-path"),
+        ("sdd", "session3", "180", "iscsi-single-path"),
+    ] {
+        let (path, desired, current, got_rule) =
+            recovery(disk).unwrap_or_else(|| panic!("{disk}: no iscsi_recovery_tmo in {plan}"));
+        assert_eq!(
+            path,
+            format!("sys/class/iscsi_session/{session}/recovery_tmo"),
+            "{disk}"
+        );
+        assert_eq!(
+            (desired.as_str(), current.as_str()),
+            (want, "120"),
+            "{disk}"
+        );
+        assert_eq!(got_rule, rule, "{disk}");
+    }
+    // Not on the disks that are not iSCSI.
+    assert!(recovery("sda").is_none(), "sda is virtio-scsi");
+}
+
 /// Every built-in platform profile carries what its vendor ships (tunables.md), so tunerd
 /// is a strict superset of the vendor's udev rules.
 #[test]
