@@ -121,6 +121,23 @@ pub(crate) struct DaemonStatus {
     /// How long each mount rides out a stall, from the values as of the last plan.
     #[serde(default)]
     pub rideout: Vec<RideOut>,
+    /// Each configured alert sink and what it delivered (the journal and D-Bus always get
+    /// every incident; these are the `[alert]` sinks of tunerd.toml).
+    #[serde(default)]
+    pub alerts: Vec<AlertSink>,
+}
+
+/// One alert sink's counters, as `tunerctl status` shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AlertSink {
+    pub name: String,
+    /// `webhook`, `alertmanager` or `exec`.
+    pub kind: String,
+    pub delivered: u64,
+    pub failed_attempts: u64,
+    pub rejected: u64,
+    pub dropped: u64,
+    pub queued: u64,
 }
 
 /// Which configuration the daemon runs on and, when it refused the files, why.

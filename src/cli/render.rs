@@ -548,6 +548,31 @@ pub(super) fn status(
                     d.sources.join(", ")
                 }
             );
+            say!(
+                out,
+                "alerts    {}",
+                if d.alerts.is_empty() {
+                    "journal and D-Bus only (no [alert] sink in tunerd.toml)".to_string()
+                } else {
+                    d.alerts
+                        .iter()
+                        .map(|a| {
+                            let mut t = format!(
+                                "{} ({}): {} delivered, {} failed attempts, {} queued",
+                                a.name, a.kind, a.delivered, a.failed_attempts, a.queued
+                            );
+                            if a.rejected > 0 {
+                                t.push_str(&format!(", {} refused by the receiver", a.rejected));
+                            }
+                            if a.dropped > 0 {
+                                t.push_str(&format!(", {} dropped (spool full)", a.dropped));
+                            }
+                            t
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                }
+            );
             if d.suspended {
                 say!(
                     out,

@@ -214,6 +214,27 @@ impl Detection {
 
     /// Hands the current figures to the Prometheus textfile writer (its own thread), with
     /// the tuning figures the caller has.
+    /// Each alert sink's counters, for the status.
+    pub(crate) fn alert_sinks(&self) -> Vec<crate::api::AlertSink> {
+        let Some(alerts) = &self.alerts else {
+            return Vec::new();
+        };
+        alerts
+            .stats()
+            .sinks
+            .into_iter()
+            .map(|s| crate::api::AlertSink {
+                name: s.sink,
+                kind: s.kind.to_string(),
+                delivered: s.delivered,
+                failed_attempts: s.failed_attempts,
+                rejected: s.rejected,
+                dropped: s.dropped,
+                queued: s.queued,
+            })
+            .collect()
+    }
+
     pub(crate) fn publish_metrics(
         &self,
         drift_total: u64,

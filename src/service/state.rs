@@ -270,6 +270,7 @@ impl State {
                 sources: Vec::new(),
                 config: config_state.clone(),
                 rideout: Vec::new(),
+                alerts: Vec::new(),
             },
             started,
             plan: "{}".into(),
@@ -600,6 +601,7 @@ impl State {
                 .as_ref()
                 .map(|v| v.rideout.clone())
                 .unwrap_or_default(),
+            alerts: self.detection.alert_sinks(),
         }
     }
 

@@ -158,6 +158,12 @@ fn real_kernel_daemon_dbus_api_properties_methods_and_policy() {
         watching.contains("kmsg") && watching.contains("samplers") && !watching.contains("journal"),
         "{watching}"
     );
+    // No [alert] sink configured: status says where incidents go anyway.
+    assert!(
+        text.lines()
+            .any(|l| l == "alerts    journal and D-Bus only (no [alert] sink in tunerd.toml)"),
+        "{text}"
+    );
     // Without the daemon it works directly and says that too.
     let out = Command::new(tunerctl())
         .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")

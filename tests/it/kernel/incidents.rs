@@ -533,6 +533,30 @@ fn real_kernel_webhook_gets_each_notification_once_across_outage_and_kill() {
         "{}",
         fs::read_to_string(&prom).unwrap_or_default()
     );
+    // And `tunerctl status` names the sink with what it delivered.
+    let status = call_json(&bus, "Status", &[]);
+    assert_eq!(status["alerts"][0]["name"], "test", "{status}");
+    assert_eq!(status["alerts"][0]["kind"], "webhook", "{status}");
+    assert!(
+        status["alerts"][0]["delivered"].as_u64() >= Some(1),
+        "{status}"
+    );
+    let out = bus
+        .command(crate::common::tunerctl())
+        .arg("--root")
+        .arg(root.path())
+        .arg("status")
+        .output()
+        .expect("tunerctl status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("alerts    "))
+        .unwrap_or_else(|| panic!("no alerts line: {text}"));
+    assert!(
+        line.starts_with("alerts    test (webhook): ") && line.contains(" delivered, "),
+        "{line}"
+    );
 
     // Receiver down; a second failure; kill -9 with it in the spool.
     receiver.set_down(true);
