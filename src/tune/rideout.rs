@@ -201,17 +201,7 @@ impl Walk<'_> {
             }
             DiskKind::Dm if disk.dm_kind.as_deref() == Some("mpath") => {
                 let at = self.push(name, "multipath", None, String::new());
-                let outer = self.redundant_in.replace(name.to_string());
-                let mut all: Option<Option<u64>> = None;
-                for path in disk.slaves.clone() {
-                    let t = self.disk(&path, depth + 1);
-                    all = Some(match all {
-                        None => t,
-                        Some(prev) => longer(prev, t),
-                    });
-                }
-                self.redundant_in = outer;
-                let paths = all.unwrap_or(None);
+                let paths = self.last_to_fail(name, &disk.slaves.clone(), depth);
                 let map = disk.dm_name.clone().unwrap_or_default();
                 let (t, detail) = match (self.queues)(&map) {
                     Some(true) => match self.no_path_retry() {
@@ -272,17 +262,7 @@ impl Walk<'_> {
                 let at = self.push(name, "md", None, String::new());
                 let members = disk.slaves.clone();
                 let t = if redundant {
-                    let outer = self.redundant_in.replace(name.to_string());
-                    let mut all: Option<Option<u64>> = None;
-                    for m in &members {
-                        let t = self.disk(m, depth + 1);
-                        all = Some(match all {
-                            None => t,
-                            Some(prev) => longer(prev, t),
-                        });
-                    }
-                    self.redundant_in = outer;
-                    all.unwrap_or(None)
+                    self.last_to_fail(name, &members, depth)
                 } else {
                     self.first_to_fail(&members, depth)
                 };
@@ -332,6 +312,22 @@ impl Walk<'_> {
             "fail" => Some(NoPathRetry::Checks(0, interval)),
             n => n.parse().ok().map(|n| NoPathRetry::Checks(n, interval)),
         }
+    }
+
+    /// The paths of a multipath map or the members of a redundant array: the whole fails
+    /// when the last of them does. Their layers are marked as `redundant_in` `name`.
+    fn last_to_fail(&mut self, name: &str, below: &[String], depth: usize) -> Option<u64> {
+        let outer = self.redundant_in.replace(name.to_string());
+        let mut all: Option<Option<u64>> = None;
+        for b in below {
+            let t = self.disk(b, depth + 1);
+            all = Some(match all {
+                None => t,
+                Some(prev) => longer(prev, t),
+            });
+        }
+        self.redundant_in = outer;
+        all.unwrap_or(None)
     }
 
     fn first_to_fail(&mut self, below: &[String], depth: usize) -> Option<u64> {
