@@ -313,29 +313,6 @@ fn weakest_text(r: &RideOut) -> String {
     text
 }
 
-/// `tunerctl plan --json`: the plan, and each mount's ride-out now and after it.
-#[derive(Serialize)]
-struct PlanJson<'a> {
-    #[serde(flatten)]
-    plan: &'a Plan,
-    rideout: RideOutJson,
-}
-
-#[derive(Serialize)]
-struct RideOutJson {
-    before: Vec<RideOut>,
-    after: Vec<RideOut>,
-    /// The profile's `rideout_secs`, and every layer that falls short of it after the plan.
-    target_secs: Option<u64>,
-    short_of_target: Vec<ShortOf>,
-}
-
-#[derive(Serialize)]
-struct ShortOf {
-    mount: String,
-    layer: rideout::LayerTime,
-}
-
 fn status_word(s: Status) -> &'static str {
     match s {
         Status::Applied => "applied",
@@ -865,32 +842,12 @@ pub(super) fn check_config(
 pub(super) fn plan_output(ctx: &Context, plan: &Plan, as_json: bool) -> Output {
     Output {
         text: if as_json {
-            {
-                let after = rideout::after(&ctx.root, &ctx.inventory, plan);
-                let target = ctx.profile.rideout_secs;
-                let short_of_target = target
-                    .map(|t| {
-                        after
-                            .iter()
-                            .flat_map(|a| {
-                                a.short_of(t).into_iter().map(|l| ShortOf {
-                                    mount: a.mount.clone(),
-                                    layer: l.clone(),
-                                })
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                json(&PlanJson {
-                    plan,
-                    rideout: RideOutJson {
-                        before: rideout::live(&ctx.root, &ctx.inventory),
-                        after,
-                        target_secs: target,
-                        short_of_target,
-                    },
-                })
-            }
+            json(&rideout::PlanWithRideOut::new(
+                &ctx.root,
+                &ctx.inventory,
+                plan,
+                ctx.profile.rideout_secs,
+            ))
         } else {
             render_plan(ctx, plan)
         },

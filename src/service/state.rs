@@ -338,9 +338,15 @@ impl State {
     }
 
     fn set_view(&mut self, plan: &Plan) {
+        let with = crate::tune::rideout::PlanWithRideOut::new(
+            &self.root,
+            &self.inventory,
+            plan,
+            self.tuning.profile.rideout_secs,
+        );
         self.view = Some(TuningView {
-            rideout: crate::tune::rideout::live(&self.root, &self.inventory),
-            plan: json(plan),
+            plan: json(&with),
+            rideout: with.rideout.before,
             verify: json(&VerifyReply {
                 profile: self.tuning.profile.name.clone(),
                 drift: super::tuning::drift_of(plan),

@@ -610,6 +610,63 @@ pub(crate) fn after(root: &Root, inv: &Inventory, plan: &Plan) -> Vec<RideOut> {
     )
 }
 
+/// A plan with each mount's ride-out now and after it: `tunerctl plan --json` and the
+/// daemon's `Plan()`.
+#[derive(Serialize)]
+pub(crate) struct PlanWithRideOut<'a> {
+    #[serde(flatten)]
+    pub plan: &'a Plan,
+    pub rideout: PlanRideOut,
+}
+
+#[derive(Serialize)]
+pub(crate) struct PlanRideOut {
+    pub before: Vec<RideOut>,
+    pub after: Vec<RideOut>,
+    /// The profile's `rideout_secs`, and every layer that falls short of it after the plan.
+    pub target_secs: Option<u64>,
+    pub short_of_target: Vec<ShortOf>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ShortOf {
+    pub mount: String,
+    pub layer: LayerTime,
+}
+
+impl<'a> PlanWithRideOut<'a> {
+    pub(crate) fn new(
+        root: &Root,
+        inv: &Inventory,
+        plan: &'a Plan,
+        target: Option<u64>,
+    ) -> PlanWithRideOut<'a> {
+        let after = after(root, inv, plan);
+        let short_of_target = target
+            .map(|t| {
+                after
+                    .iter()
+                    .flat_map(|a| {
+                        a.short_of(t).into_iter().map(|l| ShortOf {
+                            mount: a.mount.clone(),
+                            layer: l.clone(),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        PlanWithRideOut {
+            plan,
+            rideout: PlanRideOut {
+                before: live(root, inv),
+                after,
+                target_secs: target,
+                short_of_target,
+            },
+        }
+    }
+}
+
 /// `180 s`, `never`.
 pub(crate) fn human(seconds: Option<u64>) -> String {
     match seconds {
