@@ -9,7 +9,7 @@ use std::process::Command;
 
 use crate::common::tunerctl;
 
-const PLATFORMS: [(&str, &str, &str); 11] = [
+const PLATFORMS: [(&str, &str, &str); 12] = [
     // fixture, expected platform, expected profile
     ("kvm", "kvm", "kvm"),
     ("vmware", "vmware", "vmware"),
@@ -22,6 +22,7 @@ const PLATFORMS: [(&str, &str, &str); 11] = [
     ("iscsi-san", "kvm", "kvm"),
     ("nfs-client", "kvm", "kvm"),
     ("baremetal", "none", "default"),
+    ("fc-san", "kvm", "kvm"),
 ];
 
 fn fixture(name: &str) -> PathBuf {

@@ -185,3 +185,44 @@ fn nfs_soft_mounts_are_reported_with_their_give_up_time() {
         "{text}"
     );
 }
+
+/// Fibre Channel: a LUN seen through one remote port fails when dev_loss_tmo removes it, so
+/// the default profile holds dev_loss_tmo with the SCSI timeout; multipathd's own 5 s
+/// fast_io_fail on the paths of a map is left alone.
+#[test]
+fn an_fc_lun_on_one_port_is_held_by_dev_loss_tmo_too() {
+    let (_, plan) = json("fc-san", &["plan"]);
+    let before = mount(&plan["rideout"]["before"], "/srv/logs");
+    assert_eq!(before["seconds"], 30, "{before}");
+    let fc = before["layers"]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["layer"] == "fc"))
+        .unwrap_or_else(|| panic!("no fc layer: {before}"));
+    assert_eq!(fc["seconds"], 30, "{fc}");
+    assert!(
+        fc["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("rport-0:0-2") && d.contains("fast_io_fail_tmo off")),
+        "{fc}"
+    );
+    let after = mount(&plan["rideout"]["after"], "/srv/logs");
+    assert_eq!(after["seconds"], 180, "{after}");
+    let changes = plan["changes"].as_array().expect("changes");
+    let set = |disk: &str, knob: &str| {
+        changes
+            .iter()
+            .find(|c| c["object"]["name"] == disk && c["knob"] == knob)
+            .map(|c| (c["path"].clone(), c["desired"].clone(), c["action"].clone()))
+    };
+    assert_eq!(
+        set("sdd", "fc_dev_loss_tmo"),
+        Some((
+            "sys/class/fc_remote_ports/rport-0:0-2/dev_loss_tmo".into(),
+            "180".into(),
+            "set".into()
+        ))
+    );
+    assert_eq!(set("sdb", "fc_dev_loss_tmo"), None, "multipathd's path");
+    let oracle = mount(&plan["rideout"]["after"], "/srv/oracle");
+    assert_eq!(oracle["seconds"], 5, "{oracle}");
+}
