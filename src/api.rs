@@ -73,12 +73,36 @@ pub(crate) struct DriftRecord {
     pub repaired: bool,
 }
 
+/// A knob another writer keeps setting back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ContestedKnob {
+    /// `sda scsi_timeout`.
+    pub target: String,
+    pub path: String,
+    /// What the profile wants.
+    pub ours: String,
+    /// What the other writer sets (as last read).
+    pub theirs: Option<String>,
+    /// Repairs within the window that made it contested.
+    pub repairs: u64,
+    pub window_secs: u64,
+    /// Seconds since the epoch.
+    pub since: u64,
+    /// tunerd stopped repairing it (on_contested = "back-off").
+    pub backed_off: bool,
+}
+
 /// What the D-Bus side must announce after an operation (sent outside the state lock).
 #[derive(Debug, Clone)]
 pub(crate) enum Announce {
     Drift(DriftRecord),
+    /// A knob became contested (logged; an incident; the status lists it).
+    Contested(Box<ContestedKnob>),
     Incident(Box<Notification>),
-    ProfileChanged { old: String, new: String },
+    ProfileChanged {
+        old: String,
+        new: String,
+    },
     PropertiesChanged,
 }
 
@@ -125,6 +149,9 @@ pub(crate) struct DaemonStatus {
     /// every incident; these are the `[alert]` sinks of tunerd.toml).
     #[serde(default)]
     pub alerts: Vec<AlertSink>,
+    /// Knobs another writer keeps setting back.
+    #[serde(default)]
+    pub contested: Vec<ContestedKnob>,
 }
 
 /// One alert sink's counters, as `tunerctl status` shows them.

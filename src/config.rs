@@ -44,6 +44,23 @@ pub(crate) struct DaemonSettings {
     pub drift_interval_secs: u64,
     pub drift_policy: DriftPolicy,
     pub on_stop: OnStop,
+    /// A knob repaired this many times within `contested_window_secs` is contested: another
+    /// writer keeps setting it (0: never call a knob contested).
+    pub contested_repairs: u64,
+    pub contested_window_secs: u64,
+    /// What tunerd does with a contested knob.
+    pub on_contested: OnContested,
+}
+
+/// What tunerd does when another writer keeps setting a knob back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum OnContested {
+    /// Stop repairing it (report it, leave the other writer's value) until the next apply,
+    /// switch or reload.
+    BackOff,
+    /// Go on repairing it at every drift check.
+    Repair,
 }
 
 impl Default for DaemonSettings {
@@ -52,6 +69,9 @@ impl Default for DaemonSettings {
             drift_interval_secs: 30,
             drift_policy: DriftPolicy::Repair,
             on_stop: OnStop::Keep,
+            contested_repairs: 3,
+            contested_window_secs: 600,
+            on_contested: OnContested::BackOff,
         }
     }
 }
@@ -207,6 +227,30 @@ const DAEMON_FIELDS: &[Field<DaemonSettings>] = &[
             d.on_stop = match choice(doc, key, v, &["keep", "revert"])? {
                 "keep" => OnStop::Keep,
                 _ => OnStop::Revert,
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "contested_repairs",
+        read: |doc, key, v, d| {
+            d.contested_repairs = parse_int(doc, key, v, 0, 1000)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "contested_window_secs",
+        read: |doc, key, v, d| {
+            d.contested_window_secs = parse_int(doc, key, v, 1, 86400)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "on_contested",
+        read: |doc, key, v, d| {
+            d.on_contested = match choice(doc, key, v, &["back-off", "repair"])? {
+                "back-off" => OnContested::BackOff,
+                _ => OnContested::Repair,
             };
             Ok(())
         },

@@ -128,6 +128,37 @@ impl Engine {
         self.table.observe(&obs, &Place::default(), None, now)
     }
 
+    /// A knob another writer keeps setting back (`target`: `sda scsi_timeout`; `disk`: the
+    /// disk it belongs to, for the mounts): an incident that lasts until [`Engine::uncontested`].
+    pub(crate) fn contested(
+        &mut self,
+        target: &str,
+        disk: Option<&str>,
+        message: String,
+        inv: &Inventory,
+        now: u64,
+    ) -> Vec<Notification> {
+        let obs = Observation {
+            kind: Kind::KnobContested,
+            severity: Severity::Warning,
+            device: Some(target.to_string()),
+            resolves: false,
+            message,
+            at_us: Some(now * 1_000_000),
+        };
+        let place = Self::place(Some(inv), disk);
+        let notes = self.table.observe(&obs, &place, None, now);
+        self.table
+            .set_condition(&incidents::key(Kind::KnobContested, target), true);
+        notes
+    }
+
+    /// The contest over `target` ended (the profile was applied again, switched or reloaded).
+    pub(crate) fn uncontested(&mut self, target: &str, why: &str, now: u64) -> Vec<Notification> {
+        self.table
+            .clear(&incidents::key(Kind::KnobContested, target), now, why)
+    }
+
     /// FAN_FS_ERROR events: the filesystem itself says it hit an error.
     pub(crate) fn fs_errors(
         &mut self,

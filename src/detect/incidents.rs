@@ -51,6 +51,7 @@ fn category(kind: Kind) -> &'static str {
         HungTask => "hung-task",
         DirtyThrottling => "dirty",
         LogGap => "log-gap",
+        KnobContested => "knob",
         _ => "disk",
     }
 }
@@ -60,7 +61,8 @@ fn category(kind: Kind) -> &'static str {
 fn has_condition(kind: Kind) -> bool {
     matches!(
         kind,
-        Kind::Ext4ReadOnly
+        Kind::KnobContested
+            | Kind::Ext4ReadOnly
             | Kind::Ext4JournalAbort
             | Kind::Ext4Shutdown
             | Kind::XfsShutdown
@@ -187,6 +189,7 @@ fn describe(kind: Kind) -> &'static str {
         IoLatencyHigh => "I/O latency high",
         DirtyThrottling => "writers throttled by dirty memory",
         LogGap => "kernel log records lost",
+        KnobContested => "knob set back by another writer",
     }
 }
 

@@ -119,6 +119,9 @@ pub enum Kind {
     DirtyThrottling,
     /// Kernel log records were lost (ring overwrite) before tunerd read them.
     LogGap,
+    /// Another writer keeps setting a knob back (the tuning half's drift checks): the
+    /// incident's `device` is the knob (`sda scsi_timeout`); it lasts while the contest does.
+    KnobContested,
 }
 
 impl Kind {

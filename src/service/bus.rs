@@ -329,6 +329,8 @@ async fn emit(emitter: &SignalEmitter<'_>, iface: &Tuner, announce: Vec<Announce
                 )
                 .await
             }
+            // The status lists the contested knob; its incident goes out as `Incident`.
+            Announce::Contested(_) => iface.health_changed(emitter).await,
             Announce::PropertiesChanged => {
                 let a = iface.active_profile_changed(emitter).await;
                 let b = iface.health_changed(emitter).await;

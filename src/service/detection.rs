@@ -84,11 +84,13 @@ impl Detection {
     }
 
     /// A storage incident of warning or worse is open.
+    /// Whether storage is failing: an open incident of warning or worse. A contested knob is
+    /// an incident too, but it is tuning's trouble, not the storage's: health says `drift`.
     pub(crate) fn failing(&self) -> bool {
         self.engine
             .open()
             .iter()
-            .any(|i| i.severity >= Severity::Warning)
+            .any(|i| i.severity >= Severity::Warning && i.kind != Kind::KnobContested)
     }
 
     /// Open and recent incidents, for `tunerctl events`.
@@ -195,6 +197,51 @@ impl Detection {
         };
         let events = watch.read();
         let notes = self.engine.fs_errors(&events, Some(inv), now_secs());
+        self.dispatch(root, notes)
+    }
+
+    /// A knob became contested: its incident, alerted like any other.
+    pub(crate) fn on_contested(
+        &mut self,
+        root: &Root,
+        inv: &Inventory,
+        c: &crate::api::ContestedKnob,
+    ) -> Vec<Announce> {
+        let disk = c
+            .target
+            .split_whitespace()
+            .next()
+            .filter(|d| inv.disk(d).is_some());
+        let message = format!(
+            "{} set back to {} {} times in {} s by another writer (tunerd wants {}; {})",
+            c.target,
+            c.theirs.as_deref().unwrap_or("absent"),
+            c.repairs,
+            c.window_secs,
+            c.ours,
+            if c.backed_off {
+                "tunerd backed off"
+            } else {
+                "tunerd goes on repairing it"
+            }
+        );
+        let notes = self
+            .engine
+            .contested(&c.target, disk, message, inv, now_secs());
+        self.dispatch(root, notes)
+    }
+
+    /// Contests the profile ended by being applied again.
+    pub(crate) fn contests_ended(&mut self, root: &Root, targets: &[String]) -> Vec<Announce> {
+        let now = now_secs();
+        let mut notes = Vec::new();
+        for t in targets {
+            notes.extend(self.engine.uncontested(
+                t,
+                "the profile was applied again: tunerd holds the knob once more",
+                now,
+            ));
+        }
         self.dispatch(root, notes)
     }
 

@@ -522,7 +522,11 @@ pub fn run(opts: Options) -> u8 {
             notify(&[sd_notify::NotifyState::Watchdog]);
         }
         // The snapshot first, so the signals' readers find what they announce.
-        lock(&shared).publish();
+        {
+            let mut st = lock(&shared);
+            announce.extend(st.take_pending());
+            st.publish();
+        }
         bus.send(announce);
     }
 

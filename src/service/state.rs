@@ -93,6 +93,9 @@ pub(crate) struct State {
     pub published: Published,
     /// Which configuration is in force, and why not the files when it is not.
     pub config_state: ConfigState,
+    /// Announcements made outside the loop's own calls (the end of a contest by an apply
+    /// over the bus): the loop sends them with its next turn's.
+    pending: Vec<Announce>,
     /// The tuning half of the last snapshot: made from one plan (a read of every knob).
     view: Option<TuningView>,
     /// The machine or the profile may have changed since `view` was made.
@@ -271,6 +274,7 @@ impl State {
                 config: config_state.clone(),
                 rideout: Vec::new(),
                 alerts: Vec::new(),
+                contested: Vec::new(),
             },
             started,
             plan: "{}".into(),
@@ -291,6 +295,7 @@ impl State {
             started,
             published: Arc::new(Mutex::new(Arc::new(empty))),
             config_state,
+            pending: Vec::new(),
             view: None,
             view_stale: true,
         })
@@ -400,7 +405,35 @@ impl State {
 
     pub(crate) fn apply_all(&mut self) -> Result<Report, OriginalsError> {
         self.changed();
-        self.tuning.apply_all(&self.root, &self.inventory)
+        let contested = self.contested_targets();
+        let report = self.tuning.apply_all(&self.root, &self.inventory);
+        self.end_contests(contested);
+        report
+    }
+
+    fn contested_targets(&self) -> Vec<String> {
+        self.tuning
+            .contested
+            .values()
+            .map(|c| c.target.clone())
+            .collect()
+    }
+
+    /// Ends the incidents of the contests an apply, switch or reload ended.
+    fn end_contests(&mut self, before: Vec<String>) {
+        let ended: Vec<String> = before
+            .into_iter()
+            .filter(|t| !self.tuning.contested.values().any(|c| &c.target == t))
+            .collect();
+        if !ended.is_empty() {
+            let a = self.detection.contests_ended(&self.root, &ended);
+            self.pending.extend(a);
+        }
+    }
+
+    /// What was announced outside the loop's calls, for the loop to send.
+    pub(crate) fn take_pending(&mut self) -> Vec<Announce> {
+        std::mem::take(&mut self.pending)
     }
 
     pub(crate) fn revert(&mut self) -> Result<Report, OriginalsError> {
@@ -427,11 +460,23 @@ impl State {
     }
 
     pub(crate) fn drift_check(&mut self) -> Vec<Announce> {
-        let policy = self.config.daemon.drift_policy;
-        let announce = self.tuning.drift_check(&self.root, &self.inventory, policy);
+        let settings = self.config.daemon.clone();
+        let mut announce = self
+            .tuning
+            .drift_check(&self.root, &self.inventory, &settings);
         if self.tuning.looked.is_none() {
             // It repaired something (or was suspended): what it read is out of date.
             self.view_stale = true;
+        }
+        let contested: Vec<_> = announce
+            .iter()
+            .filter_map(|a| match a {
+                Announce::Contested(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect();
+        for c in contested {
+            announce.extend(self.detection.on_contested(&self.root, &self.inventory, &c));
         }
         announce
     }
@@ -531,9 +576,12 @@ impl State {
             self.start_alerts();
         }
         self.tuning.profiles = profiles;
-        let announce = self
+        let contested = self.contested_targets();
+        let switched = self
             .tuning
-            .switch_to(&self.root, &self.inventory, profile, chosen_by)?;
+            .switch_to(&self.root, &self.inventory, profile, chosen_by);
+        self.end_contests(contested);
+        let announce = switched?;
         log!(
             info,
             "configuration reloaded: profile {}",
@@ -548,9 +596,12 @@ impl State {
         let profile = self.tuning.profiles.resolve(name)?;
         self.changed();
         self.tuning.pinned_profile = Some(name.to_string());
-        Ok(self
-            .tuning
-            .switch_to(&self.root, &self.inventory, profile, "pinned".to_string())?)
+        let contested = self.contested_targets();
+        let switched =
+            self.tuning
+                .switch_to(&self.root, &self.inventory, profile, "pinned".to_string());
+        self.end_contests(contested);
+        Ok(switched?)
     }
 
     /// The status as of the last snapshot's plan: the knob counts come from it, never from a
@@ -608,6 +659,7 @@ impl State {
                 .map(|v| v.rideout.clone())
                 .unwrap_or_default(),
             alerts: self.detection.alert_sinks(),
+            contested: self.tuning.contested.values().cloned().collect(),
         }
     }
 

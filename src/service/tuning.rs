@@ -10,11 +10,11 @@
 //! [`APPLY_RETRY_MAX`]) with health `degraded` meanwhile; a failed drift repair or hotplug
 //! tuning leaves the same retry. Tuning failing never stops detection.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::api::{Announce, DriftRecord, Health};
-use crate::config::DriftPolicy;
+use crate::config::{DaemonSettings, DriftPolicy, OnContested};
 use crate::host::inventory::Inventory;
 use crate::host::sys::Root;
 use crate::log;
@@ -69,7 +69,15 @@ pub(crate) struct Tuning {
     /// A whole-profile apply is owed (the last one could not record its originals): when,
     /// and the backoff that got there.
     apply_retry: Option<(Instant, Duration)>,
+    /// Each knob's recent repairs (path -> when), to tell another writer from a one-off.
+    repairs: BTreeMap<String, VecDeque<Instant>>,
+    /// Knobs another writer keeps setting back (path -> what we know of it): reported once,
+    /// and with `on_contested = "back-off"` no longer repaired until the next apply, switch
+    /// or reload.
+    pub contested: BTreeMap<String, ContestedKnob>,
 }
+
+pub(crate) use crate::api::ContestedKnob;
 
 /// Whether a report left knobs undone that a retry may still set.
 fn incomplete(report: Option<&Report>) -> bool {
@@ -107,7 +115,49 @@ impl Tuning {
             drift_total: 0,
             looked: None,
             apply_retry: None,
+            repairs: BTreeMap::new(),
+            contested: BTreeMap::new(),
         }
+    }
+
+    /// The profile is taken back whole (an apply, a switch, a reload): contests start over.
+    fn forget_contests(&mut self) {
+        self.repairs.clear();
+        self.contested.clear();
+    }
+
+    /// Counts a repair of `d`; says whether it just became contested.
+    fn repaired(&mut self, d: &Drift, settings: &DaemonSettings) -> bool {
+        if settings.contested_repairs == 0 || self.contested.contains_key(&d.path) {
+            return false;
+        }
+        let window = Duration::from_secs(settings.contested_window_secs);
+        let now = Instant::now();
+        let times = self.repairs.entry(d.path.clone()).or_default();
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            times.pop_front();
+        }
+        times.push_back(now);
+        if (times.len() as u64) < settings.contested_repairs {
+            return false;
+        }
+        self.contested.insert(
+            d.path.clone(),
+            ContestedKnob {
+                target: d.target.clone(),
+                path: d.path.clone(),
+                ours: d.desired.clone(),
+                theirs: d.actual.clone(),
+                repairs: times.len() as u64,
+                window_secs: settings.contested_window_secs,
+                since: epoch_secs(SystemTime::now()),
+                backed_off: settings.on_contested == OnContested::BackOff,
+            },
+        );
+        true
     }
 
     /// Schedules the next whole-profile apply after one failed: 1 s, then doubling to 60 s.
@@ -182,6 +232,7 @@ impl Tuning {
         inv: &Inventory,
     ) -> Result<Report, OriginalsError> {
         self.suspended = false;
+        self.forget_contests();
         let plan = self.plan(root, inv);
         self.health = Health::Ok;
         match self.apply_plan(root, &plan) {
@@ -225,12 +276,35 @@ impl Tuning {
         &mut self,
         root: &Root,
         inv: &Inventory,
-        policy: DriftPolicy,
+        settings: &DaemonSettings,
     ) -> Vec<Announce> {
+        let policy = settings.drift_policy;
         if self.suspended {
             return Vec::new();
         }
-        let drift = self.verify(root, inv);
+        let mut drift = self.verify(root, inv);
+        // A contested knob tunerd backed off from is left to the other writer: it is in the
+        // status, not logged again at every check (the value it holds is updated).
+        for d in &drift {
+            if let Some(c) = self.contested.get_mut(&d.path) {
+                c.theirs = d.actual.clone();
+            }
+        }
+        let backed_off: BTreeSet<String> = self
+            .contested
+            .values()
+            .filter(|c| c.backed_off)
+            .map(|c| c.path.clone())
+            .collect();
+        let held_by_others = drift.iter().any(|d| backed_off.contains(&d.path));
+        drift.retain(|d| !backed_off.contains(&d.path));
+        if drift.is_empty() && held_by_others {
+            if self.health == Health::Ok {
+                self.health = Health::Drift;
+                return vec![Announce::PropertiesChanged];
+            }
+            return Vec::new();
+        }
         if drift.is_empty() {
             if self.health == Health::Drift {
                 self.health = Health::Ok;
@@ -263,6 +337,25 @@ impl Tuning {
             self.recent_drift.push_back(record.clone());
             self.drift_total += 1;
             announce.push(Announce::Drift(record));
+            if repair && self.repaired(d, settings) {
+                if let Some(c) = self.contested.get(&d.path) {
+                    log!(
+                        warn,
+                        "knob contested: {} set back to {} {} times in {} s by another writer (tunerd wants {}); {}",
+                        c.target,
+                        c.theirs.as_deref().unwrap_or("absent"),
+                        c.repairs,
+                        c.window_secs,
+                        c.ours,
+                        if c.backed_off {
+                            "backing off: it is left at the other writer's value until `tunerctl apply`, a switch or a reload"
+                        } else {
+                            "repairing it anyway (on_contested = \"repair\")"
+                        }
+                    );
+                    announce.push(Announce::Contested(Box::new(c.clone())));
+                }
+            }
         }
         let before = self.health;
         if repair {

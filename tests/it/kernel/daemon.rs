@@ -682,6 +682,119 @@ fn real_kernel_daemon_refused_config_runs_on_the_previous_one() {
     disk.restore();
 }
 
+/// A knob another writer keeps setting back (here a real process rewriting read_ahead_kb
+/// every 200 ms, as WALinuxAgent rewrites SCSI timeouts every 30 s) is reported once, as a
+/// `knob_contested` incident naming the knob and the other writer's value, and tunerd backs
+/// off instead of fighting it at every drift check; `tunerctl apply` takes it back and ends
+/// the incident.
+#[test]
+fn real_kernel_daemon_backs_off_from_a_contested_knob() {
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
+    let _serial = kernel_lock();
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("contest");
+    let disk = LoopDev::new(&root.loop_dir(), 16);
+    two_profiles(&root, &[&disk.name]);
+    write_config(
+        &root,
+        "profile = \"t\"\n[daemon]\ndrift_interval_secs = 1\ncontested_repairs = 3\ncontested_window_secs = 60\n",
+    );
+    let daemon = Tunerd::start(&root, Some(&bus));
+    let monitor = Monitor::start(&bus, &root.scratch.path);
+    assert_eq!(disk.read("queue/read_ahead_kb"), "1024");
+
+    // The other writer.
+    let attr = disk.sys("queue/read_ahead_kb");
+    let mut writer = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "while :; do echo 128 > {}; sleep 0.2; done",
+            attr.display()
+        ))
+        .spawn()
+        .expect("competing writer");
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let guard = Kill(&mut writer);
+
+    let target = format!("{} read_ahead_kb", disk.name);
+    let contested = eventually(Duration::from_secs(15), || {
+        call_json(&bus, "Status", &[])["contested"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    });
+    assert!(contested.is_some(), "never contested: {}", daemon.log());
+    let status = call_json(&bus, "Status", &[]);
+    let c = &status["contested"][0];
+    assert_eq!(c["target"], target.as_str(), "{status}");
+    assert_eq!(c["ours"], "1024");
+    assert_eq!(c["theirs"], "128");
+    assert_eq!(c["backed_off"], true);
+    assert!(c["repairs"].as_u64() >= Some(3), "{status}");
+    let log = daemon.log();
+    assert_eq!(
+        log.matches("knob contested: ").count(),
+        1,
+        "reported once: {log}"
+    );
+    // The incident names the knob and the other writer's value.
+    let events = call_json(&bus, "Events", &[]);
+    let incident = events["open"]
+        .as_array()
+        .and_then(|o| o.iter().find(|i| i["kind"] == "knob_contested"))
+        .unwrap_or_else(|| panic!("no knob_contested incident: {events}"))
+        .clone();
+    assert_eq!(incident["device"], target.as_str(), "{incident}");
+    assert_eq!(incident["disk"], disk.name.as_str(), "{incident}");
+    assert!(
+        incident["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("set back by another writer")),
+        "{incident}"
+    );
+
+    // Backed off: no more repairs while the other writer holds it (drift checks every
+    // second; the drift count stays where it was).
+    let drift_before = status["recent_drift"].as_array().map(Vec::len);
+    std::thread::sleep(Duration::from_millis(3500));
+    let later = call_json(&bus, "Status", &[]);
+    assert_eq!(
+        later["recent_drift"].as_array().map(Vec::len),
+        drift_before,
+        "tunerd went on fighting: {later}"
+    );
+    assert_eq!(later["health"], "drift", "{later}");
+    assert_eq!(disk.read("queue/read_ahead_kb"), "128");
+    let drift_signals = monitor.text().matches("member=DriftDetected").count();
+    assert!(drift_signals <= 4, "{drift_signals} DriftDetected signals");
+
+    // The writer stops; an apply takes the knob back and ends the contest.
+    drop(guard);
+    let report = call_json(&bus, "Apply", &[]);
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(disk.read("queue/read_ahead_kb"), "1024");
+    let ended = eventually(Duration::from_secs(5), || {
+        let events = call_json(&bus, "Events", &[]);
+        events["open"]
+            .as_array()
+            .is_some_and(|o| !o.iter().any(|i| i["kind"] == "knob_contested"))
+            && events["recent"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|i| i["kind"] == "knob_contested"))
+    });
+    assert!(ended.is_some(), "{}", call_json(&bus, "Events", &[]));
+    let status = call_json(&bus, "Status", &[]);
+    assert_eq!(status["contested"].as_array().map(Vec::len), Some(0));
+    disk.restore();
+}
+
 /// Real hotplug: systemd-udevd runs, brand-new loop devices appear (`add`), are attached
 /// (`change`) and removed (`remove`). Each new device gets every knob of its rule; the test
 /// records how long after the kernel's uevent.
