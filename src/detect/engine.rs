@@ -224,3 +224,67 @@ impl Engine {
         notes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::inventory::{Platform, PlatformKind};
+
+    fn inv() -> Inventory {
+        Inventory {
+            platform: Platform {
+                kind: PlatformKind::None,
+                evidence: vec![],
+            },
+            disks: vec![],
+            mounts: vec![],
+        }
+    }
+
+    /// A degraded md array and a contested knob last while their condition holds, past the
+    /// quiet period, and end when it clears.
+    #[test]
+    fn conditions_hold_incidents_open_past_the_quiet_period() {
+        let mut e = Engine::new(
+            IncidentConfig::default(),
+            Incidents::default(),
+            Clock::Saved,
+        );
+        let inv = inv();
+        let degraded = Finding {
+            kind: Kind::MdDegraded,
+            device: "md0".into(),
+            holds: true,
+            message: "md md0 (raid1) degraded".into(),
+        };
+        let n = e.sample(
+            std::slice::from_ref(&degraded),
+            std::iter::empty(),
+            &inv,
+            1_000_000,
+        );
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert_eq!(e.open().len(), 1);
+        // Long past the quiet period, no new finding (the sampler reports changes only).
+        let n = e.sample(&[], std::iter::empty(), &inv, 1_000_000 + 3_600_000);
+        assert!(n.is_empty(), "{n:?}");
+        assert_eq!(e.open()[0].kind, Kind::MdDegraded);
+        let whole = Finding {
+            holds: false,
+            message: "md md0 is whole again".into(),
+            ..degraded
+        };
+        let n = e.sample(&[whole], std::iter::empty(), &inv, 1_000_000 + 3_601_000);
+        assert_eq!(n.len(), 1);
+        assert!(e.open().is_empty());
+
+        let n = e.contested("sda scsi_timeout", None, "set back to 30".into(), &inv, 10);
+        assert_eq!(n.len(), 1);
+        let n = e.sample(&[], std::iter::empty(), &inv, 10_000_000);
+        assert!(n.is_empty(), "a contest outlasts the quiet period: {n:?}");
+        assert_eq!(e.open()[0].device.as_deref(), Some("sda scsi_timeout"));
+        let n = e.uncontested("sda scsi_timeout", "applied again", 10_001);
+        assert_eq!(n.len(), 1);
+        assert!(e.open().is_empty());
+    }
+}

@@ -52,6 +52,8 @@ fn category(kind: Kind) -> &'static str {
         DirtyThrottling => "dirty",
         LogGap => "log-gap",
         KnobContested => "knob",
+        // Its own key: a disk incident's condition is its mount flags, not the array's state.
+        MdDegraded => "md",
         _ => "disk",
     }
 }
@@ -62,6 +64,7 @@ fn has_condition(kind: Kind) -> bool {
     matches!(
         kind,
         Kind::KnobContested
+            | Kind::MdDegraded
             | Kind::Ext4ReadOnly
             | Kind::Ext4JournalAbort
             | Kind::Ext4Shutdown
@@ -190,6 +193,7 @@ fn describe(kind: Kind) -> &'static str {
         DirtyThrottling => "writers throttled by dirty memory",
         LogGap => "kernel log records lost",
         KnobContested => "knob set back by another writer",
+        MdDegraded => "md array degraded",
     }
 }
 

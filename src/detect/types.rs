@@ -119,6 +119,8 @@ pub enum Kind {
     DirtyThrottling,
     /// Kernel log records were lost (ring overwrite) before tunerd read them.
     LogGap,
+    /// An md array lost a member (`md/degraded` > 0): one more failure and it fails.
+    MdDegraded,
     /// Another writer keeps setting a knob back (the tuning half's drift checks): the
     /// incident's `device` is the knob (`sda scsi_timeout`); it lasts while the contest does.
     KnobContested,

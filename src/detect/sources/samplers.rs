@@ -249,6 +249,8 @@ pub(crate) struct Sampler {
     failed: BTreeMap<String, String>,
     ext4_errors: BTreeMap<String, u64>,
     btrfs_errors: BTreeMap<String, u64>,
+    /// md arrays degraded at the last sample.
+    md_degraded: BTreeSet<String>,
     dirty_pct: u64,
     dirty_high: bool,
     page_size: u64,
@@ -270,6 +272,7 @@ impl Sampler {
             failed: BTreeMap::new(),
             ext4_errors: BTreeMap::new(),
             btrfs_errors: BTreeMap::new(),
+            md_degraded: BTreeSet::new(),
             dirty_pct,
             dirty_high: false,
             page_size,
@@ -380,6 +383,7 @@ impl Sampler {
                 });
             }
         }
+        out.extend(self.md_arrays(root));
         if let (Ok(meminfo), Ok(vmstat)) = (root.read("proc/meminfo"), root.read("proc/vmstat")) {
             if let Some((dirty, threshold)) = dirty_state(&meminfo, &vmstat, self.page_size) {
                 let high = threshold > 0 && dirty * 100 >= threshold * self.dirty_pct;
@@ -403,11 +407,84 @@ impl Sampler {
     }
 }
 
+impl Sampler {
+    /// md arrays that lost a member: `md/degraded` (drivers/md/md.c: the number of missing
+    /// devices of a redundant array) above 0 opens an incident that lasts until the array is
+    /// whole again (a re-add and its resync). Which members failed is in `md/dev-*/state`
+    /// (`faulty`), which are rebuilding in `md/sync_action`.
+    fn md_arrays(&mut self, root: &Root) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut now = BTreeSet::new();
+        for name in root.list("sys/block").unwrap_or_default() {
+            if !name.starts_with("md") {
+                continue;
+            }
+            let md = format!("sys/block/{name}/md");
+            let missing = root
+                .read(&format!("{md}/degraded"))
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            if missing == 0 {
+                continue;
+            }
+            now.insert(name.clone());
+            if self.md_degraded.contains(&name) {
+                continue;
+            }
+            let attr = |a: &str| {
+                root.read_lossy(&format!("{md}/{a}"))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_default()
+            };
+            let faulty: Vec<String> = root
+                .list(&md)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|d| {
+                    let member = d.strip_prefix("dev-")?;
+                    attr(&format!("{d}/state"))
+                        .contains("faulty")
+                        .then(|| member.to_string())
+                })
+                .collect();
+            out.push(Finding {
+                kind: Kind::MdDegraded,
+                device: name.clone(),
+                holds: true,
+                message: format!(
+                    "md {name} ({}) degraded: {missing} of {} devices missing{}; array_state {}",
+                    attr("level"),
+                    attr("raid_disks"),
+                    if faulty.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", faulty: {}", faulty.join(", "))
+                    },
+                    attr("array_state")
+                ),
+            });
+        }
+        for name in self.md_degraded.difference(&now) {
+            out.push(Finding {
+                kind: Kind::MdDegraded,
+                device: name.clone(),
+                holds: false,
+                message: format!("md {name} is whole again (or stopped)"),
+            });
+        }
+        self.md_degraded = now;
+        out
+    }
+}
+
 impl Finding {
     /// The observation that opens an incident for this finding.
     pub(crate) fn observation(&self, now_us: u64) -> Observation {
         let severity = match self.kind {
             Kind::FilesystemReadOnly | Kind::IoStall => Severity::Critical,
+            // One more failure and the array (and every filesystem on it) fails.
+            Kind::MdDegraded => Severity::Critical,
             _ => Severity::Warning,
         };
         Observation {
@@ -450,6 +527,48 @@ mod tests {
         let f = d.sample(6000, &s(14, 0, 5500), &watch);
         assert_eq!(f.len(), 1);
         assert!(!f[0].holds);
+    }
+
+    /// md's sysfs as drivers/md/md.c lays it out for a RAID1 that lost a member.
+    #[test]
+    fn a_degraded_md_array_holds_until_it_is_whole() {
+        let dir = std::env::temp_dir().join(format!("tunerd-md-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let md = dir.join("sys/block/md0/md");
+        for (rel, v) in [
+            ("level", "raid1\n"),
+            ("raid_disks", "2\n"),
+            ("degraded", "0\n"),
+            ("array_state", "clean\n"),
+            ("dev-vdb/state", "in_sync\n"),
+            ("dev-vdc/state", "in_sync\n"),
+        ] {
+            let p = md.join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, v).expect("write");
+        }
+        let root = Root::new(&dir);
+        let mut s = Sampler::new(&root, StallConfig::default(), 95);
+        assert!(s.md_arrays(&root).is_empty(), "whole");
+        std::fs::write(md.join("degraded"), "1\n").expect("degrade");
+        std::fs::write(md.join("dev-vdc/state"), "faulty\n").expect("faulty");
+        let f = s.md_arrays(&root);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].holds && f[0].kind == Kind::MdDegraded && f[0].device == "md0");
+        assert!(
+            f[0].message.contains("1 of 2 devices missing") && f[0].message.contains("faulty: vdc"),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            s.md_arrays(&root).is_empty(),
+            "reported once while it holds"
+        );
+        std::fs::write(md.join("degraded"), "0\n").expect("resynced");
+        let f = s.md_arrays(&root);
+        assert_eq!(f.len(), 1);
+        assert!(!f[0].holds, "{f:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
