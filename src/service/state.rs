@@ -499,16 +499,32 @@ impl State {
         self.detection.events()
     }
 
+    /// The mount table as of now, before records are placed: a disk that fails right after
+    /// it was mounted (before the next sample re-read the table) still names its mount.
+    /// One read of /proc/self/mountinfo per batch of log records, which are rare.
+    fn mounts_now(&mut self) {
+        if let Err(e) = self.inventory.refresh_mounts(&self.root) {
+            log!(warn, "mount table: {e}");
+        }
+    }
+
     pub(crate) fn on_kmsg(&mut self, batch: Batch) -> Vec<Announce> {
+        if !batch.records.is_empty() {
+            self.mounts_now();
+        }
         self.detection.on_kmsg(&self.root, &self.inventory, batch)
     }
 
     pub(crate) fn on_journal(&mut self, records: Vec<LogRecord>) -> Vec<Announce> {
+        if !records.is_empty() {
+            self.mounts_now();
+        }
         self.detection
             .on_journal(&self.root, &self.inventory, records)
     }
 
     pub(crate) fn on_fanotify(&mut self) -> Vec<Announce> {
+        self.mounts_now();
         self.detection.on_fanotify(&self.root, &self.inventory)
     }
 
