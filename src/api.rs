@@ -92,6 +92,27 @@ pub(crate) struct ContestedKnob {
     pub backed_off: bool,
 }
 
+impl ContestedKnob {
+    /// `sda scsi_timeout set back to 30 3 times in 600 s by another writer (tunerd wants
+    /// 180); tunerd backed off until the next apply, switch or reload`: the log line, the
+    /// incident's evidence and the status line say it the same way.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "{} set back to {} {} times in {} s by another writer (tunerd wants {}); {}",
+            self.target,
+            self.theirs.as_deref().unwrap_or("absent"),
+            self.repairs,
+            self.window_secs,
+            self.ours,
+            if self.backed_off {
+                "tunerd backed off until the next apply, switch or reload"
+            } else {
+                "tunerd goes on repairing it (on_contested = \"repair\")"
+            }
+        )
+    }
+}
+
 /// What the D-Bus side must announce after an operation (sent outside the state lock).
 #[derive(Debug, Clone)]
 pub(crate) enum Announce {

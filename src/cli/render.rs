@@ -565,20 +565,7 @@ pub(super) fn status(
                 );
             }
             for c in &d.contested {
-                say!(
-                    out,
-                    "contested {}: another writer sets it to {} (tunerd wants {}; set back {} times in {} s); {}",
-                    c.target,
-                    c.theirs.as_deref().unwrap_or("absent"),
-                    c.ours,
-                    c.repairs,
-                    c.window_secs,
-                    if c.backed_off {
-                        "tunerd backed off until `tunerctl apply`"
-                    } else {
-                        "tunerd goes on repairing it"
-                    }
-                );
+                say!(out, "contested {}", c.describe());
             }
             for r in d.recent_drift.iter().rev().take(5) {
                 say!(

@@ -212,19 +212,7 @@ impl Detection {
             .split_whitespace()
             .next()
             .filter(|d| inv.disk(d).is_some());
-        let message = format!(
-            "{} set back to {} {} times in {} s by another writer (tunerd wants {}; {})",
-            c.target,
-            c.theirs.as_deref().unwrap_or("absent"),
-            c.repairs,
-            c.window_secs,
-            c.ours,
-            if c.backed_off {
-                "tunerd backed off"
-            } else {
-                "tunerd goes on repairing it"
-            }
-        );
+        let message = c.describe();
         let notes = self
             .engine
             .contested(&c.target, disk, message, inv, now_secs());

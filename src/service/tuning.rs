@@ -339,20 +339,7 @@ impl Tuning {
             announce.push(Announce::Drift(record));
             if repair && self.repaired(d, settings) {
                 if let Some(c) = self.contested.get(&d.path) {
-                    log!(
-                        warn,
-                        "knob contested: {} set back to {} {} times in {} s by another writer (tunerd wants {}); {}",
-                        c.target,
-                        c.theirs.as_deref().unwrap_or("absent"),
-                        c.repairs,
-                        c.window_secs,
-                        c.ours,
-                        if c.backed_off {
-                            "backing off: it is left at the other writer's value until `tunerctl apply`, a switch or a reload"
-                        } else {
-                            "repairing it anyway (on_contested = \"repair\")"
-                        }
-                    );
+                    log!(warn, "knob contested: {}", c.describe());
                     announce.push(Announce::Contested(Box::new(c.clone())));
                 }
             }
