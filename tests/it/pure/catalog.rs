@@ -178,6 +178,8 @@ fn xfs_eio() {
         (XfsShutdown, "loop6"),
         (XfsLogError, "loop6"),
         (BlockIoError, "loop6"),
+        // "XFS (loop6): metadata I/O error in ..." is XFS's own failure, not a plain block error.
+        (XfsMetadataError, "loop6"),
         (WritebackError, "loop6"),
     ]);
     expect.extend(set(&[(Ext4Shutdown, "loop5"), (Ext4JournalAbort, "loop5")]));
