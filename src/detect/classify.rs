@@ -13,7 +13,6 @@
 //! | `EXT4-fs (sda1): error count since last fsck: 3`, `... mounting fs with errors, running e2fsck is recommended` | FilesystemErrorsRecorded | warning | `sda1` |
 //! | `XFS (sda1): ... Shutting down filesystem.`, `... Filesystem has been shut down due to log error (0x2).`, `User initiated shutdown received.`, `xfs_do_force_shutdown(0x2) called from ...` | XfsShutdown | critical | `sda1` |
 //! | `XFS (sda1): log I/O error -5` | XfsLogError | critical | `sda1` |
-//! | `XFS (sda1): metadata I/O error in "..." at daddr 0x3 len 1 error 5` | BlockIoError (interim, see below) | warning | `sda1` |
 //! | `XFS (sda1): page discard on page ..., inode 0x84, pos 0.` | WritebackError (interim) | critical | `sda1` |
 //! | `BTRFS: error (device sda1 state A) in func:12: errno=-5 IO failure` | BtrfsError | critical | `sda1` |
 //! | `BTRFS critical (device sda1): ...` / `BTRFS error (device sda1): ...` (other) | BtrfsError | critical / warning | `sda1` |
@@ -26,7 +25,7 @@
 //! | `sd 2:0:0:0: [sda] tag#3 timing out command, waited 30s`, `... FAILED Result: hostbyte=DID_TIME_OUT ...` | ScsiTimeout | warning | `sda`, else `2:0:0:0` |
 //! | `sd 2:0:0:0: Device offlined - not ready after error recovery` | ScsiOffline | critical | same |
 //! | `sd 2:0:0:0: rejecting I/O to offline device` (also `to dead device`) | ScsiRejectedIo | critical | same |
-//! | `INFO: task dd:123 blocked for more than 120 seconds.` | HungTask | warning | None |
+//! | `INFO: task dd:123 blocked for more than 120 seconds.` | HungTask | warning | None (see below for storage threads) |
 //! | `nfs: server srv not responding, still trying` / `..., timed out` (also `lockd:`) | NfsNotResponding | warning / critical | `srv` |
 //! | `nfs: server srv OK` | NfsOk (resolves) | info | `srv` |
 //! | `connection1:0: detected conn error (1020)`; iscsid: `Kernel reported iSCSI connection 1:0 error (...)`; `session1: session recovery timed out after 120 secs` | IscsiConnectionError | warning; the last critical | `connection1:0` / `session1` |
@@ -37,6 +36,52 @@
 //! | `device-mapper: multipath: queue_if_no_path timeout on 253:0, failing queued IO`; multipathd: `mpatha: remaining active paths: 0` | MultipathNoPaths | critical | `253:0` / `mpatha` |
 //! | `nvme nvme0: I/O tag 12 (100c) opcode 0x1 (Write) QID 2 timeout, aborting ...` (and the older `I/O 12 QID 2 timeout, ...`) | NvmeTimeout | warning | `nvme0` |
 //! | `nvme nvme0: controller is down; will reset: CSTS=0x3, ...` | NvmeReset | critical | `nvme0` |
+//!
+//! | `sd 2:0:0:0: [sda] Medium access timeout failure. Offlining disk!` | ScsiOffline | critical | `sda` |
+//! | `sd 0:0:0:0: [sda] tag#99 task abort on host 0, ...` (pvscsi), `... attempting task abort!...` (mptscsih, mpt3sas), `sd 2:0:0:0: [sda] abort` (2.6.32) | ScsiTaskAbort | warning | `sda` |
+//! | `XFS (dm-0): xfs_log_force: error -5 returned.` | XfsLogError | critical | `dm-0` |
+//! | `XFS (sdb1): SB validate failed with error -5.`, `... log mount failed`, `... log mount/recovery failed: error -5` | XfsMetadataError | critical | `sdb1` |
+//! | `XFS (dm-7): metadata I/O error: block 0x... ("xlog_bread_noalign") error 5 numblks 8` (4.x), `... metadata I/O error in "..." at daddr 0x3 len 1 error 5` (5.x+) | XfsMetadataError | warning | `dm-7` |
+//! | `nvme0n1: I/O Cmd(0x2) @ LBA 0, 8 blocks, I/O Error (sct 0x2 / sc 0x86) DNR` | NvmeIoError | warning | `nvme0n1` |
+//! | `hv_storvsc <vmbus id>: tag#599 cmd 0x28 status: scsi 0x2 srb 0x4 hv 0xc0000001` (reads, writes, cache flushes only) | StorvscError | warning | the vmbus id |
+//! | `md/raid1:md0: Disk failure on sdb6, disabling device.` (also `md/raid10:`, `md/raid:`; 2.6: `raid1: Disk failure on ...`) | MdDiskFailure | warning | `sdb6` |
+//! | `INFO: task jbd2/sda3-8:373 blocked ...`, `INFO: task xfsaild/dm-0:512 blocked ...` | HungTask | warning | `sda3`, `dm-0` |
+//!
+//! Not observations: errors of an empty virtual CD-ROM or floppy (`Buffer I/O error on dev sr0,
+//! logical block 0`, `I/O error, dev fd0, sector 0`: every VMware, Hyper-V and KVM guest with
+//! the default virtual hardware prints them at boot), storvsc errors of probes (TEST UNIT
+//! READY, INQUIRY, smartd's ATA PASS-THROUGH). A message is read without its leading blanks:
+//! iSCSI's lines come from `dev_printk` with an empty driver name and start with one
+//! (` connection1:0: ping timeout ...`). [`lifecycle`] reads the mount and unmount lines of
+//! ext4, XFS and btrfs, which end the incident of the filesystem that was there.
+//!
+//! # Which kernels print what
+//!
+//! Wordings change between versions; each entry is matched in every wording below. "Seen"
+//! means a real capture under tests/logs shows it from that kernel; the other versions are the
+//! kernel source history as far as it was known when the entry was written, not re-checked
+//! against the source here (the Linux repository is larger than this workplace can fetch).
+//! Correct them with `git log -S'<format string>'` on a kernel tree.
+//!
+//! | entry | kernels |
+//! |---|---|
+//! | ext4 errors, journal abort, read-only, data loss, shutdown | seen 6.18; `EXT4-fs error (device %s): %s:%d: ...` since 2.6.x |
+//! | ext4 `unmounting filesystem %pU.` | 6.x (seen 6.18); older kernels print no ext4 unmount line |
+//! | block `%s error, dev %s, sector` | seen 6.18; `blk_update_request: ` in front before 5.16 (seen 4.x in public-xcat-sda-io-error), `print_req_error: ` 4.18-5.x (photon, 4.19), `end_request: ` 2.6-3.x |
+//! | `Buffer I/O error on dev %pg` / `on device %s` | seen 6.18 (`dev`); `on device` through 4.x (seen in public-xcat-sda-io-error) |
+//! | XFS shutdown, `log I/O error %d` | seen 6.18; since 2.6.x |
+//! | XFS `xfs_log_force: error %d returned.` | 3.x-4.x (seen in public-xcat-xfs-log-force, public-alba: 4.4) |
+//! | XFS `metadata I/O error: block 0x%llx ("%pS") error %d numblks %d` | 3.x-4.x (seen in public-kvdo); 5.x+ `metadata I/O error in "%pS" at daddr 0x%llx len %d error %d` (seen 6.18) |
+//! | XFS `SB validate failed with error %d.`, `log mount failed` | 3.x to 6.x (`log mount/recovery failed: error %d` seen in public-kvdo) |
+//! | sd `Medium access timeout failure. Offlining disk!` | 3.10+ (the medium access timeout counter; seen on RHEL/SL 6 in public-dcache) |
+//! | `Device offlined - not ready after error recovery`, `rejecting I/O to offline device` | 2.6.x to 6.x (seen 6.x in public-longhorn) |
+//! | pvscsi `task abort on host %u, %p` | 2.6.33+ (`scmd_printk`; seen 5.10 in public-gardenlinux) |
+//! | `[sda] abort` | 2.6.32 error handler (seen in public-zfs-virtio-scsi-abort) |
+//! | NVMe `%s: %s(0x%x) @ LBA %llu, %u blocks, %s (sct 0x%x / sc 0x%x)` | 5.18+ (`nvme_log_error`) |
+//! | storvsc `tag#%d cmd 0x%x status: scsi 0x%x srb 0x%x hv 0x%x` | 5.14+ (`hv` status; a 6.x patch renames it `sts`, matched too); before, `cmd 0x%x scsi status 0x%x srb status 0x%x` |
+//! | md `md/raid1:%s: Disk failure on %s, disabling device.` | 2.6.38+; `raid1: Disk failure on %s, disabling device.` before (seen in public-raid1-disk-failure) |
+//! | iSCSI `connection%d:%d: ping timeout of %d secs expired, ...` | 2.6.x to 6.x (seen in public-iscsi-nop-timeout, public-longhorn) |
+//! | hung task `INFO: task %s:%d blocked for more than %ld seconds.` | 2.6.x to 6.x (seen 2.6.32, 4.5, 5.10, 6.18) |
 //!
 //! Severities: data loss, journal abort, read-only, shutdown and no-paths are critical (data
 //! did not reach the disk or the filesystem stopped taking writes); so are an ext4 or btrfs
