@@ -25,7 +25,7 @@ use crate::detect::types::Incident;
 
 use crate::detect::{Clock, Engine};
 
-use super::render::cut;
+use super::render::{cut, line_of};
 use super::{json, Failure, Output};
 
 /// Longer lines are cut here: no kernel or journal record comes near it (kmsg records are
@@ -195,13 +195,19 @@ fn human(n: usize, i: &Incident, d: Option<&Detail>) -> String {
         .filter(|l| !l.is_empty())
         .or(i.evidence.first().map(String::as_str))
         .unwrap_or("");
-    format!(
-        "{n}. {} ({}) {}\n   when:  {when} ({lines})\n   line:  {}\n\n",
+    // Every part comes from the log: each line is shown escaped (no terminal controls).
+    let mut text = line_of(format_args!(
+        "{n}. {} ({}) {where_}",
         i.kind.name(),
-        i.severity.as_str(),
-        where_,
-        cut(decided, SHOWN_EVIDENCE),
-    )
+        i.severity.as_str()
+    ));
+    text.push_str(&line_of(format_args!("   when:  {when} ({lines})")));
+    text.push_str(&line_of(format_args!(
+        "   line:  {}",
+        cut(decided, SHOWN_EVIDENCE)
+    )));
+    text.push('\n');
+    text
 }
 
 #[cfg(test)]
