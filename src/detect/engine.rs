@@ -177,8 +177,12 @@ impl Engine {
                 notes.extend(self.table.tick(at));
             }
             if let Some((hctl, name)) = scsi_disk_name(rec) {
-                if self.scsi_names.len() < MAX_SCSI_NAMES || self.scsi_names.contains_key(hctl) {
+                if self.scsi_names.get(hctl).map(String::as_str) != Some(name)
+                    && (self.scsi_names.len() < MAX_SCSI_NAMES
+                        || self.scsi_names.contains_key(hctl))
+                {
                     self.scsi_names.insert(hctl.to_string(), name.to_string());
+                    self.table.rename_disk(hctl, name);
                 }
             }
             if let Some((what, device)) = lifecycle(rec) {

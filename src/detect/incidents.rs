@@ -451,6 +451,46 @@ impl IncidentTable {
         vec![n]
     }
 
+    /// The log named the disk at SCSI address `hctl` (`sd 0:0:0:0: [sdd] ...`) after lines
+    /// that named only the address opened an incident for it: that incident is the disk's.
+    /// Merged into the disk's own incident when there is one (counts added, the worse kind
+    /// kept), else moved under the disk's name; its id stays, so its notifications still match.
+    pub(crate) fn rename_disk(&mut self, hctl: &str, disk: &str) {
+        let Some(mut moved) = self.state.open.remove(&format!("disk/{hctl}")) else {
+            return;
+        };
+        for name in [&mut moved.incident.device, &mut moved.incident.disk] {
+            if name.as_deref().is_none_or(|n| n == hctl) {
+                *name = Some(disk.to_string());
+            }
+        }
+        moved.incident.summary = moved.incident.summary.replace(hctl, disk);
+        let key = format!("disk/{disk}");
+        let Some(open) = self.state.open.get_mut(&key) else {
+            self.state.open.insert(key, moved);
+            return;
+        };
+        let (inc, m) = (&mut open.incident, moved.incident);
+        inc.count += m.count;
+        inc.started = inc.started.min(m.started);
+        inc.last_seen = inc.last_seen.max(m.last_seen);
+        for line in m.evidence {
+            if inc.evidence.len() < self.cfg.evidence_lines {
+                inc.evidence.push(line);
+            }
+        }
+        if worse(inc.kind, inc.severity, m.kind, m.severity) {
+            inc.kind = m.kind;
+            inc.severity = m.severity;
+            inc.summary = m.summary;
+            open.detail.decided_by = moved.detail.decided_by;
+        }
+        if m.started <= inc.started {
+            open.detail.first_stamp = moved.detail.first_stamp;
+        }
+        open.condition |= moved.condition;
+    }
+
     /// The deciding line and stamps of the incident `id`, open or recent.
     pub(crate) fn detail(&self, id: &str) -> Option<&Detail> {
         self.state

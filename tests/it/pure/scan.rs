@@ -294,6 +294,13 @@ fn places_are_disks_and_their_devices() {
     // sd's own name for the disk, not its SCSI address.
     let (_, v) = scan("public-dcache-medium-timeout.syslog");
     assert_eq!(incident(&v, "scsi_offline", "sdb")["disk"], "sdb");
+    // Also when the address-only line came first: `sd 0:0:0:0: Device offlined`, then
+    // `sd 0:0:0:0: [sdd] ...`: one incident of sdd, with the lines of both names.
+    let (_, v) = scan("public-asuswrt-usb-offline.syslog");
+    assert_eq!(v["incidents"].as_array().map(Vec::len), Some(1), "{v}");
+    let i = incident(&v, "scsi_offline", "sdd");
+    assert_eq!(i["disk"], "sdd");
+    assert_eq!(i["count"], 5, "offlined, I/O error, lost write, 2 rejected");
 }
 
 #[test]
