@@ -19,12 +19,13 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use crate::api::exit;
-use crate::detect::incidents::IncidentConfig;
+use crate::detect::incidents::{Detail, IncidentConfig};
 use crate::detect::parse::LogParser;
+use crate::detect::types::Incident;
 
 use crate::detect::{Clock, Engine};
 
-use super::render::{cut, row, table};
+use super::render::{cut, line_of};
 use super::{json, Failure, Output};
 
 /// Longer lines are cut here: no kernel or journal record comes near it (kmsg records are
@@ -90,7 +91,8 @@ fn read_line(r: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Re
 fn fold_reader(input: impl Read) -> std::io::Result<Engine> {
     let mut reader = BufReader::with_capacity(MAX_LINE, input);
     let mut engine = engine();
-    let mut parser = LogParser::new();
+    // Syslog and `journalctl -o short*` stamps have no year: the latest that is not after now.
+    let mut parser = LogParser::with_now(crate::util::time::now_secs());
     let mut batch = Vec::with_capacity(BATCH);
     let mut line = Vec::new();
     while read_line(&mut reader, &mut line, MAX_LINE)? {
@@ -123,36 +125,89 @@ pub(super) fn scan(file: &Path, as_json: bool) -> Result<Output, Failure> {
         exit::INCIDENT
     };
     let text = if as_json {
+        let list: Vec<serde_json::Value> = incidents
+            .iter()
+            .map(|i| with_detail(i, engine.detail(&i.id)))
+            .collect();
         json(&serde_json::json!({
             "records": engine.records,
             "observations": engine.recognised,
-            "incidents": incidents,
+            "incidents": list,
         }))
     } else if incidents.is_empty() {
         format!("{} records, no storage trouble found\n", engine.records)
     } else {
-        let mut rows = vec![row(&["KIND", "SEVERITY", "DEVICE", "COUNT", "FIRST LINE"])];
-        for i in &incidents {
-            rows.push(vec![
-                i.kind.name(),
-                i.severity.as_str().to_string(),
-                i.device.clone().unwrap_or_else(|| "-".into()),
-                i.count.to_string(),
-                cut(
-                    i.evidence.first().map_or("", String::as_str),
-                    SHOWN_EVIDENCE,
-                ),
-            ]);
+        let mut text = String::new();
+        for (n, i) in incidents.iter().enumerate() {
+            text.push_str(&human(n + 1, i, engine.detail(&i.id)));
         }
-        format!(
-            "{}\n{} records, {} lines about storage trouble, {} incidents\n",
-            table(&rows),
+        text.push_str(&format!(
+            "{} records, {} lines about storage trouble, {} incidents\n",
             engine.records,
             engine.recognised,
             incidents.len()
-        )
+        ));
+        text
     };
     Ok(Output { text, code })
+}
+
+/// An incident as JSON, with what a saved log adds: `decided_by` (the line that decided its
+/// kind), `first_seen_as` and `last_seen_as` (its first and last times as the log printed
+/// them).
+fn with_detail(i: &Incident, d: Option<&Detail>) -> serde_json::Value {
+    let mut v = serde_json::to_value(i).unwrap_or(serde_json::Value::Null);
+    if let (Some(obj), Some(d)) = (v.as_object_mut(), d) {
+        obj.insert("decided_by".into(), d.decided_by.clone().into());
+        obj.insert("first_seen_as".into(), d.first_stamp.clone().into());
+        obj.insert("last_seen_as".into(), d.last_stamp.clone().into());
+    }
+    v
+}
+
+/// One incident for a person: what and how bad, where (device, disk, filesystem, mounts), when
+/// in the log's own clock, and the line that decided it.
+fn human(n: usize, i: &Incident, d: Option<&Detail>) -> String {
+    let mut where_ = format!("device {}", i.device.as_deref().unwrap_or("-"));
+    if let Some(disk) = &i.disk {
+        if i.device.as_deref() != Some(disk) {
+            where_.push_str(&format!(", disk {disk}"));
+        }
+    }
+    if let Some(fs) = &i.fstype {
+        where_.push_str(&format!(", {fs}"));
+    }
+    if !i.mounts.is_empty() {
+        where_.push_str(&format!(" on {}", i.mounts.join(", ")));
+    }
+    let when = match d.map(|d| (d.first_stamp.as_deref(), d.last_stamp.as_deref())) {
+        Some((Some(a), Some(b))) if a != b => format!("{a} .. {b}"),
+        Some((Some(a), _)) => a.to_string(),
+        _ => "-".to_string(),
+    };
+    let lines = if i.count == 1 {
+        "1 line".to_string()
+    } else {
+        format!("{} lines", i.count)
+    };
+    let decided = d
+        .map(|d| d.decided_by.as_str())
+        .filter(|l| !l.is_empty())
+        .or(i.evidence.first().map(String::as_str))
+        .unwrap_or("");
+    // Every part comes from the log: each line is shown escaped (no terminal controls).
+    let mut text = line_of(format_args!(
+        "{n}. {} ({}) {where_}",
+        i.kind.name(),
+        i.severity.as_str()
+    ));
+    text.push_str(&line_of(format_args!("   when:  {when} ({lines})")));
+    text.push_str(&line_of(format_args!(
+        "   line:  {}",
+        cut(decided, SHOWN_EVIDENCE)
+    )));
+    text.push('\n');
+    text
 }
 
 #[cfg(test)]

@@ -8,8 +8,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::detect::classify::classify;
-use crate::detect::incidents::{self, IncidentConfig, IncidentTable, Incidents, Place};
+use std::collections::BTreeMap;
+
+use crate::detect::classify::{classify, lifecycle, scsi_disk_name, Lifecycle};
+use crate::detect::incidents::{self, Detail, IncidentConfig, IncidentTable, Incidents, Place};
 use crate::detect::sources::fanotify::FsError;
 use crate::detect::sources::samplers::Finding;
 use crate::detect::types::{Incident, Kind, LogRecord, Notification, Observation, Severity};
@@ -26,11 +28,27 @@ pub(crate) enum Clock {
     Saved,
 }
 
+/// SCSI address -> disk name pairs kept at most (one per disk the log names).
+const MAX_SCSI_NAMES: usize = 4096;
+
 pub(crate) struct Engine {
     table: IncidentTable,
     clock: Clock,
     /// The time of the last record, for records without a stamp (saved logs).
     last_at: u64,
+    /// Saved logs: wall clock minus monotonic time, in seconds, learnt from a record that has
+    /// both (`Nov 29 12:03:54 host kernel: [509619.800779] ...`), so records of either clock
+    /// land on one time line.
+    wall_offset: Option<i64>,
+    /// Saved logs: a record had the wall clock; monotonic-only records no longer start a time
+    /// line of their own.
+    wall_seen: bool,
+    /// Every record so far had a time of its own: only then does the quiet period run on the
+    /// records' clock (a record without one takes another's time, which says nothing of how
+    /// long was quiet).
+    all_stamped: bool,
+    /// SCSI addresses the log has named a disk for (`sd 2:0:0:0: [sdb] ...`).
+    scsi_names: BTreeMap<String, String>,
     /// Records read, recognised or not.
     pub records: u64,
     /// Records the catalog recognised as storage trouble.
@@ -43,6 +61,10 @@ impl Engine {
             table: IncidentTable::new(cfg, state),
             clock,
             last_at: 0,
+            wall_offset: None,
+            wall_seen: false,
+            all_stamped: true,
+            scsi_names: BTreeMap::new(),
             records: 0,
             recognised: 0,
         }
@@ -65,24 +87,75 @@ impl Engine {
         list
     }
 
+    /// The deciding line and stamps of incident `id`.
+    pub(crate) fn detail(&self, id: &str) -> Option<&Detail> {
+        self.table.detail(id)
+    }
+
     /// When a record happened, in Unix seconds.
     fn time_of(&mut self, rec: &LogRecord, now: u64) -> u64 {
         let at = match (self.clock, rec.realtime_us, rec.monotonic_us) {
             (Clock::Live { .. }, Some(us), _) => (us / 1_000_000).min(now),
             (Clock::Live { boot_time }, None, Some(us)) => (boot_time + us / 1_000_000).min(now),
             (Clock::Live { .. }, None, None) => now,
-            (Clock::Saved, Some(us), _) | (Clock::Saved, None, Some(us)) => us / 1_000_000,
+            (Clock::Saved, Some(us), mono) => {
+                let wall = us / 1_000_000;
+                if let Some(m) = mono {
+                    let (w, m) = (i64::try_from(wall), i64::try_from(m / 1_000_000));
+                    if let (Ok(w), Ok(m)) = (w, m) {
+                        self.wall_offset = Some(w - m);
+                    }
+                }
+                self.wall_seen = true;
+                wall
+            }
+            (Clock::Saved, None, Some(us)) => {
+                let mono = us / 1_000_000;
+                match self.wall_offset {
+                    Some(off) => i64::try_from(mono)
+                        .ok()
+                        .and_then(|m| u64::try_from(m + off).ok())
+                        .unwrap_or(self.last_at),
+                    None if self.wall_seen => self.last_at,
+                    None => mono,
+                }
+            }
             (Clock::Saved, None, None) => self.last_at,
         };
         self.last_at = at;
         at
     }
 
+    /// Where `device` is: on the inventory when there is one and it knows the device, else
+    /// by the kernel's naming (`sda3` is on `sda`).
     fn place(inv: Option<&Inventory>, device: Option<&str>) -> Place {
-        match (inv, device) {
+        let mut place = match (inv, device) {
             (Some(inv), Some(device)) => incidents::locate(inv, device),
             _ => Place::default(),
+        };
+        if place.disk.is_none() {
+            place.disk = device.and_then(incidents::disk_of);
         }
+        place
+    }
+
+    /// The device an observation names, with a SCSI address replaced by the disk name the
+    /// log gave it.
+    fn device_of(&self, device: Option<String>) -> Option<String> {
+        let d = device?;
+        Some(self.scsi_names.get(&d).cloned().unwrap_or(d))
+    }
+
+    /// The record's time as the log printed it, else its monotonic or wall time written out.
+    fn stamp_of(rec: &LogRecord) -> Option<String> {
+        if let Some(s) = &rec.stamp {
+            return Some(s.clone());
+        }
+        if let Some(us) = rec.realtime_us {
+            return Some(crate::util::time::rfc3339_ms(us / 1000));
+        }
+        rec.monotonic_us
+            .map(|us| format!("[{:5}.{:06}]", us / 1_000_000, us % 1_000_000))
     }
 
     /// Log records (kernel or storage daemons'): classified, located on `inv` (`None`: devices
@@ -97,15 +170,50 @@ impl Engine {
         for rec in records {
             self.records += 1;
             let at = self.time_of(rec, now);
-            let Some(obs) = classify(rec) else {
+            self.all_stamped &= rec.realtime_us.is_some() || rec.monotonic_us.is_some();
+            // The quiet period runs on the records' own clock: a failure an hour before the
+            // next one in the same log is a different incident.
+            if self.all_stamped {
+                notes.extend(self.table.tick(at));
+            }
+            if let Some((hctl, name)) = scsi_disk_name(rec) {
+                if self.scsi_names.get(hctl).map(String::as_str) != Some(name)
+                    && (self.scsi_names.len() < MAX_SCSI_NAMES
+                        || self.scsi_names.contains_key(hctl))
+                {
+                    self.scsi_names.insert(hctl.to_string(), name.to_string());
+                    self.table.rename_disk(hctl, name);
+                }
+            }
+            if let Some((what, device)) = lifecycle(rec) {
+                let place = Self::place(inv, Some(&device));
+                let mounted = what == Lifecycle::Mounted;
+                notes.extend(self.table.lifecycle(
+                    mounted,
+                    &device,
+                    &place,
+                    at,
+                    rec.message.trim_start(),
+                ));
+                continue;
+            }
+            let Some(mut obs) = classify(rec) else {
                 continue;
             };
             self.recognised += 1;
+            obs.device = self.device_of(obs.device.take());
             let place = Self::place(inv, obs.device.as_deref());
             // The kmsg sequence number makes the incident id the same when the record is
             // read again after a restart.
             let origin = rec.seq.map(|s| format!("k{s}"));
-            notes.extend(self.table.observe(&obs, &place, origin.as_deref(), at));
+            let stamp = Self::stamp_of(rec);
+            notes.extend(self.table.observe_stamped(
+                &obs,
+                &place,
+                origin.as_deref(),
+                at,
+                stamp.as_deref(),
+            ));
         }
         notes
     }

@@ -88,8 +88,8 @@ fn stage(kind: Kind) -> u8 {
         Ext4ReadOnly | BtrfsReadOnly | FilesystemReadOnly | Ext4Shutdown | XfsShutdown => 6,
         Ext4JournalAbort | BtrfsTransactionAbort | MultipathNoPaths => 5,
         Ext4DataLoss => 4,
-        Ext4Error | BtrfsError | XfsLogError | WritebackError => 3,
-        ScsiOffline | ScsiRejectedIo | NvmeReset => 2,
+        Ext4Error | BtrfsError | XfsLogError | XfsMetadataError | WritebackError => 3,
+        ScsiOffline | ScsiRejectedIo | NvmeReset | MdDiskFailure => 2,
         _ => 1,
     }
 }
@@ -106,6 +106,52 @@ pub(crate) struct Place {
     pub disk: Option<String>,
     pub mounts: Vec<String>,
     pub fstype: Option<String>,
+}
+
+/// The whole disk a block device name is on, by the kernel's naming alone: `sda3` -> `sda`,
+/// `nvme0n1p1` -> `nvme0n1`, `mmcblk0p2` -> `mmcblk0`, `loop0p1` -> `loop0`, `xvda1` ->
+/// `xvda`; a whole disk (`sdb`, `vda`, `nvme0n1`, `dm-0`, `md0`, `loop2`) is its own. None for
+/// what is no block device name (a SCSI address, an NFS server, an iSCSI connection): for a
+/// saved log from another machine, or a device the inventory no longer has.
+pub(crate) fn disk_of(name: &str) -> Option<String> {
+    let name = name.trim_start_matches("/dev/");
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    let letters = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_lowercase());
+    // Names with a number then `p` and the partition: nvme0n1p1, mmcblk0p1, loop0p1, md0p1.
+    for prefix in ["nvme", "mmcblk", "loop", "md", "nbd", "rbd", "zram"] {
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let whole = match rest.rsplit_once('p') {
+            Some((disk, part)) if digits(part) && !disk.is_empty() => {
+                &name[..prefix.len() + disk.len()]
+            }
+            _ => name,
+        };
+        let tail = &whole[prefix.len()..];
+        let ok = if prefix == "nvme" {
+            tail.split_once('n')
+                .is_some_and(|(c, n)| digits(c) && digits(n))
+        } else {
+            digits(tail)
+        };
+        return ok.then(|| whole.to_string());
+    }
+    if let Some(n) = name.strip_prefix("dm-") {
+        return digits(n).then(|| name.to_string());
+    }
+    // sd, vd, xvd, hd: letters, then the partition number.
+    for prefix in ["sd", "vd", "xvd", "hd"] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            let end = rest.bytes().take_while(u8::is_ascii_lowercase).count();
+            let (letters_part, part) = rest.split_at(end);
+            if letters(letters_part) && (part.is_empty() || digits(part)) {
+                return Some(name[..prefix.len() + end].to_string());
+            }
+            return None;
+        }
+    }
+    None
 }
 
 /// Maps a device as the kernel names it in a message (`sda`, `sda1`, `nvme0n1p2`, `dm-0`,
@@ -176,6 +222,11 @@ fn describe(kind: Kind) -> &'static str {
         ScsiTimeout => "SCSI command timeouts",
         ScsiOffline => "SCSI device offlined",
         ScsiRejectedIo => "I/O rejected: device offline",
+        ScsiTaskAbort => "SCSI commands aborted",
+        StorvscError => "Hyper-V storage command failed",
+        XfsMetadataError => "XFS metadata I/O error",
+        NvmeIoError => "NVMe command failed",
+        MdDiskFailure => "md array member failed",
         HungTask => "tasks hung on I/O",
         NfsNotResponding => "NFS server not responding",
         NfsOk => "NFS server OK",
@@ -216,11 +267,31 @@ pub(crate) struct Incidents {
     pub recent: VecDeque<Incident>,
     /// Observations not folded anywhere because the open table was full (bounded memory).
     pub dropped: u64,
+    /// The [`Detail`] of each incident in `recent`, by id.
+    #[serde(default)]
+    pub recent_detail: BTreeMap<String, Detail>,
+}
+
+/// What a person reading a saved log wants of an incident beyond [`Incident`]: the line that
+/// decided its kind (not the first line, which is often a plain I/O error) and its first and
+/// last times in the log's own clock.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Detail {
+    pub decided_by: String,
+    pub first_stamp: Option<String>,
+    pub last_stamp: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct OpenIncident {
     pub incident: Incident,
+    /// Its deciding line and stamps (older state files have none).
+    #[serde(default)]
+    pub detail: Detail,
+    /// Its filesystem was unmounted: it no longer has a lasting condition, and a new mount of
+    /// the device ends it.
+    #[serde(default)]
+    pub unmounted: bool,
     /// Firing notifications sent for it (escalations make more).
     pub notified: u32,
     /// Whether its condition is known to hold (set by the condition checks).
@@ -251,20 +322,27 @@ impl IncidentTable {
         origin: Option<&str>,
         now: u64,
     ) -> Vec<Notification> {
-        let subject = match category(obs.kind) {
-            "disk" | "stall" | "latency" => place
-                .disk
-                .clone()
-                .or_else(|| obs.device.clone())
-                .unwrap_or_default(),
-            "hung-task" | "dirty" | "log-gap" => String::new(),
-            _ => obs.device.clone().unwrap_or_default(),
-        };
+        self.observe_stamped(obs, place, origin, now, None)
+    }
+
+    /// [`IncidentTable::observe`], with the record's time as the log printed it.
+    pub(crate) fn observe_stamped(
+        &mut self,
+        obs: &Observation,
+        place: &Place,
+        origin: Option<&str>,
+        now: u64,
+        stamp: Option<&str>,
+    ) -> Vec<Notification> {
+        let subject = subject(obs.kind, obs.device.as_deref(), place);
         let key = format!("{}/{subject}", category(obs.kind));
         if obs.resolves {
             return self.resolve(&key, now, Some(&obs.message));
         }
         if let Some(open) = self.state.open.get_mut(&key) {
+            if let Some(st) = stamp {
+                open.detail.last_stamp = Some(st.to_string());
+            }
             let inc = &mut open.incident;
             inc.count += 1;
             inc.last_seen = now;
@@ -276,7 +354,14 @@ impl IncidentTable {
                     inc.mounts.push(m.clone());
                 }
             }
+            if inc.disk.is_none() {
+                inc.disk.clone_from(&place.disk);
+            }
             if worse(inc.kind, inc.severity, obs.kind, obs.severity) {
+                open.detail.decided_by = obs.message.clone();
+                if inc.fstype.is_none() {
+                    inc.fstype = fstype_of(obs.kind);
+                }
                 let escalates = obs.severity > inc.severity;
                 inc.kind = obs.kind;
                 inc.severity = inc.severity.max(obs.severity);
@@ -304,7 +389,7 @@ impl IncidentTable {
             disk: place.disk.clone(),
             device: obs.device.clone(),
             mounts: place.mounts.clone(),
-            fstype: place.fstype.clone(),
+            fstype: place.fstype.clone().or_else(|| fstype_of(obs.kind)),
             started: now,
             last_seen: now,
             ended: None,
@@ -317,6 +402,12 @@ impl IncidentTable {
             key,
             OpenIncident {
                 incident,
+                detail: Detail {
+                    decided_by: obs.message.clone(),
+                    first_stamp: stamp.map(str::to_string),
+                    last_stamp: stamp.map(str::to_string),
+                },
+                unmounted: false,
                 notified: 1,
                 condition: has_condition(obs.kind),
             },
@@ -356,10 +447,88 @@ impl IncidentTable {
         }
         let n = notification(&open.incident, IncidentState::Resolved, 0, now);
         if self.state.recent.len() >= self.cfg.recent {
-            self.state.recent.pop_front();
+            if let Some(old) = self.state.recent.pop_front() {
+                self.state.recent_detail.remove(&old.id);
+            }
         }
+        self.state
+            .recent_detail
+            .insert(open.incident.id.clone(), open.detail);
         self.state.recent.push_back(open.incident);
         vec![n]
+    }
+
+    /// The log named the disk at SCSI address `hctl` (`sd 0:0:0:0: [sdd] ...`) after lines
+    /// that named only the address opened an incident for it: that incident is the disk's.
+    /// Merged into the disk's own incident when there is one (counts added, the worse kind
+    /// kept), else moved under the disk's name; its id stays, so its notifications still match.
+    pub(crate) fn rename_disk(&mut self, hctl: &str, disk: &str) {
+        let Some(mut moved) = self.state.open.remove(&format!("disk/{hctl}")) else {
+            return;
+        };
+        for name in [&mut moved.incident.device, &mut moved.incident.disk] {
+            if name.as_deref().is_none_or(|n| n == hctl) {
+                *name = Some(disk.to_string());
+            }
+        }
+        moved.incident.summary = moved.incident.summary.replace(hctl, disk);
+        let key = format!("disk/{disk}");
+        let Some(open) = self.state.open.get_mut(&key) else {
+            self.state.open.insert(key, moved);
+            return;
+        };
+        let (inc, m) = (&mut open.incident, moved.incident);
+        inc.count += m.count;
+        inc.started = inc.started.min(m.started);
+        inc.last_seen = inc.last_seen.max(m.last_seen);
+        for line in m.evidence {
+            if inc.evidence.len() < self.cfg.evidence_lines {
+                inc.evidence.push(line);
+            }
+        }
+        if worse(inc.kind, inc.severity, m.kind, m.severity) {
+            inc.kind = m.kind;
+            inc.severity = m.severity;
+            inc.summary = m.summary;
+            open.detail.decided_by = moved.detail.decided_by;
+        }
+        if m.started <= inc.started {
+            open.detail.first_stamp = moved.detail.first_stamp;
+        }
+        open.condition |= moved.condition;
+    }
+
+    /// The deciding line and stamps of the incident `id`, open or recent.
+    pub(crate) fn detail(&self, id: &str) -> Option<&Detail> {
+        self.state
+            .open
+            .values()
+            .find(|o| o.incident.id == id)
+            .map(|o| &o.detail)
+            .or_else(|| self.state.recent_detail.get(id))
+    }
+
+    /// A filesystem on `device` (located at `place`) was unmounted or mounted. An unmount takes
+    /// the lasting condition from its disk's incident (it ends after the quiet period: the
+    /// lines of the unmount itself still join it); a new mount ends it at once, so a failure
+    /// of the next filesystem on the device is an incident of its own.
+    pub(crate) fn lifecycle(
+        &mut self,
+        mounted: bool,
+        device: &str,
+        place: &Place,
+        now: u64,
+        line: &str,
+    ) -> Vec<Notification> {
+        let key = format!("disk/{}", subject(Kind::BlockIoError, Some(device), place));
+        if mounted {
+            return self.resolve(&key, now, Some(line));
+        }
+        if let Some(o) = self.state.open.get_mut(&key) {
+            o.unmounted = true;
+            o.condition = false;
+        }
+        Vec::new()
     }
 
     /// Sets whether the lasting condition of the incident of `key` holds; used by the
@@ -375,7 +544,7 @@ impl IncidentTable {
     pub(crate) fn set_disk_conditions(&mut self, failing: &std::collections::BTreeSet<String>) {
         for (key, open) in self.state.open.iter_mut() {
             if let Some(disk) = key.strip_prefix("disk/") {
-                open.condition = failing.contains(disk);
+                open.condition = failing.contains(disk) && !open.unmounted;
             }
         }
     }
@@ -399,6 +568,34 @@ impl IncidentTable {
     pub(crate) fn clear(&mut self, key: &str, now: u64, why: &str) -> Vec<Notification> {
         self.resolve(key, now, Some(why))
     }
+}
+
+/// What an incident of `kind` is about: the disk for a disk's failures (its device when the
+/// disk is unknown), the device for the others; a hung task by the disk of the device its
+/// kernel thread is named for (`jbd2/sda3-8`), if any, so hung tasks of different disks are
+/// different incidents.
+fn subject(kind: Kind, device: Option<&str>, place: &Place) -> String {
+    match category(kind) {
+        "disk" | "stall" | "latency" | "hung-task" => place
+            .disk
+            .clone()
+            .or_else(|| device.map(str::to_string))
+            .unwrap_or_default(),
+        "dirty" | "log-gap" => String::new(),
+        _ => device.map(str::to_string).unwrap_or_default(),
+    }
+}
+
+/// The filesystem a kind is of, when the kind says (a saved log has no mount table).
+fn fstype_of(kind: Kind) -> Option<String> {
+    use Kind::*;
+    let t = match kind {
+        Ext4Error | Ext4JournalAbort | Ext4ReadOnly | Ext4DataLoss | Ext4Shutdown => "ext4",
+        XfsShutdown | XfsLogError | XfsMetadataError => "xfs",
+        BtrfsError | BtrfsReadOnly | BtrfsTransactionAbort | BtrfsDeviceErrors => "btrfs",
+        _ => return None,
+    };
+    Some(t.to_string())
 }
 
 /// The incident key an observation of `kind` about `subject` goes to.
@@ -544,6 +741,32 @@ mod tests {
         );
         h.set_condition(&key(Kind::Ext4ReadOnly, "sdb"), false);
         assert_eq!(h.tick(10_001).len(), 1);
+    }
+
+    #[test]
+    fn a_partition_is_on_the_disk_its_name_says() {
+        for (name, disk) in [
+            ("sda3", Some("sda")),
+            ("sdab12", Some("sdab")),
+            ("sdb", Some("sdb")),
+            ("/dev/vda1", Some("vda")),
+            ("xvda1", Some("xvda")),
+            ("nvme0n1p1", Some("nvme0n1")),
+            ("nvme0n1", Some("nvme0n1")),
+            ("mmcblk0p2", Some("mmcblk0")),
+            ("loop0p1", Some("loop0")),
+            ("loop12", Some("loop12")),
+            ("dm-0", Some("dm-0")),
+            ("md127", Some("md127")),
+            ("2:0:0:1", None),
+            ("connection3:0", None),
+            ("nfs.example", None),
+            ("sd", None),
+            ("nvme0", None),
+            ("dm-", None),
+        ] {
+            assert_eq!(disk_of(name).as_deref(), disk, "{name}");
+        }
     }
 
     #[test]

@@ -131,6 +131,7 @@ pub fn parse_journal_json_line(line: &str) -> Option<LogRecord> {
         device: text(&e.device),
         program,
         sender,
+        stamp: None,
     })
 }
 
@@ -194,6 +195,8 @@ pub struct LogParser {
     prev: Prev,
     /// The last record, until the next one starts.
     pending: Option<LogRecord>,
+    /// Unix seconds of "now", for the year syslog stamps leave out ([`LogParser::with_now`]).
+    now: Option<u64>,
 }
 
 /// A message stops growing by continuation lines at this size.
@@ -221,6 +224,17 @@ impl LogParser {
             held_stamped: 0,
             prev: Prev::None,
             pending: None,
+            now: None,
+        }
+    }
+
+    /// A parser that dates syslog and `journalctl -o short*` stamps (`Nov 22 05:52:03`, no
+    /// year) in the latest year that does not put them more than a day after `now_secs`, as
+    /// rsyslog's readers do. Without it ([`LogParser::new`]) those records have no realtime.
+    pub fn with_now(now_secs: u64) -> LogParser {
+        LogParser {
+            now: Some(now_secs),
+            ..LogParser::new()
         }
     }
 
@@ -287,10 +301,13 @@ impl LogParser {
                 return;
             }
         }
+        // A log pasted into a report or a mail is often indented as a whole (a Markdown code
+        // block): the indentation is not part of the record.
+        let line = line.trim_start_matches([' ', '\t']);
         if line.starts_with("-- ") && line.ends_with(" --") {
             return; // journalctl: "-- Boot 1a2b... --", "-- No entries --"
         }
-        let (rec, how) = parse_line(line, journal_mono);
+        let (rec, how) = parse_line(line, journal_mono, self.now);
         self.prev = how;
         out.extend(self.pending.replace(rec));
     }
@@ -304,7 +321,7 @@ enum Prev {
     Bare,
 }
 
-fn parse_line(line: &str, journal_mono: bool) -> (LogRecord, Prev) {
+fn parse_line(line: &str, journal_mono: bool, now: Option<u64>) -> (LogRecord, Prev) {
     let b = line.as_bytes();
     match b[0] {
         b'{' => {
@@ -321,13 +338,26 @@ fn parse_line(line: &str, journal_mono: bool) -> (LogRecord, Prev) {
             }
         }
         b'[' => {
-            if let Some((mono, rest)) = bracket_stamp(line) {
+            let stamped = if journal_mono {
+                // journalctl -o short-monotonic: one stamp, then `host ident: msg`.
+                one_stamp(line).map(|(mono, real, text, rest)| Stamps {
+                    mono,
+                    real,
+                    text,
+                    rest,
+                })
+            } else {
+                stamps(line)
+            };
+            if let Some(st) = stamped {
                 let mut rec = if journal_mono {
-                    journal_tail(rest)
+                    journal_tail(st.rest)
                 } else {
-                    bare(strip_caller(rest))
+                    kernel_bare(st.rest)
                 };
-                rec.monotonic_us = rec.monotonic_us.or(mono);
+                rec.monotonic_us = rec.monotonic_us.or(st.mono);
+                rec.realtime_us = rec.realtime_us.or(st.real);
+                rec.stamp = Some(st.text.to_string());
                 return (rec, Prev::Stamped);
             }
         }
@@ -337,7 +367,7 @@ fn parse_line(line: &str, journal_mono: bool) -> (LogRecord, Prev) {
             }
         }
         b'A'..=b'Z' => {
-            if let Some(rec) = syslog_line(line) {
+            if let Some(rec) = syslog_line(line, now) {
                 return (rec, Prev::Stamped);
             }
         }
@@ -348,7 +378,7 @@ fn parse_line(line: &str, journal_mono: bool) -> (LogRecord, Prev) {
             return (rec, Prev::Stamped);
         }
     }
-    (bare(line), Prev::Bare)
+    (kernel_bare(line), Prev::Bare)
 }
 
 fn bare(msg: &str) -> LogRecord {
@@ -356,6 +386,36 @@ fn bare(msg: &str) -> LogRecord {
         message: msg.to_string(),
         ..LogRecord::default()
     }
+}
+
+/// A kernel message as a text log left it: `kernel: ` prefixes (a syslog line of the
+/// kernel ident whose message says `kernel: ` again, `[    8.734997] kernel: ...` from
+/// `journalctl -o short-monotonic --no-hostname` read as dmesg) and rsyslog's
+/// `[  123.456789] ` stamp dropped; the stamp is the monotonic time.
+fn kernel_text(mut m: &str) -> (Option<u64>, &str) {
+    let mut mono = None;
+    loop {
+        if let Some(r) = m.strip_prefix("kernel: ") {
+            m = r;
+            continue;
+        }
+        if m.starts_with('[') {
+            if let Some((Some(us), None, _, r)) = one_stamp(m) {
+                mono.get_or_insert(us);
+                m = r;
+                continue;
+            }
+        }
+        return (mono, m);
+    }
+}
+
+/// A bare kernel message, [`kernel_text`] applied.
+fn kernel_bare(msg: &str) -> LogRecord {
+    let (mono, m) = kernel_text(msg);
+    let mut r = bare(m);
+    r.monotonic_us = mono;
+    r
 }
 
 /// A line of `cat /dev/kmsg`: the record without its continuation lines.
@@ -390,28 +450,129 @@ fn apply_continuation(rec: &mut LogRecord, kv: &[u8]) {
     }
 }
 
-/// `[  123.456789] rest` (dmesg, journalctl short-monotonic) or `[Sun Nov 22 06:39:45 2026]
-/// rest` (dmesg -T): the monotonic time when there is one, and the rest after one space.
-fn bracket_stamp(line: &str) -> Option<(Option<u64>, &str)> {
-    let close = line.find(']')?;
-    let inner = &line[1..close];
-    let rest = &line[close + 1..];
+/// What leads a dmesg line: its stamps (as many as `dmesg` was told to print: `-T`, `-e`,
+/// `--time-format`, the caller id) and the message after them.
+struct Stamps<'a> {
+    mono: Option<u64>,
+    real: Option<u64>,
+    /// The most telling stamp as printed: the wall clock, else the monotonic time.
+    text: &'a str,
+    rest: &'a str,
+}
+
+/// Every `[...]` stamp at the start of `line` (`[  123.456789]`, `[Sun Nov 22 06:39:45 2026]`,
+/// `[  +0.000042]`, `[Jan13 04:31]`, `[  T123]`), the message after them (one space dropped:
+/// a message may itself start with a blank, as iSCSI's do). None when the first `[...]` is no
+/// stamp.
+fn stamps(line: &str) -> Option<Stamps<'_>> {
+    let (mono, real, text, rest) = one_stamp(line)?;
+    let mut st = Stamps {
+        mono,
+        real,
+        text,
+        rest,
+    };
+    while st.rest.starts_with('[') {
+        if let Some((mono, real, text, rest)) = one_stamp(st.rest) {
+            if real.is_some() && st.real.is_none() || mono.is_some() && st.text_is_vague() {
+                st.text = text;
+            }
+            st.mono = st.mono.or(mono);
+            st.real = st.real.or(real);
+            st.rest = rest;
+            continue;
+        }
+        let after = strip_caller(st.rest);
+        if after.len() == st.rest.len() {
+            break;
+        }
+        st.rest = after;
+    }
+    Some(st)
+}
+
+impl Stamps<'_> {
+    /// The text shown is neither a wall clock nor a monotonic time (`[  +0.000042]`).
+    fn text_is_vague(&self) -> bool {
+        self.real.is_none() && self.mono.is_none()
+    }
+}
+
+/// One `[...]` stamp at the start of `s`: the monotonic time (`[  123.456789]`), the wall clock
+/// (`dmesg -T`'s `[Sun Nov 22 06:39:45 2026]`, taken as UTC: the log's own clock, not
+/// converted), or neither (`dmesg -e`'s `[  +0.000042]` and `[Jan13 04:31]`); the stamp as
+/// printed, and the rest after one space.
+#[allow(clippy::type_complexity)]
+fn one_stamp(s: &str) -> Option<(Option<u64>, Option<u64>, &str, &str)> {
+    let inner_start = s.strip_prefix('[')?;
+    let close = inner_start.find(']')?;
+    let inner = &inner_start[..close];
+    let text = &s[..close + 2];
+    let rest = &inner_start[close + 1..];
     let rest = rest.strip_prefix(' ').unwrap_or(rest);
-    if let Some(us) = parse_seconds(inner.trim_start()) {
-        return Some((Some(us), rest));
-    }
-    // dmesg -T / --ctime: "Sun Nov 22 06:39:45 2026"
     let t = inner.trim();
-    let words: Vec<&str> = t.split_ascii_whitespace().collect();
-    if words.len() == 5
-        && month(words[1]).is_some()
-        && words[3].len() >= 8
-        && words[3].as_bytes()[2] == b':'
-        && words[4].bytes().all(|c| c.is_ascii_digit())
-    {
-        return Some((None, rest));
+    if let Some(us) = parse_seconds(t) {
+        return Some((Some(us), None, text, rest));
     }
-    None
+    if let Some(delta) = t.strip_prefix('+') {
+        // dmesg -e / --time-format reltime: the time since the previous line.
+        return parse_seconds(delta.trim_start()).map(|_| (None, None, text, rest));
+    }
+    let words: Vec<&str> = t.split_ascii_whitespace().collect();
+    match words.as_slice() {
+        // dmesg -T / --ctime: "Sun Nov 22 06:39:45 2026"
+        [_, mon, day, hms, year] => {
+            let mon = month(mon)?;
+            let day: u32 = day.parse().ok()?;
+            let year: i64 = year.parse().ok()?;
+            let (h, mi, sec) = parse_hms(hms)?;
+            let secs = civil_secs(year, mon, day, h, mi, sec)?;
+            Some((None, secs.checked_mul(1_000_000), text, rest))
+        }
+        // dmesg -e: "Jan13 04:31", printed when the minute changes
+        [mon_day, hm] if mon_day.len() > 3 && hm.len() == 5 && hm.as_bytes()[2] == b':' => {
+            month(mon_day.get(..3)?)?;
+            mon_day[3..]
+                .bytes()
+                .all(|c| c.is_ascii_digit())
+                .then_some((None, None, text, rest))
+        }
+        _ => None,
+    }
+}
+
+/// `06:39:45` -> (6, 39, 45).
+fn parse_hms(s: &str) -> Option<(u32, u32, u32)> {
+    let b = s.as_bytes();
+    if b.len() != 8 || b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| -> Option<u32> {
+        let v = parse_u64(s.get(r)?.as_bytes())?;
+        u32::try_from(v).ok()
+    };
+    let (h, m, sec) = (n(0..2)?, n(3..5)?, n(6..8)?);
+    (h <= 23 && m <= 59 && sec <= 60).then_some((h, m, sec))
+}
+
+/// Unix seconds of a UTC civil time; None before the epoch or for a day out of range.
+fn civil_secs(y: i64, mon: u32, d: u32, h: u32, mi: u32, sec: u32) -> Option<u64> {
+    if !(1..=31).contains(&d) {
+        return None;
+    }
+    let days = crate::util::time::days_from_civil(y, mon, d);
+    let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(sec);
+    u64::try_from(secs).ok()
+}
+
+/// The year of Unix second `t` (UTC).
+fn year_of(t: u64) -> i64 {
+    let t = i64::try_from(t).unwrap_or(i64::MAX / 2);
+    let mut y = 1970;
+    while y < 10_000 && crate::util::time::days_from_civil(y + 1, 1, 1) * 86_400 <= t {
+        y += 1;
+    }
+    y
 }
 
 /// dmesg's caller id after the timestamp: `[  T123] ` or `[    C1] `.
@@ -457,14 +618,7 @@ fn raw_dmesg_line(line: &str) -> Option<LogRecord> {
     let close = line.find('>')?;
     let pri = parse_u64(&line.as_bytes()[1..close])?;
     let rest = &line[close + 1..];
-    let mut rec = match rest.strip_prefix('[').map(|_| bracket_stamp(rest)) {
-        Some(Some((mono, msg))) => {
-            let mut r = bare(strip_caller(msg));
-            r.monotonic_us = mono;
-            r
-        }
-        _ => bare(rest),
-    };
+    let mut rec = stamped_or_bare(rest);
     rec.level = Some((pri & 7) as u8);
     rec.sender = facility_sender(pri);
     Some(rec)
@@ -498,14 +652,7 @@ fn decoded_line(line: &str) -> Option<LogRecord> {
     let (lvl, rest) = rest.split_once(':')?;
     let level = LEVELS.iter().position(|l| *l == lvl.trim_end())?;
     let rest = rest.strip_prefix(' ').unwrap_or(rest);
-    let mut rec = match rest.strip_prefix('[').map(|_| bracket_stamp(rest)) {
-        Some(Some((mono, msg))) => {
-            let mut r = bare(strip_caller(msg));
-            r.monotonic_us = mono;
-            r
-        }
-        _ => bare(rest),
-    };
+    let mut rec = stamped_or_bare(rest);
     rec.level = u8::try_from(level).ok();
     // dmesg -x names the facility: only `kern` is the kernel's (see facility_sender).
     rec.sender = if fac.trim_end() == "kern" {
@@ -514,6 +661,20 @@ fn decoded_line(line: &str) -> Option<LogRecord> {
         Sender::Untrusted
     };
     Some(rec)
+}
+
+/// What follows dmesg's `<3>` or `kern  :err   : `: stamps, if any, then the message.
+fn stamped_or_bare(rest: &str) -> LogRecord {
+    match stamps(rest) {
+        Some(st) => {
+            let mut r = kernel_bare(st.rest);
+            r.monotonic_us = r.monotonic_us.or(st.mono);
+            r.realtime_us = st.real;
+            r.stamp = Some(st.text.to_string());
+            r
+        }
+        None => kernel_bare(rest),
+    }
 }
 
 fn month(s: &str) -> Option<u32> {
@@ -527,9 +688,10 @@ fn month(s: &str) -> Option<u32> {
 }
 
 /// `Nov 22 05:52:03[.123456] [host] ident[pid]: msg` (journalctl short, short-precise; syslog).
-fn syslog_line(line: &str) -> Option<LogRecord> {
+/// The stamp has no year: dated with `now` ([`LogParser::with_now`]) when there is one.
+fn syslog_line(line: &str, now: Option<u64>) -> Option<LogRecord> {
     let mon = line.get(..3)?;
-    month(mon)?;
+    let mon = month(mon)?;
     let rest = line[3..].strip_prefix(' ')?;
     let rest = rest.trim_start_matches(' ');
     let (day, rest) = rest.split_once(' ')?;
@@ -537,11 +699,33 @@ fn syslog_line(line: &str) -> Option<LogRecord> {
         return None;
     }
     let (time, rest) = rest.split_once(' ')?;
-    let hms = time.split('.').next().unwrap_or(time);
-    if hms.len() != 8 || hms.as_bytes()[2] != b':' || hms.as_bytes()[5] != b':' {
-        return None;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let (h, mi, sec) = parse_hms(hms)?;
+    let mut rec = journal_tail(rest);
+    rec.stamp = Some(line[..line.len() - rest.len()].trim_end().to_string());
+    if let (Some(now), Ok(day)) = (now, day.parse::<u32>()) {
+        let micros = frac_micros(frac);
+        let year = year_of(now);
+        let at = civil_secs(year, mon, day, h, mi, sec)
+            .filter(|t| *t <= now.saturating_add(86_400))
+            .or_else(|| civil_secs(year - 1, mon, day, h, mi, sec));
+        rec.realtime_us = at
+            .and_then(|t| t.checked_mul(1_000_000))
+            .and_then(|us| us.checked_add(micros));
     }
-    Some(journal_tail(rest))
+    Some(rec)
+}
+
+/// `123456` (after the `.`) -> microseconds; digits past the sixth are dropped.
+fn frac_micros(frac: &str) -> u64 {
+    let mut micros = 0;
+    for (i, c) in frac.bytes().take(6).enumerate() {
+        if !c.is_ascii_digit() {
+            return 0;
+        }
+        micros += u64::from(c - b'0') * 10_u64.pow(5 - i as u32);
+    }
+    micros
 }
 
 /// `2026-11-22T05:52:03[.123456|,123456][Z|+0000|+00:00] rest`: journalctl short-iso (host and
@@ -550,11 +734,12 @@ fn iso_line(line: &str) -> Option<LogRecord> {
     let (stamp, rest) = line.split_once(' ')?;
     let realtime = parse_iso(stamp)?;
     let mut rec = if stamp.contains(',') {
-        bare(rest)
+        kernel_bare(rest)
     } else {
         journal_tail(rest)
     };
     rec.realtime_us = Some(realtime);
+    rec.stamp = Some(stamp.to_string());
     Some(rec)
 }
 
@@ -638,14 +823,7 @@ fn journal_tail(rest: &str) -> LogRecord {
     };
     let mut rec = if ident == "kernel" || ident.is_empty() {
         // rsyslog's kern.log keeps the kernel's own timestamp in the message.
-        match msg.strip_prefix('[').map(|_| bracket_stamp(msg)) {
-            Some(Some((Some(mono), m))) => {
-                let mut r = bare(m);
-                r.monotonic_us = Some(mono);
-                r
-            }
-            _ => bare(msg),
-        }
+        kernel_bare(msg)
     } else {
         let mut r = bare(msg);
         r.program = Some(ident.to_string());
@@ -697,7 +875,7 @@ fn is_journal_monotonic<'a>(lines: impl Iterator<Item = &'a str>) -> bool {
         .filter(|l| l.starts_with('['))
         .take(DECIDE_STAMPED)
     {
-        let Some((Some(_), rest)) = bracket_stamp(line) else {
+        let Some((Some(_), _, _, rest)) = one_stamp(line) else {
             continue;
         };
         stamped += 1;
@@ -974,6 +1152,66 @@ mod tests {
         // journalctl's markers are skipped.
         let r = parse_log("-- Boot 1a2b3c --\n-- No entries --\n");
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn log_stamps_in_the_logs_own_clock() {
+        // dmesg -T: the wall clock as printed (no time zone is converted).
+        let r =
+            parse_log("[Sat Nov 26 23:06:01 2016] XFS (sdd1): xfs_log_force: error -5 returned.\n");
+        assert_eq!(r[0].realtime_us, Some(1_480_201_561_000_000));
+        assert_eq!(r[0].stamp.as_deref(), Some("[Sat Nov 26 23:06:01 2016]"));
+        assert_eq!(
+            r[0].message,
+            "XFS (sdd1): xfs_log_force: error -5 returned."
+        );
+        // dmesg -x -e -T with caller ids, stacked; the message keeps its own leading blank.
+        let r = parse_log("kern  :info  : [  +0.010370] [Tue Jan 13 04:31:07 2026] [T88870]  connection7:0: detected conn error (1021)\nkern  :info  : [Jan13 04:33] [Tue Jan 13 04:33:10 2026] [  T129]  session7: x\n");
+        assert_eq!(r[0].message, " connection7:0: detected conn error (1021)");
+        assert_eq!(r[0].stamp.as_deref(), Some("[Tue Jan 13 04:31:07 2026]"));
+        assert_eq!(r[0].realtime_us, Some(1_768_278_667_000_000));
+        assert_eq!(r[1].message, " session7: x");
+        // Syslog and journalctl short: no year; dated when the parser knows now.
+        let line = "Nov 29 12:03:54 stor-04 kernel: [509619.800779] XFS (sdd1): xfs_log_force: error -5 returned.";
+        let r = parse_log(line);
+        assert_eq!(
+            (r[0].realtime_us, r[0].monotonic_us),
+            (None, Some(509_619_800_779))
+        );
+        assert_eq!(r[0].stamp.as_deref(), Some("Nov 29 12:03:54"));
+        let now = 1_796_126_400; // 2026-12-01T12:00:00Z
+        let mut p = LogParser::with_now(now);
+        let mut out = Vec::new();
+        p.line(line, &mut out);
+        p.line("Dec 24 05:52:03.250000 vm kernel: x", &mut out);
+        p.finish(&mut out);
+        assert_eq!(
+            out[0].realtime_us,
+            Some(1_795_953_834_000_000),
+            "Nov 29 2026"
+        );
+        assert_eq!(
+            out[1].realtime_us,
+            Some(1_766_555_523_250_000),
+            "Dec 24 is last year's"
+        );
+    }
+
+    #[test]
+    fn log_kernel_prefixes_and_indentation_dropped() {
+        for line in [
+            "Jun 22 16:31:49 hostname kernel: kernel: connection3:0: ping timeout of 5 secs expired",
+            "[    8.734997] kernel: connection3:0: ping timeout of 5 secs expired",
+            "    [    8.734997] connection3:0: ping timeout of 5 secs expired",
+            "kernel: connection3:0: ping timeout of 5 secs expired",
+        ] {
+            let r = parse_log(line);
+            assert_eq!(r.len(), 1, "{line}");
+            assert_eq!(
+                r[0].message, "connection3:0: ping timeout of 5 secs expired",
+                "{line}"
+            );
+        }
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub struct LogRecord {
     /// from the kernel or, for a storage daemon's, from root ([`Sender`]).
     #[serde(default)]
     pub sender: Sender,
+    /// The record's time as the log printed it (`[ 2777.628917]`, `Nov 22 05:52:03`,
+    /// `[Sun Nov 22 06:39:45 2026]`), for a person reading a saved log in its own clock. None
+    /// for binary sources (kmsg, journal JSON), whose times are in the fields above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<String>,
 }
 
 /// Who wrote a log record, from what its source guarantees rather than what the record says
@@ -97,6 +102,21 @@ pub enum Kind {
     ScsiTimeout,
     ScsiOffline,
     ScsiRejectedIo,
+    /// The SCSI midlayer or HBA driver aborting a command that took too long (`attempting task
+    /// abort!`, VMware pvscsi's `task abort on host N`): the step before a reset or offline.
+    ScsiTaskAbort,
+    /// Hyper-V storvsc: the host failed a read or write (`tag#N cmd 0x2a status: scsi 0x2 srb
+    /// 0x4 hv 0xc0000001`).
+    StorvscError,
+    /// XFS could not read or write its metadata (`metadata I/O error`), or could not mount
+    /// because of it (`SB validate failed with error -5`, `log mount failed`).
+    XfsMetadataError,
+    /// NVMe status of a failed command (`nvme0n1: I/O Cmd(0x2) @ LBA ..., I/O Error (sct 0x2 /
+    /// sc 0x81)`).
+    NvmeIoError,
+    /// md kicked a member out of its array (`md/raid1:md0: Disk failure on sdb6, disabling
+    /// device.`): the array runs degraded.
+    MdDiskFailure,
     HungTask,
     NfsNotResponding,
     NfsOk,

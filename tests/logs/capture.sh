@@ -113,7 +113,37 @@ fill() {
   touch "$1/after" 2>/dev/null || true
 }
 
+# One device, two failures: ext4 fails (errors=remount-ro) and is unmounted, the device gets an
+# XFS that is then shut down. Two incidents, not one ext4 incident.
+event_reuse() {
+  new_loop 256m 512M
+  mkfs.ext4 -q -F "$dev"
+  mount_fs -o errors=remount-ro
+  mark
+  echo "tunerd capture: first filesystem fails" > "/sys/fs/ext4/$(basename "$dev")/trigger_fs_error"
+  touch "$mnt/after" 2>/dev/null || true
+  sleep 1
+  unmount_last
+  mkfs.xfs -q -f "$dev"
+  mount_fs
+  xfs_io -x -c "shutdown -f" "$mnt"
+  touch "$mnt/after" 2>/dev/null || true
+  sleep 1
+  unmount_last
+  sleep 1
+  # kmsg only: dmesg_since_mark counts lines, which fails once the ring buffer is full.
+  kmsg since "$seq0" > "$out/ext4-then-xfs.kmsg"
+  echo "ext4-then-xfs: $dev"
+}
+
 echo "kernel: $(uname -r)"
+
+# ONLY=NAME runs the one event event_NAME alone (every other file stays as it is):
+#   ONLY=reuse bash tests/logs/capture.sh
+if [ -n "${ONLY:-}" ]; then
+  "event_$ONLY"
+  exit 0
+fi
 
 # 0. With CLEAN_BOOT=1 (on a freshly booted machine, before anything else ran): the boot log.
 if [ "${CLEAN_BOOT:-0}" = 1 ]; then
