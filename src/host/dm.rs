@@ -135,7 +135,7 @@ mod tests {
         assert_eq!(HEADER, 312);
         assert_eq!(SPEC, 40);
         // dm-ioctl.h's DM_TABLE_STATUS: _IOWR(0xfd, 0xc, struct dm_ioctl), 312 = 0x138 bytes.
-        assert_eq!(TABLE_STATUS as u64, 0xc138_fd0c);
+        assert_eq!(TABLE_STATUS, 0xc138_fd0c);
     }
 
     #[test]
