@@ -375,7 +375,8 @@ umount -f -l /mnt/nfs-soft /mnt/nfs-hard 2>/dev/null
 
 umount /mnt/mpath 2>/dev/null
 iscsiadm -m node --logoutall=all 2>&1 | info
-systemctl stop lab-tgtd.service
+# tgtd does not exit on SIGTERM while it has targets (systemd would wait its 90 s for it).
+systemctl kill --signal=SIGKILL lab-tgtd.service
 echo "INFO ---- tunerctl status ----"
 tunerctl status 2>&1 | info
 echo "INFO ---- journalctl -u tunerd ----"
