@@ -6,7 +6,7 @@
 //!
 //! The package is built as README "Install" says (`cargo build --release`, `cargo deb
 //! --no-build`: no-ops when nothing changed, and in CI `packaging/check` has built it already),
-//! and repacked with a higher version for the upgrade. The guest boots four times from one
+//! and repacked with a higher version for the upgrade. The guest boots five times from one
 //! image:
 //!
 //! 1. `tunerd.guest=install`: tests/guest/install.sh runs `apt-get install /root/tunerd.deb`
@@ -32,8 +32,18 @@
 //!    reloads; tests/guest/cloud-broken.sh checks that tunerd refuses it and runs on, on the
 //!    previous configuration (its webhook still delivers), and on the built-in one after a
 //!    restart with no accepted configuration kept.
+//! 5. `tunerd.guest=lab`: a storage lab on the guest's own 127.0.0.1 (QEMU has `-nic none`),
+//!    tests/guest/lab.sh: tunerd with the iscsi-san profile (installed from /root/tunerd.deb
+//!    when no earlier boot left it installed, so that `TUNERD_GUEST_BOOTS=lab` runs alone;
+//!    after boot 4 the same build cloud-init installed is kept and reconfigured); a tgt
+//!    target with sparse-file LUNs, an open-iscsi session logged in after tunerd runs (its
+//!    recovery_tmo set to 180 on the disk's `add`, reverted, applied again), a dm-multipath
+//!    map over two more sessions (recovery_tmo 5, no fight with multipathd, the ride-out read
+//!    from the real dm table), two real 25 s stalls of the lone session's portal (nftables):
+//!    ridden out at 180, fatal at a scaled-down default of 10 (ext4 read-only, an incident),
+//!    and an NFS export mounted back soft (its give-up time computed and measured) and hard.
 //!
-//! The same root image serves all four boots: boot 2's purge leaves a machine without tunerd,
+//! The same root image serves all five boots: boot 2's purge leaves a machine without tunerd,
 //! as a user's would be, and the cloud boots take their seed from a volume, not from the
 //! image. cloud-init looks only for local seeds (`datasource_list: [ NoCloud, ConfigDrive ]`),
 //! so on boots without one its generator finds none and leaves it off.
@@ -49,7 +59,7 @@
 //! the root filesystem is made with mmdebstrap once and cached as a tarball in
 //! /var/cache/tunerd-guest/, keyed by its package list. Each run unpacks it on /dev/shm, adds
 //! the packages, the repository, the scripts and the seeds, makes root.img with `mkfs.ext4
-//! -d`, boots it four times and removes everything again (QEMU too, also on panic). The logs
+//! -d`, boots it five times and removes everything again (QEMU too, also on panic). The logs
 //! of the last run (every boot's console, script output and QEMU output, and the seeds'
 //! user-data) are kept in /var/cache/tunerd-guest/last-run/.
 //!
@@ -91,6 +101,31 @@ const PACKAGES: &[&str] = &[
     // The cloud boots: real cloud-init (it brings python3, which the webhook receiver of
     // tests/guest/receiver.py runs on) and its NoCloud datasource.
     "cloud-init",
+    // The lab boot's storage, all on the guest's own 127.0.0.1: an iSCSI target and
+    // initiator, dm-multipath, stalls made with nftables, an NFS server and client. Their
+    // services are left disabled in the image (LAB_UNITS) and started by tests/guest/lab.sh.
+    "open-iscsi",
+    "tgt",
+    "multipath-tools",
+    "nftables",
+    "nfs-kernel-server",
+    "nfs-common",
+];
+/// The lab packages' units that their postinsts enabled: disabled in the image, so that the
+/// other boots do not run an iSCSI initiator, multipathd or an NFS server under TCG, and the
+/// lab boot starts what it needs when it needs it.
+const LAB_UNITS: &[&str] = &[
+    "tgt.service",
+    "iscsid.service",
+    "iscsid.socket",
+    "open-iscsi.service",
+    "multipathd.service",
+    "multipathd.socket",
+    "nfs-server.service",
+    "nfs-client.target",
+    "rpcbind.service",
+    "rpcbind.socket",
+    "nftables.service",
 ];
 /// Part of the cache key: change it when the way the tarball is made changes.
 const ROOTFS_RECIPE: &str = "mmdebstrap --variant=minbase, v1";
@@ -239,7 +274,31 @@ const PHASES: &[(&str, &[&str])] = &[
     ("check", EXPECTED_CHECKS),
     ("cloud", EXPECTED_CLOUD_CHECKS),
     ("cloud-broken", EXPECTED_CLOUD_BROKEN_CHECKS),
+    ("lab", EXPECTED_LAB_CHECKS),
 ];
+/// Every check lab.sh must report on the fifth boot (issue 10: every layer's give-up time
+/// tuned, audited and shown as one ride-out figure per mount, against real storage).
+const EXPECTED_LAB_CHECKS: &[&str] = &[
+    "lab_tunerd_iscsi_san",
+    "lab_lone_recovery_tmo_180",
+    "lab_lone_rideout_180",
+    "lab_lone_revert_to_iscsid",
+    "lab_lone_apply_again",
+    "lab_mpath_paths_recovery_tmo_5",
+    "lab_mpath_no_fight",
+    "lab_mpath_rideout_dm_table",
+    "lab_stall_a_predicted",
+    "lab_stall_a_survived",
+    "lab_stall_b_predicted",
+    "lab_stall_b_failed",
+    "lab_stall_b_incident",
+    "lab_nfs_soft_rideout_30",
+    "lab_nfs_hard_never",
+    "lab_nfs_soft_measured",
+];
+/// The lab boot runs two 25 s stalls, an NFS give-up of 30 s and sets up its storage under
+/// TCG: it may take longer than the others.
+const LAB_TIMEOUT: Duration = Duration::from_secs(600);
 /// Where docs/images.md's cloud-config differs from the one the cloud boot uses: the user's
 /// repository and webhook become the image's local repository and the guest's own receiver
 /// (tests/guest/receiver.py, on the guest's 127.0.0.1). Each must occur exactly once.
@@ -364,13 +423,24 @@ fn rootfs_tarball() -> (PathBuf, bool) {
     if fs::metadata(&tarball).is_ok_and(|m| m.len() > 0) {
         return (tarball, true);
     }
-    // Tarballs of other package lists are stale: keep the cache to one.
+    // Tarballs of other package lists: keep the newest one (another branch's list, run on
+    // the same machine: two branches with one tarball each would otherwise rebuild it in
+    // turn, a minute of mmdebstrap each), remove the rest.
     if let Ok(entries) = fs::read_dir(CACHE_DIR) {
+        let mut others = Vec::new();
         for e in entries.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if (n.starts_with("rootfs-") && n != name) || n.starts_with("partial-") {
+            if n.starts_with("partial-") {
                 let _ = fs::remove_file(e.path());
+            } else if n.starts_with("rootfs-") && n != name {
+                let modified = e.metadata().and_then(|m| m.modified()).ok();
+                others.push((modified, e.path()));
             }
+        }
+        others.sort();
+        others.pop();
+        for (_, path) in others {
+            let _ = fs::remove_file(path);
         }
     }
     log(&format!(
@@ -740,8 +810,8 @@ fn prepare_images(work: &Scratch, tarball: &Path, debs: &Debs) -> Images {
     }
 
     // The scripts: install.sh on the first boot, check.sh on the second, cloud.sh and
-    // cloud-broken.sh on the third and fourth (each unit runs on the boot whose kernel
-    // command line names it), and the cloud boots' webhook receiver.
+    // cloud-broken.sh on the third and fourth, lab.sh on the fifth (each unit runs on the
+    // boot whose kernel command line names it), and the cloud boots' webhook receiver.
     write(
         &r("usr/local/lib/tunerd-guest/lib.sh"),
         &read_repo("tests/guest/lib.sh"),
@@ -769,6 +839,7 @@ fn prepare_images(work: &Scratch, tarball: &Path, debs: &Debs) -> Images {
         ("check.sh", "check"),
         ("cloud.sh", "cloud"),
         ("cloud-broken.sh", "cloud-broken"),
+        ("lab.sh", "lab"),
     ] {
         write(
             &r(&format!("usr/local/sbin/tunerd-guest-{name}")),
@@ -787,6 +858,17 @@ fn prepare_images(work: &Scratch, tarball: &Path, debs: &Debs) -> Images {
                 "etc/systemd/system/multi-user.target.wants/{unit}"
             )),
         );
+    }
+
+    // The lab's services stay off until lab.sh starts them.
+    for wants in fs::read_dir(r("etc/systemd/system"))
+        .expect("read the image's etc/systemd/system")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".wants"))
+    {
+        for unit in LAB_UNITS {
+            let _ = fs::remove_file(wants.path().join(unit));
+        }
     }
 
     // A machine like an installed one: root mounted read-only by the kernel and remounted
@@ -1352,6 +1434,11 @@ fn real_guest_service_end_to_end() {
     let mut boots: Vec<(&str, &[&str], Boot)> = Vec::new();
     let mut logs = PathBuf::new();
     for (phase, expected) in phases_to_run() {
+        let timeout = if phase == "lab" {
+            timeout.max(LAB_TIMEOUT)
+        } else {
+            timeout
+        };
         let b = run_boot(&work, &images, phase, timeout);
         logs = keep_logs(&work);
         require_end(&work, &b, phase, timeout, &logs);

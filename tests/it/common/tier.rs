@@ -143,7 +143,9 @@ const RECEIVER: [Need; 3] = [
     },
 ];
 
-const GUEST: [Need; 4] = [
+/// Every host program tests/it/guest.rs runs (cargo-deb aside: the .deb is built as README
+/// "Install" says, and TUNERD_GUEST_DEB skips that).
+const GUEST: [Need; 9] = [
     ROOT,
     Need {
         name: "qemu",
@@ -152,6 +154,14 @@ const GUEST: [Need; 4] = [
     },
     program("mmdebstrap", "apt-get install mmdebstrap"),
     program("mkfs.ext4", "apt-get install e2fsprogs"),
+    // The cloud boots' NoCloud seeds: a vfat volume filled without a mount.
+    program("mkfs.vfat", "apt-get install dosfstools"),
+    program("mcopy", "apt-get install mtools"),
+    // The index of the guest's local apt repository.
+    program("apt-ftparchive", "apt-get install apt-utils"),
+    // Unpacking and repacking the .deb for the upgrade, and the cached root filesystem.
+    program("dpkg-deb", "apt-get install dpkg"),
+    program("tar", "apt-get install tar"),
 ];
 
 impl Tier {
