@@ -173,6 +173,10 @@ pub(crate) struct DaemonStatus {
     /// Knobs another writer keeps setting back.
     #[serde(default)]
     pub contested: Vec<ContestedKnob>,
+    /// Drift found (and repaired or reported) since the daemon started; `drift` is how many
+    /// knobs are off now.
+    #[serde(default)]
+    pub drift_total: u64,
 }
 
 /// One alert sink's counters, as `tunerctl status` shows them.

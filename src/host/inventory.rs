@@ -489,10 +489,16 @@ fn read_disk(
         (!dev.is_empty() && root.exists(&format!("sys/class/bdi/{dev}"))).then(|| dev.clone())
     });
     let holders = list_links("holders")?;
+    // A path of a multipath map: its holder is the map, or, before multipathd has made the
+    // map (a path just logged in), multipath-tools' udev rules have claimed it already
+    // (`DM_MULTIPATH_DEVICE_PATH=1` in udev's database), so tunerd never tunes a path as a
+    // lone disk in between and then fights multipathd over it.
     let multipath_path = holders.iter().any(|h| {
         root.read_lossy(&format!("sys/block/{h}/dm/uuid"))
             .is_some_and(|u| u.starts_with("mpath-"))
-    });
+    }) || root
+        .read_lossy(&format!("run/udev/data/b{dev}"))
+        .is_some_and(|db| db.lines().any(|l| l == "E:DM_MULTIPATH_DEVICE_PATH=1"));
     Ok(Some(Disk {
         name: name.to_string(),
         diskseq: attr("diskseq").parse().ok(),

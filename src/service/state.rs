@@ -275,6 +275,7 @@ impl State {
                 rideout: Vec::new(),
                 alerts: Vec::new(),
                 contested: Vec::new(),
+                drift_total: 0,
             },
             started,
             plan: "{}".into(),
@@ -529,7 +530,23 @@ impl State {
     }
 
     pub(crate) fn on_sample(&mut self) -> Vec<Announce> {
+        let mounts_before: Vec<(String, String)> = self
+            .inventory
+            .mounts
+            .iter()
+            .map(|m| (m.mount_point.clone(), m.dev.clone()))
+            .collect();
         let announce = self.detection.on_sample(&self.root, &mut self.inventory);
+        // A mount came or went: the ride-out of the next snapshot covers it.
+        if self
+            .inventory
+            .mounts
+            .iter()
+            .map(|m| (m.mount_point.clone(), m.dev.clone()))
+            .ne(mounts_before)
+        {
+            self.view_stale = true;
+        }
         let rideout = self.rideout_figures();
         self.detection.publish_metrics(
             self.tuning.drift_total,
@@ -676,6 +693,7 @@ impl State {
                 .unwrap_or_default(),
             alerts: self.detection.alert_sinks(),
             contested: self.tuning.contested.values().cloned().collect(),
+            drift_total: t.drift_total,
         }
     }
 

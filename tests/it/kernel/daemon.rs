@@ -308,6 +308,7 @@ fn real_kernel_daemon_drift_is_repaired_and_signalled() {
     let status = call_json(&bus, "Status", &[]);
     assert_eq!(status["recent_drift"][0]["actual"], "128", "{status}");
     assert_eq!(status["recent_drift"][0]["repaired"], true);
+    assert!(status["drift_total"].as_u64() >= Some(1), "{status}");
     // A revert is not undone by the next drift check: enforcement waits for the next apply.
     let _ = call_json(&bus, "Revert", &[]);
     assert_eq!(disk.read("queue/read_ahead_kb"), "128");
