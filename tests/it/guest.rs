@@ -822,18 +822,21 @@ fn prepare_images(work: &Scratch, tarball: &Path, debs: &Debs) -> Images {
         &read_repo("tests/guest/receiver.py"),
         0o644,
     );
-    let unit = "tunerd-guest-receiver.service";
-    write(
-        &r(&format!("etc/systemd/system/{unit}")),
-        &read_repo(&format!("tests/guest/{unit}")),
-        0o644,
-    );
-    link(
-        &format!("/etc/systemd/system/{unit}"),
-        &r(&format!(
-            "etc/systemd/system/multi-user.target.wants/{unit}"
-        )),
-    );
+    // A unit of tests/guest, installed and enabled as `systemctl enable` would.
+    let enable = |unit: &str| {
+        write(
+            &r(&format!("etc/systemd/system/{unit}")),
+            &read_repo(&format!("tests/guest/{unit}")),
+            0o644,
+        );
+        link(
+            &format!("/etc/systemd/system/{unit}"),
+            &r(&format!(
+                "etc/systemd/system/multi-user.target.wants/{unit}"
+            )),
+        );
+    };
+    enable("tunerd-guest-receiver.service");
     for (script, name) in [
         ("install.sh", "install"),
         ("check.sh", "check"),
@@ -846,18 +849,7 @@ fn prepare_images(work: &Scratch, tarball: &Path, debs: &Debs) -> Images {
             &read_repo(&format!("tests/guest/{script}")),
             0o755,
         );
-        let unit = format!("tunerd-guest-{name}.service");
-        write(
-            &r(&format!("etc/systemd/system/{unit}")),
-            &read_repo(&format!("tests/guest/{unit}")),
-            0o644,
-        );
-        link(
-            &format!("/etc/systemd/system/{unit}"),
-            &r(&format!(
-                "etc/systemd/system/multi-user.target.wants/{unit}"
-            )),
-        );
+        enable(&format!("tunerd-guest-{name}.service"));
     }
 
     // The lab's services stay off until lab.sh starts them.
