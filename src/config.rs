@@ -11,7 +11,10 @@
 
 use serde::Serialize;
 use toml::de::DeValue;
+use toml::Spanned;
 
+use crate::detect::rules::{Pattern, RuleSpec};
+use crate::detect::types::{Kind, Severity};
 use crate::host::sys::{Root, CONFIG_DIR};
 use crate::tune::profile::{read_drop_ins, DropIn, ProfileSet};
 use crate::util::toml::{
@@ -95,6 +98,10 @@ pub(crate) struct WatchSettings {
     pub dirty_threshold_pct: u64,
     /// An incident with no lasting condition ends after this long without new evidence.
     pub quiet_secs: u64,
+    /// A filesystem frozen this long without a thaw is an `fs_frozen` incident (0: never).
+    pub frozen_secs: u64,
+    /// `[[watch.rule]]`: user-defined kinds (src/detect/rules.rs).
+    pub rules: Vec<RuleSpec>,
 }
 
 impl Default for WatchSettings {
@@ -108,6 +115,8 @@ impl Default for WatchSettings {
             latency_ms: 2000,
             dirty_threshold_pct: 95,
             quiet_secs: 300,
+            frozen_secs: crate::detect::FROZEN_SECS,
+            rules: Vec::new(),
         }
     }
 }
@@ -314,7 +323,203 @@ const WATCH_FIELDS: &[Field<WatchSettings>] = &[
             Ok(())
         },
     },
+    Field {
+        key: "frozen_secs",
+        read: |doc, key, v, w| {
+            w.frozen_secs = parse_int(doc, key, v, 0, 86_400)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "rule",
+        read: |doc, _key, v, w| {
+            let DeValue::Array(items) = v.get_ref() else {
+                return Err(doc.err(
+                    v.span(),
+                    "`rule` must be an array of tables: write [[watch.rule]]",
+                ));
+            };
+            for (i, item) in items.iter().enumerate() {
+                let rule = parse_rule(doc, i + 1, item)?;
+                if w.rules.iter().any(|r| r.kind == rule.kind) {
+                    return Err(doc.err(
+                        item.span(),
+                        format!(
+                            "two [[watch.rule]]s give kind `{}`: one rule a kind (use `end` for the line that ends it)",
+                            rule.kind
+                        ),
+                    ));
+                }
+                w.rules.push(rule);
+            }
+            Ok(())
+        },
+    },
 ];
+
+/// A `[[watch.rule]]` being read: the spec and where its keys were, for errors that need two
+/// keys (a `device` capture missing from the `pattern`).
+struct RuleDraft {
+    spec: RuleSpec,
+    device_span: Option<std::ops::Range<usize>>,
+}
+
+/// The pattern in `v`, compiled, or an error at the offending character.
+fn read_pattern(
+    doc: &Doc<'_>,
+    key: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> Result<(String, Pattern), ConfigError> {
+    let text = want_str(doc, key, v)?;
+    match Pattern::compile(&text) {
+        Ok(p) => Ok((text, p)),
+        Err((at, e)) => {
+            // The value's first character is after its opening quote (exact unless the string
+            // has escapes before `at`).
+            let start = (v.span().start + 1 + at).min(v.span().end);
+            Err(doc.err(start..start + 1, format!("`{key}`: {e}")))
+        }
+    }
+}
+
+const RULE_FIELDS: &[Field<RuleDraft>] = &[
+    Field {
+        key: "kind",
+        read: |doc, key, v, r| {
+            let name = want_str(doc, key, v)?;
+            let snake = name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !snake || name.len() > 64 {
+                return Err(doc.err(
+                    v.span(),
+                    format!("`kind` must be a snake_case name of at most 64 characters, like `raid_controller_reset` (got {name:?})"),
+                ));
+            }
+            let builtin = matches!(
+                serde_json::from_value::<Kind>(serde_json::Value::String(name.clone())),
+                Ok(k) if !matches!(k, Kind::Rule(_))
+            );
+            if builtin || crate::detect::incidents::CATEGORIES.contains(&name.as_str()) {
+                return Err(doc.err(
+                    v.span(),
+                    format!("`kind` {name:?} is a built-in kind or category: give the rule a name of its own"),
+                ));
+            }
+            r.spec.kind = name;
+            Ok(())
+        },
+    },
+    Field {
+        key: "pattern",
+        read: |doc, key, v, r| {
+            r.spec.pattern = read_pattern(doc, key, v)?.0;
+            Ok(())
+        },
+    },
+    Field {
+        key: "severity",
+        read: |doc, key, v, r| {
+            r.spec.severity = match choice(doc, key, v, &["info", "warning", "critical"])? {
+                "info" => Severity::Info,
+                "warning" => Severity::Warning,
+                _ => Severity::Critical,
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "device",
+        read: |doc, key, v, r| {
+            r.spec.device = Some(want_str(doc, key, v)?);
+            r.device_span = Some(v.span());
+            Ok(())
+        },
+    },
+    Field {
+        key: "end",
+        read: |doc, key, v, r| {
+            r.spec.end = Some(read_pattern(doc, key, v)?.0);
+            Ok(())
+        },
+    },
+    Field {
+        key: "program",
+        read: |doc, key, v, r| {
+            let p = want_str(doc, key, v)?;
+            if p.is_empty() || p.len() > 64 || p.chars().any(char::is_control) {
+                return Err(doc.err(
+                    v.span(),
+                    format!("`program` must be a journal identifier (SYSLOG_IDENTIFIER) like \"zed\" (got {p:?})"),
+                ));
+            }
+            r.spec.program = Some(p);
+            Ok(())
+        },
+    },
+];
+
+fn parse_rule(
+    doc: &Doc<'_>,
+    index: usize,
+    item: &Spanned<DeValue<'_>>,
+) -> Result<RuleSpec, ConfigError> {
+    let table = want_table(doc, "watch.rule", item)?;
+    let mut r = RuleDraft {
+        spec: RuleSpec {
+            kind: String::new(),
+            pattern: String::new(),
+            severity: Severity::Warning,
+            device: None,
+            end: None,
+            program: None,
+        },
+        device_span: None,
+    };
+    read_fields(doc, table, "[[watch.rule]]", RULE_FIELDS, &mut r)?;
+    for (need, missing) in [
+        (
+            r.spec.kind.is_empty(),
+            "`kind` (the incident kind it gives, snake_case)",
+        ),
+        (
+            r.spec.pattern.is_empty(),
+            "`pattern` (the message it matches)",
+        ),
+    ] {
+        if need {
+            return Err(doc.err(
+                item.span(),
+                format!("[[watch.rule]] number {index} needs {missing}"),
+            ));
+        }
+    }
+    let pattern = Pattern::compile(&r.spec.pattern).map_err(|(_, e)| doc.err(item.span(), e))?;
+    let captures: Vec<&str> = pattern.captures().collect();
+    match (&r.spec.device, &r.device_span) {
+        (Some(d), Some(span)) if !captures.contains(&d.as_str()) => {
+            return Err(doc.err(
+                span.clone(),
+                format!(
+                    "`device` names capture `{{{d}}}`, which `pattern` does not have; it has: {}",
+                    if captures.is_empty() {
+                        "none".to_string()
+                    } else {
+                        captures
+                            .iter()
+                            .map(|c| format!("{{{c}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+            ));
+        }
+        (None, _) if captures.contains(&"device") => r.spec.device = Some("device".into()),
+        _ => {}
+    }
+    Ok(r.spec)
+}
 
 /// Every table of tunerd.toml (`""` for the top level, `alert.webhook` for the array of
 /// tables) with the keys the parser takes in it, from the same `Field` lists that parse them.
@@ -325,6 +530,7 @@ pub(crate) fn schema() -> Vec<(&'static str, Vec<&'static str>)> {
         ("", TOP_FIELDS.iter().map(|f| f.key).collect()),
         ("daemon", DAEMON_FIELDS.iter().map(|f| f.key).collect()),
         ("watch", WATCH_FIELDS.iter().map(|f| f.key).collect()),
+        ("watch.rule", RULE_FIELDS.iter().map(|f| f.key).collect()),
     ];
     out.extend(crate::alert::config_schema());
     out

@@ -35,7 +35,7 @@
 //! | `tune` | `host`, `util` |
 //! | `detect` | `host`, `util` |
 //! | `alert` | `detect`, `host`, `util` |
-//! | `config` | `tune`, `alert`, `host`, `util` |
+//! | `config` | `tune`, `detect`, `alert`, `host`, `util` |
 //! | `api` | `config`, `detect`, `tune`, `util` |
 //! | `service` | everything above; never `cli` |
 //! | `cli` | everything above but `alert`; never `service` (it talks to the daemon over D-Bus) |

@@ -118,7 +118,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("tune", &["host", "util"]),
     ("detect", &["host", "util"]),
     ("alert", &["detect", "host", "util"]),
-    ("config", &["tune", "alert", "host", "util"]),
+    ("config", &["tune", "detect", "alert", "host", "util"]),
     ("api", &["config", "detect", "tune", "util"]),
     (
         "service",

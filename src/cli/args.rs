@@ -69,8 +69,15 @@ pub enum Command {
     /// Open and recent storage incidents (exit 5 while one is open).
     Events,
     /// Find storage incidents in a saved kernel log: raw /dev/kmsg records, dmesg output (with
-    /// or without timestamps), journalctl -k (short or JSON). `-` reads standard input.
-    Scan { file: PathBuf },
+    /// or without timestamps), journalctl -k (short or JSON). `-` reads standard input. Uses
+    /// the `[[watch.rule]]`s and `frozen_secs` of /etc/tunerd/tunerd.toml, or of `--config`.
+    Scan {
+        file: PathBuf,
+        /// Take `[watch]` (user rules, frozen_secs) from this tunerd.toml instead: test a rule
+        /// on a saved log before deploying it.
+        #[arg(long, value_name = "TUNERD_TOML")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

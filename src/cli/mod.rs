@@ -262,7 +262,10 @@ pub fn run(args: &Tunerctl) -> Result<Output, Failure> {
                 args.json,
             ))
         }
-        Command::Scan { file } => scan::scan(file, args.json),
+        Command::Scan { file, config } => {
+            let watch = scan::watch_settings(&root, config.as_deref())?;
+            scan::scan(file, args.json, &watch)
+        }
         Command::Reload => {
             let message = backend.reload()?;
             let text = if args.json {

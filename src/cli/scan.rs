@@ -19,9 +19,13 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use crate::api::exit;
+use crate::config::{Config, ConfigFiles, ConfigText, WatchSettings};
 use crate::detect::incidents::{Detail, IncidentConfig};
 use crate::detect::parse::LogParser;
+use crate::detect::rules::Rules;
 use crate::detect::types::Incident;
+use crate::host::sys::Root;
+use crate::tune::profile::ProfileSet;
 
 use crate::detect::{Clock, Engine};
 
@@ -38,22 +42,64 @@ const SHOWN_EVIDENCE: usize = 200;
 /// Records folded per engine call.
 const BATCH: usize = 4096;
 
-fn engine() -> Engine {
-    Engine::new(
+fn engine(watch: &WatchSettings) -> Result<Engine, String> {
+    let mut engine = Engine::new(
         IncidentConfig {
             max_open: 4096,
+            quiet_secs: watch.quiet_secs,
             ..Default::default()
         },
         Default::default(),
         Clock::Saved,
-    )
+    );
+    engine.set_frozen_secs(watch.frozen_secs);
+    engine.set_rules(Rules::compile(&watch.rules)?);
+    Ok(engine)
+}
+
+/// The `[watch]` settings a scan uses: those of `config` when given (a tunerd.toml being
+/// written), else of the machine's tunerd.toml (its built-in values when there is none, or
+/// when it is not readable by this user, which is said on stderr).
+pub(crate) fn watch_settings(root: &Root, config: Option<&Path>) -> Result<WatchSettings, Failure> {
+    let profiles = || {
+        ConfigFiles::read(root)
+            .and_then(|f| f.parse())
+            .map(|(_, p)| p)
+            .or_else(|_| ProfileSet::from_drop_ins(&[]))
+    };
+    match config {
+        Some(path) => {
+            let display = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| Failure {
+                message: format!("{display}: {e}"),
+                code: exit::CONFIG,
+            })?;
+            let profiles = profiles()?;
+            let file = ConfigText {
+                file: display,
+                text,
+            };
+            Ok(Config::parse(&file, &profiles)?.watch)
+        }
+        None if !Config::readable(root) => {
+            eprintln!(
+                "tunerctl: {} is not readable by this user: scanning without its [[watch.rule]]s",
+                root.display(crate::config::CONFIG_FILE)
+            );
+            Ok(WatchSettings::default())
+        }
+        None => Ok(ConfigFiles::read(root)?.parse()?.0.watch),
+    }
 }
 
 /// A saved log's records through the engine, as `scan` folds them (the whole-text form, which
 /// the tests compare with the daemon's fold).
 #[cfg(test)]
 pub(crate) fn fold(records: &[crate::detect::types::LogRecord]) -> Engine {
-    let mut engine = engine();
+    let mut engine = match engine(&WatchSettings::default()) {
+        Ok(e) => e,
+        Err(e) => panic!("built-in watch settings: {e}"),
+    };
     // The saved clock takes the log's own times; `now` only caps live clocks.
     engine.records(records, None, u64::MAX);
     engine
@@ -88,9 +134,8 @@ fn read_line(r: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Re
 }
 
 /// The whole input through the parser and the engine, a batch at a time.
-fn fold_reader(input: impl Read) -> std::io::Result<Engine> {
+fn fold_reader(input: impl Read, mut engine: Engine) -> std::io::Result<Engine> {
     let mut reader = BufReader::with_capacity(MAX_LINE, input);
-    let mut engine = engine();
     // Syslog and `journalctl -o short*` stamps have no year: the latest that is not after now.
     let mut parser = LogParser::with_now(crate::util::time::now_secs());
     let mut batch = Vec::with_capacity(BATCH);
@@ -108,11 +153,15 @@ fn fold_reader(input: impl Read) -> std::io::Result<Engine> {
     Ok(engine)
 }
 
-pub(super) fn scan(file: &Path, as_json: bool) -> Result<Output, Failure> {
+pub(super) fn scan(file: &Path, as_json: bool, watch: &WatchSettings) -> Result<Output, Failure> {
+    let engine = engine(watch).map_err(|message| Failure {
+        message,
+        code: exit::CONFIG,
+    })?;
     let folded = if file.as_os_str() == "-" {
-        fold_reader(std::io::stdin().lock())
+        fold_reader(std::io::stdin().lock(), engine)
     } else {
-        std::fs::File::open(file).and_then(fold_reader)
+        std::fs::File::open(file).and_then(|f| fold_reader(f, engine))
     };
     let engine = folded.map_err(|e| Failure {
         message: format!("{}: {e}", file.display()),
@@ -232,7 +281,11 @@ mod tests {
                    [    2.000000] Buffer I/O error on dev sda1, logical block 9, lost async page write\n\
                    [    3.000000] EXT4-fs (sda1): Remounting filesystem read-only\n";
         let whole = fold(&crate::detect::parse::parse_log(log));
-        let streamed = fold_reader(log.as_bytes()).expect("fold");
+        let streamed = fold_reader(
+            log.as_bytes(),
+            engine(&WatchSettings::default()).expect("engine"),
+        )
+        .expect("fold");
         assert_eq!(streamed.records, whole.records);
         assert_eq!(streamed.recognised, whole.recognised);
         assert_eq!(streamed.all(), whole.all());

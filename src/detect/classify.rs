@@ -334,6 +334,36 @@ fn userspace<'a>(program: &str, m: &'a str) -> Option<Hit<'a>> {
     match program {
         "multipathd" => multipathd(m),
         "iscsid" => iscsid(m),
+        "qemu-ga" => qemu_ga(m),
+        "Hyper-V VSS" => hv_vss(m),
+        _ => None,
+    }
+}
+
+/// qemu-guest-agent (`slog()`, logged as `info: ...`): `guest-fsfreeze called` before it
+/// freezes, `guest-fsthaw called` after a thaw (QEMU 8.1+; older agents say nothing of a
+/// thaw but their freeze hook's `executing fsfreeze hook with arg 'thaw'`). The observation
+/// is a freeze's start or end: the engine opens `fs_frozen` only when no thaw follows within
+/// `[watch] frozen_secs`.
+fn qemu_ga(m: &str) -> Option<Hit<'_>> {
+    let m = m.strip_prefix("info: ").unwrap_or(m);
+    match m {
+        "guest-fsfreeze called" | "executing fsfreeze hook with arg 'freeze'" => {
+            hit(FsFrozen, Critical, None)
+        }
+        "guest-fsthaw called" | "executing fsfreeze hook with arg 'thaw'" => {
+            resolved(FsFrozen, None)
+        }
+        _ => None,
+    }
+}
+
+/// Hyper-V's hv_vss_daemon (`openlog("Hyper-V VSS")`): `VSS: op=FREEZE: succeeded` once the
+/// filesystems are frozen, `VSS: op=THAW: succeeded` after.
+fn hv_vss(m: &str) -> Option<Hit<'_>> {
+    match m.trim_end() {
+        "VSS: op=FREEZE: succeeded" => hit(FsFrozen, Critical, None),
+        "VSS: op=THAW: succeeded" | "VSS: op=THAW: failed" => resolved(FsFrozen, None),
         _ => None,
     }
 }

@@ -31,6 +31,46 @@ pub(crate) enum Clock {
 /// SCSI address -> disk name pairs kept at most (one per disk the log names).
 const MAX_SCSI_NAMES: usize = 4096;
 
+/// Records after a hung-task report searched for its call trace.
+const TRACE_LINES: u32 = 96;
+
+/// Frames of a task waiting for a frozen filesystem: the superblock's freeze lock is a
+/// per-CPU rwsem (5.8+: `percpu_rwsem_wait` under `__percpu_down_read`; before,
+/// `__sb_start_write` or `percpu_down_read`), taken by these VFS entries for writes.
+const FREEZE_WAIT: &[&str] = &["percpu_rwsem_wait", "__sb_start_write", "percpu_down_read"];
+const FREEZE_ENTRY: &[&str] = &[
+    "mnt_want_write",
+    "vfs_write",
+    "file_start_write",
+    "sb_start_write",
+    "_page_mkwrite",
+    "do_truncate",
+    "vfs_fallocate",
+    "__sb_start_write",
+    "file_modified",
+    "file_update_time",
+];
+
+/// A hung-task report being read: does its call trace show a wait for a frozen filesystem?
+#[derive(Debug, Clone)]
+struct HungTrace {
+    /// The report's line (`INFO: task dd:1990 blocked for more than 120 seconds.`).
+    line: String,
+    stamp: Option<String>,
+    left: u32,
+    waits: bool,
+}
+
+/// A freeze agent's freeze without its thaw yet (`guest-fsfreeze called`).
+#[derive(Debug, Clone)]
+struct PendingFreeze {
+    at: u64,
+    line: String,
+    stamp: Option<String>,
+    /// The incident was opened (the threshold passed).
+    opened: bool,
+}
+
 pub(crate) struct Engine {
     table: IncidentTable,
     clock: Clock,
@@ -53,6 +93,12 @@ pub(crate) struct Engine {
     pub records: u64,
     /// Records the catalog recognised as storage trouble.
     pub recognised: u64,
+    /// `[watch] frozen_secs`: a freeze without a thaw this long is an incident (0: never).
+    frozen_secs: u64,
+    pending_freeze: Option<PendingFreeze>,
+    hung_trace: Option<HungTrace>,
+    /// `[[watch.rule]]`s, tried on what the catalog does not know.
+    rules: crate::detect::rules::Rules,
 }
 
 impl Engine {
@@ -67,7 +113,21 @@ impl Engine {
             scsi_names: BTreeMap::new(),
             records: 0,
             recognised: 0,
+            frozen_secs: crate::detect::FROZEN_SECS,
+            pending_freeze: None,
+            hung_trace: None,
+            rules: Default::default(),
         }
+    }
+
+    /// `[watch] frozen_secs` (0: freezes are never incidents).
+    pub(crate) fn set_frozen_secs(&mut self, secs: u64) {
+        self.frozen_secs = secs;
+    }
+
+    /// The user-defined rules (`[[watch.rule]]`).
+    pub(crate) fn set_rules(&mut self, rules: crate::detect::rules::Rules) {
+        self.rules = rules;
     }
 
     /// The incident table (open and recent incidents, what was dropped).
@@ -197,10 +257,25 @@ impl Engine {
                 ));
                 continue;
             }
-            let Some(mut obs) = classify(rec) else {
+            notes.extend(self.follow_trace(rec, at));
+            notes.extend(self.freeze_due(at));
+            let Some(mut obs) = classify(rec).or_else(|| self.rules.classify(rec)) else {
                 continue;
             };
             self.recognised += 1;
+            if obs.kind == Kind::FsFrozen {
+                notes.extend(self.freeze_agent(&obs, rec, at));
+                continue;
+            }
+            if obs.kind == Kind::HungTask {
+                self.hung_trace = Some(HungTrace {
+                    line: obs.message.clone(),
+                    stamp: Self::stamp_of(rec),
+                    left: TRACE_LINES,
+                    waits: false,
+                });
+            }
+            let lasting = self.rules.lasting(obs.kind) && !obs.resolves;
             obs.device = self.device_of(obs.device.take());
             let place = Self::place(inv, obs.device.as_deref());
             // The kmsg sequence number makes the incident id the same when the record is
@@ -214,7 +289,115 @@ impl Engine {
                 at,
                 stamp.as_deref(),
             ));
+            if lasting {
+                let subject = place.disk.clone().or(obs.device.clone());
+                let key = incidents::key(obs.kind, subject.as_deref().unwrap_or_default());
+                self.table.set_condition(&key, true);
+            }
         }
+        notes
+    }
+
+    /// A record after a hung-task report: a line of its call trace, maybe. A trace that waits
+    /// on the superblock's freeze lock from a VFS write entry is a writer blocked by a frozen
+    /// filesystem, the kernel's own sign of a freeze that lasts (it prints it after
+    /// `kernel.hung_task_timeout_secs`): an `fs_frozen` incident at once. The trace does not
+    /// say which filesystem; a freeze agent's line or the process scan may.
+    fn follow_trace(&mut self, rec: &LogRecord, at: u64) -> Vec<Notification> {
+        let Some(trace) = self.hung_trace.as_mut() else {
+            return Vec::new();
+        };
+        let m = rec.message.trim_start();
+        if m.starts_with("</TASK>") || m.starts_with("INFO: task ") || trace.left == 0 {
+            self.hung_trace = None;
+            return Vec::new();
+        }
+        trace.left -= 1;
+        let frame = m.trim_start_matches("? ");
+        if FREEZE_WAIT.iter().any(|f| frame.starts_with(f)) {
+            trace.waits = true;
+            return Vec::new();
+        }
+        if !trace.waits || !FREEZE_ENTRY.iter().any(|f| frame.contains(f)) {
+            return Vec::new();
+        }
+        let fn_name = frame.split('+').next().unwrap_or(frame).to_string();
+        let trace = self.hung_trace.take().unwrap_or_else(|| HungTrace {
+            line: String::new(),
+            stamp: None,
+            left: 0,
+            waits: true,
+        });
+        let obs = Observation {
+            kind: Kind::FsFrozen,
+            severity: Severity::Critical,
+            device: None,
+            resolves: false,
+            message: format!(
+                "{} (waiting in {fn_name} for a frozen filesystem)",
+                trace.line
+            ),
+            at_us: rec.realtime_us,
+        };
+        self.table
+            .observe_stamped(&obs, &Place::default(), None, at, trace.stamp.as_deref())
+    }
+
+    /// A freeze agent's line: a freeze starts the clock, a thaw ends it and its incident.
+    fn freeze_agent(&mut self, obs: &Observation, rec: &LogRecord, at: u64) -> Vec<Notification> {
+        if obs.resolves {
+            self.pending_freeze = None;
+            let key = incidents::key(Kind::FsFrozen, "");
+            return self.table.clear(&key, at, &obs.message);
+        }
+        if self.frozen_secs == 0 {
+            return Vec::new();
+        }
+        match &self.pending_freeze {
+            // A second freeze while frozen (qemu-ga answers it without freezing again): the
+            // first one's clock runs on.
+            Some(_) => Vec::new(),
+            None => {
+                self.pending_freeze = Some(PendingFreeze {
+                    at,
+                    line: obs.message.clone(),
+                    stamp: Self::stamp_of(rec),
+                    opened: false,
+                });
+                Vec::new()
+            }
+        }
+    }
+
+    /// A freeze that was not thawed within `frozen_secs`: its incident, which lasts until the
+    /// thaw (or the process scan sees the blocked writers resume).
+    fn freeze_due(&mut self, now: u64) -> Vec<Notification> {
+        let secs = self.frozen_secs;
+        let Some(p) = self.pending_freeze.as_mut() else {
+            return Vec::new();
+        };
+        if p.opened || secs == 0 || now < p.at + secs {
+            return Vec::new();
+        }
+        p.opened = true;
+        let obs = Observation {
+            kind: Kind::FsFrozen,
+            severity: Severity::Critical,
+            device: None,
+            resolves: false,
+            message: format!("{} (and no thaw for {} s)", p.line, now - p.at),
+            at_us: Some(now * 1_000_000),
+        };
+        let (at, stamp) = (p.at, p.stamp.clone());
+        let notes = self.table.observe_stamped(
+            &obs,
+            &Place::default(),
+            None,
+            at.max(now),
+            stamp.as_deref(),
+        );
+        self.table
+            .set_condition(&incidents::key(Kind::FsFrozen, ""), true);
         notes
     }
 
@@ -307,10 +490,21 @@ impl Engine {
     ) -> Vec<Notification> {
         let now = now_ms / 1000;
         let mut notes = Vec::new();
+        notes.extend(self.freeze_due(now));
         for f in findings {
-            let place = incidents::locate(inv, &f.device);
-            let subject = place.disk.clone().unwrap_or_else(|| f.device.clone());
-            let key = incidents::key(f.kind, &subject);
+            let (place, key) = if f.kind == Kind::FsFrozen {
+                // One incident per machine, whatever told of it; the mount the scan found
+                // the writers blocked on is its place.
+                let place = incidents::place_of_mount(inv, &f.device);
+                (place, incidents::key(Kind::FsFrozen, ""))
+            } else {
+                let place = incidents::locate(inv, &f.device);
+                let subject = place.disk.clone().unwrap_or_else(|| f.device.clone());
+                (place, incidents::key(f.kind, &subject))
+            };
+            if f.kind == Kind::FsFrozen && !f.holds {
+                self.pending_freeze = None;
+            }
             if f.holds {
                 let obs = f.observation(now_ms * 1000);
                 notes.extend(self.table.observe(&obs, &place, None, now));

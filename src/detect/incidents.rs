@@ -54,6 +54,10 @@ fn category(kind: Kind) -> &'static str {
         KnobContested => "knob",
         // Its own key: a disk incident's condition is its mount flags, not the array's state.
         MdDegraded => "md",
+        FsFrozen => "frozen",
+        // A rule's incidents are keyed by its kind: the config refuses names that are
+        // categories.
+        Rule(k) => k.as_str(),
         _ => "disk",
     }
 }
@@ -99,6 +103,23 @@ fn stage(kind: Kind) -> u8 {
 fn worse(a: Kind, sa: Severity, b: Kind, sb: Severity) -> bool {
     (sb, stage(b)) > (sa, stage(a))
 }
+
+/// Every category [`category`] gives a built-in kind: a `[[watch.rule]]` kind may not be
+/// named like one (its incidents would share their keys).
+pub(crate) const CATEGORIES: &[&str] = &[
+    "stall",
+    "latency",
+    "nfs",
+    "iscsi",
+    "multipath",
+    "hung-task",
+    "dirty",
+    "log-gap",
+    "knob",
+    "md",
+    "frozen",
+    "disk",
+];
 
 /// Where a device named in a message lives: its whole disk, mounts and filesystem type.
 #[derive(Debug, Clone, Default)]
@@ -201,6 +222,25 @@ pub(crate) fn locate(inv: &Inventory, device: &str) -> Place {
     }
 }
 
+/// The place of a mount point: itself, the disk it is on and its filesystem (nothing but the
+/// mount point when the inventory does not have it).
+pub(crate) fn place_of_mount(inv: &Inventory, mount_point: &str) -> Place {
+    if mount_point.is_empty() {
+        return Place::default();
+    }
+    match inv.mounts.iter().find(|m| m.mount_point == mount_point) {
+        Some(m) => Place {
+            disk: m.disk.clone(),
+            mounts: vec![m.mount_point.clone()],
+            fstype: Some(m.fstype.clone()),
+        },
+        None => Place {
+            mounts: vec![mount_point.to_string()],
+            ..Place::default()
+        },
+    }
+}
+
 /// A short text for a person.
 fn describe(kind: Kind) -> &'static str {
     use Kind::*;
@@ -245,6 +285,8 @@ fn describe(kind: Kind) -> &'static str {
         LogGap => "kernel log records lost",
         KnobContested => "knob set back by another writer",
         MdDegraded => "md array degraded",
+        FsFrozen => "filesystem frozen",
+        Rule(k) => k.as_str(),
     }
 }
 
@@ -582,6 +624,9 @@ fn subject(kind: Kind, device: Option<&str>, place: &Place) -> String {
             .or_else(|| device.map(str::to_string))
             .unwrap_or_default(),
         "dirty" | "log-gap" => String::new(),
+        // One incident per machine: a freeze agent freezes every filesystem at once, and a
+        // hung writer's trace does not say which; the mounts known to be frozen are its place.
+        "frozen" => String::new(),
         _ => device.map(str::to_string).unwrap_or_default(),
     }
 }

@@ -144,12 +144,66 @@ pub enum Kind {
     /// Another writer keeps setting a knob back (the tuning half's drift checks): the
     /// incident's `device` is the knob (`sda scsi_timeout`); it lasts while the contest does.
     KnobContested,
+    /// A filesystem stayed frozen (FIFREEZE: a backup's freeze whose thaw was lost) longer than
+    /// `[watch] frozen_secs`: every writer to it blocks. `device` is its mount point, or empty
+    /// when the signal does not say which filesystem (a hung writer's trace).
+    FsFrozen,
+    /// A kind defined by a `[[watch.rule]]` of tunerd.toml: its name is the rule's `kind`.
+    #[serde(untagged)]
+    Rule(RuleKind),
+}
+
+/// The name of a user-defined kind (`[[watch.rule]]` `kind`), interned: a kind is `Copy` and
+/// its name lives as long as the process. Each distinct name is allocated once, however often
+/// the configuration is reloaded, so the memory is bounded by the names ever configured.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RuleKind(&'static str);
+
+impl RuleKind {
+    /// The interned kind named `name`.
+    pub fn new(name: &str) -> RuleKind {
+        static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+            std::sync::Mutex::new(std::collections::BTreeSet::new());
+        let mut names = crate::util::sync::lock(&NAMES);
+        if let Some(known) = names.get(name) {
+            return RuleKind(known);
+        }
+        let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+        names.insert(leaked);
+        RuleKind(leaked)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for RuleKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Serialize for RuleKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RuleKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RuleKind, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(RuleKind::new(&name))
+    }
 }
 
 impl Kind {
     /// The stable `snake_case` name (the serde name): an incident's `kind`, Alertmanager's
     /// `alertname`, the metric label, `TUNERD_KIND`.
     pub fn name(self) -> String {
+        if let Kind::Rule(k) = self {
+            return k.as_str().to_string();
+        }
         match serde_json::to_value(self) {
             Ok(serde_json::Value::String(s)) => s,
             _ => format!("{self:?}"),

@@ -11,6 +11,7 @@ use crate::alert::{AlertConfig, Dispatcher, Metrics};
 use crate::api::{Announce, EventsReply};
 use crate::config::WatchSettings;
 use crate::detect::incidents::{IncidentConfig, Incidents};
+use crate::detect::rules::Rules;
 use crate::detect::sources::fanotify::FsErrorWatch;
 use crate::detect::sources::kmsg::Batch;
 use crate::detect::sources::samplers::{Sampler, StallConfig};
@@ -51,7 +52,7 @@ fn boot_time(root: &Root) -> u64 {
 impl Detection {
     pub(crate) fn new(root: &Root, watch: &WatchSettings) -> Detection {
         let saved: Incidents = state_files::load_json(root, INCIDENTS).unwrap_or_default();
-        Detection {
+        let mut detection = Detection {
             engine: Engine::new(
                 IncidentConfig {
                     quiet_secs: watch.quiet_secs,
@@ -76,6 +77,20 @@ impl Detection {
             kmsg_records: 0,
             sources: Default::default(),
             incidents_total: BTreeMap::new(),
+        };
+        detection.set_watch(watch);
+        detection
+    }
+
+    /// The parts of `[watch]` that take effect without a restart: `frozen_secs` and the
+    /// `[[watch.rule]]`s (the journal source follows new rules' programs at its next start).
+    pub(crate) fn set_watch(&mut self, watch: &WatchSettings) {
+        self.engine.set_frozen_secs(watch.frozen_secs);
+        self.sampler.frozen.secs = watch.frozen_secs;
+        match Rules::compile(&watch.rules) {
+            Ok(rules) => self.engine.set_rules(rules),
+            // The parser checked every rule; this would be a bug, so say so and go on without.
+            Err(e) => log!(err, "[[watch.rule]] not used: {e}"),
         }
     }
 

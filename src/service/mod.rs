@@ -132,7 +132,7 @@ impl Sources {
         }
         // Storage daemons' journal entries, when there is a journal (systemd machines).
         let journal = match (watch.journal && state.root.is_host())
-            .then(|| JournalWatch::start(&state.root))
+            .then(|| JournalWatch::start(&state.root, &journal_programs(&watch.rules)))
         {
             Some(Ok(j)) => Some(j),
             Some(Err(e)) => {
@@ -238,6 +238,14 @@ impl Sources {
 }
 
 /// A periodic timer: `None` when off.
+/// The journal identifiers the `[[watch.rule]]`s match on.
+fn journal_programs(rules: &[crate::detect::rules::RuleSpec]) -> Vec<String> {
+    let mut p: Vec<String> = rules.iter().filter_map(|r| r.program.clone()).collect();
+    p.sort();
+    p.dedup();
+    p
+}
+
 struct Every {
     every: Option<Duration>,
     next: Option<Instant>,

@@ -604,6 +604,7 @@ impl State {
             chosen_by,
         } = loaded;
         let alerts_changed = config.alert != self.config.alert;
+        self.detection.set_watch(&config.watch);
         self.config = config;
         if alerts_changed {
             self.start_alerts();

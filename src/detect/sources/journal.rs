@@ -43,6 +43,9 @@ pub(crate) const PROGRAMS: &[&str] = &[
     "mount.nfs",
     "smartd",
     "mdadm",
+    // Freeze agents: a freeze without its thaw is an `fs_frozen` incident.
+    "qemu-ga",
+    "Hyper-V VSS",
 ];
 
 pub(crate) struct JournalWatch {
@@ -51,6 +54,8 @@ pub(crate) struct JournalWatch {
     pending: Vec<u8>,
     cursor: Option<String>,
     saved: Option<String>,
+    /// Identifiers followed besides [`PROGRAMS`]: those of `[[watch.rule]]`s.
+    extra: Vec<String>,
 }
 
 /// How long to wait before restarting journalctl after its `failures`-th exit in a row:
@@ -61,20 +66,22 @@ pub(crate) fn restart_delay(failures: u32) -> Duration {
 }
 
 impl JournalWatch {
-    /// Starts journalctl after the saved cursor (or from the start of this boot).
-    pub(crate) fn start(root: &Root) -> io::Result<JournalWatch> {
+    /// Starts journalctl after the saved cursor (or from the start of this boot), following
+    /// [`PROGRAMS`] and the `extra` identifiers (user rules').
+    pub(crate) fn start(root: &Root, extra: &[String]) -> io::Result<JournalWatch> {
         let saved = root
             .read_opt(CURSOR)
             .ok()
             .flatten()
             .filter(|c| !c.is_empty());
-        let (child, stdout) = spawn(saved.as_deref())?;
+        let (child, stdout) = spawn(saved.as_deref(), extra)?;
         Ok(JournalWatch {
             child,
             stdout,
             pending: Vec::new(),
             cursor: saved.clone(),
             saved,
+            extra: extra.to_vec(),
         })
     }
 
@@ -84,7 +91,7 @@ impl JournalWatch {
     /// caller tries again after its backoff.
     pub(crate) fn restart(&mut self, root: &Root) -> io::Result<()> {
         self.commit(root);
-        let (child, stdout) = spawn(self.cursor.as_deref())?;
+        let (child, stdout) = spawn(self.cursor.as_deref(), &self.extra)?;
         let mut old = std::mem::replace(&mut self.child, child);
         self.stdout = stdout;
         self.pending.clear();
@@ -96,8 +103,8 @@ impl JournalWatch {
 
 /// journalctl following the watched programs' root entries, after `cursor` (or from the start
 /// of this boot), its stdout non-blocking.
-fn spawn(cursor: Option<&str>) -> io::Result<(Child, ChildStdout)> {
-    let mut child = command(cursor)
+fn spawn(cursor: Option<&str>, extra: &[String]) -> io::Result<(Child, ChildStdout)> {
+    let mut child = command(cursor, extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -119,7 +126,7 @@ fn spawn(cursor: Option<&str>) -> io::Result<(Child, ChildStdout)> {
 }
 
 /// The journalctl command line: the watched programs' entries from root, as JSON.
-fn command(cursor: Option<&str>) -> Command {
+fn command(cursor: Option<&str>, extra: &[String]) -> Command {
     let mut cmd = Command::new("journalctl");
     cmd.args([
         "--follow",
@@ -129,6 +136,9 @@ fn command(cursor: Option<&str>) -> Command {
         "--boot",
     ]);
     for p in PROGRAMS {
+        cmd.args(["--identifier", p]);
+    }
+    for p in extra.iter().filter(|p| !PROGRAMS.contains(&p.as_str())) {
         cmd.args(["--identifier", p]);
     }
     match cursor {
@@ -208,9 +218,13 @@ mod tests {
 
     #[test]
     fn only_roots_entries_are_asked_for() {
-        let cmd = command(Some("s=1"));
+        let cmd = command(Some("s=1"), &["zed".to_string()]);
         let args: Vec<_> = cmd.get_args().filter_map(|a| a.to_str()).collect();
         assert!(args.contains(&"--identifier") && args.contains(&"multipathd"));
+        assert!(
+            args.contains(&"zed") && args.contains(&"qemu-ga"),
+            "{args:?}"
+        );
         assert!(args.contains(&"--after-cursor=s=1"));
         assert_eq!(args.last(), Some(&"_UID=0"), "{args:?}");
     }
@@ -230,7 +244,7 @@ mod tests {
     fn a_killed_journalctl_is_restarted() {
         let dir = std::env::temp_dir().join(format!("tunerd-journal-{}", std::process::id()));
         let root = Root::new(&dir);
-        let Ok(mut w) = JournalWatch::start(&root) else {
+        let Ok(mut w) = JournalWatch::start(&root, &[]) else {
             eprintln!("no journalctl: skipped");
             return;
         };

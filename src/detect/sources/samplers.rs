@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::detect::sources::frozen::FrozenScan;
 use crate::detect::types::{Kind, Observation, Severity};
 use crate::host::inventory::parse_mountinfo;
 use crate::host::sys::Root;
@@ -254,6 +255,8 @@ pub(crate) struct Sampler {
     dirty_pct: u64,
     dirty_high: bool,
     page_size: u64,
+    /// Writers blocked by a frozen filesystem ([`FrozenScan`]).
+    pub frozen: FrozenScan,
 }
 
 impl Sampler {
@@ -276,6 +279,7 @@ impl Sampler {
             dirty_pct,
             dirty_high: false,
             page_size,
+            frozen: FrozenScan::new(crate::detect::FROZEN_SECS),
         }
     }
 
@@ -384,6 +388,11 @@ impl Sampler {
             }
         }
         out.extend(self.md_arrays(root));
+        if self.frozen.due(now_ms) {
+            if let Ok(mountinfo) = root.read("proc/self/mountinfo") {
+                out.extend(self.frozen.sample(root, now_ms, &mountinfo));
+            }
+        }
         if let (Ok(meminfo), Ok(vmstat)) = (root.read("proc/meminfo"), root.read("proc/vmstat")) {
             if let Some((dirty, threshold)) = dirty_state(&meminfo, &vmstat, self.page_size) {
                 let high = threshold > 0 && dirty * 100 >= threshold * self.dirty_pct;
@@ -484,7 +493,7 @@ impl Finding {
         let severity = match self.kind {
             Kind::FilesystemReadOnly | Kind::IoStall => Severity::Critical,
             // One more failure and the array (and every filesystem on it) fails.
-            Kind::MdDegraded => Severity::Critical,
+            Kind::MdDegraded | Kind::FsFrozen => Severity::Critical,
             _ => Severity::Warning,
         };
         Observation {

@@ -93,7 +93,7 @@ const FUSE: [Need; 3] = [
 
 const FIXTURE: [Need; 3] = FUSE;
 
-const KERNEL: [Need; 17] = [
+const KERNEL: [Need; 18] = [
     ROOT,
     Need {
         name: "loop",
@@ -102,6 +102,7 @@ const KERNEL: [Need; 17] = [
     },
     program("losetup", "apt-get install util-linux"),
     program("setpriv", "apt-get install util-linux"),
+    program("fsfreeze", "apt-get install util-linux"),
     program("mkfs.ext4", "apt-get install e2fsprogs"),
     program("mkfs.xfs", "apt-get install xfsprogs"),
     program("mkfs.btrfs", "apt-get install btrfs-progs"),

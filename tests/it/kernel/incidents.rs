@@ -843,3 +843,83 @@ fn real_kernel_dirty_memory_at_the_threshold_is_an_incident() {
     );
     drop(mounted);
 }
+
+/// Thaws a filesystem the test froze, on drop (before its unmount: declared after the mount).
+struct Thaw(PathBuf);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        let _ = Command::new("fsfreeze")
+            .arg("-u")
+            .arg(&self.0)
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A backup's freeze that is never thawed: `fsfreeze -f` on a real ext4, a writer blocks on
+/// it (in `D`, waiting on the superblock's freeze lock). The daemon's process scan finds the
+/// writer after `frozen_secs` and opens one `fs_frozen` incident naming the frozen mount; the
+/// thaw lets the writer finish and ends the incident.
+#[test]
+fn real_kernel_frozen_filesystem_is_an_incident_until_thawed() {
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
+    let _serial = kernel_lock();
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("frozen");
+    let disk = LoopDev::new(&root.loop_dir(), 64);
+    let dev = format!("/dev/{}", disk.name);
+    run(Command::new("mkfs.ext4").args(["-q", "-F", &dev]));
+    let mnt = root.scratch.join("frozen");
+    let _mounted = mount(&dev, &mnt, "defaults");
+    let file = mnt.join("journal.log");
+    fs::write(&file, "before\n").expect("write before the freeze");
+    config(&root, "frozen_secs = 2\n");
+    let daemon = Tunerd::start(&root, Some(&bus));
+    run(Command::new("fsfreeze").arg("-f").arg(&mnt));
+    let _thaw = Thaw(mnt.clone());
+    // A writer that appends to the file: it sleeps on the freeze until the thaw.
+    let mut writer = Command::new("sh")
+        .arg("-c")
+        .arg(format!("echo during >> '{}'", file.display()))
+        .spawn()
+        .expect("writer");
+    let mut found = None;
+    eventually(Duration::from_secs(30), || {
+        let events = call_json(&bus, "Events", &[]);
+        found = events["open"]
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["kind"] == "fs_frozen").cloned());
+        found.is_some()
+    });
+    let inc = found.unwrap_or_else(|| panic!("no fs_frozen incident:\n{}", daemon.log()));
+    assert_eq!(inc["severity"], "critical", "{inc}");
+    assert_eq!(inc["mounts"][0], mnt.display().to_string(), "{inc}");
+    assert_eq!(inc["disk"], disk.name.as_str(), "{inc}");
+    assert_eq!(inc["fstype"], "ext4", "{inc}");
+    let evidence = inc["evidence"].to_string();
+    assert!(
+        evidence.contains("blocked on a frozen filesystem") && evidence.contains("sh["),
+        "{evidence}"
+    );
+    assert!(
+        writer.try_wait().expect("writer").is_none(),
+        "the writer is still blocked"
+    );
+    run(Command::new("fsfreeze").arg("-u").arg(&mnt));
+    assert!(writer.wait().expect("writer").success());
+    assert_eq!(fs::read_to_string(&file).expect("read"), "before\nduring\n");
+    let ended = eventually(Duration::from_secs(20), || {
+        let events = call_json(&bus, "Events", &[]);
+        let open = events["open"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|i| i["kind"] == "fs_frozen"));
+        let recent = events["recent"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|i| i["kind"] == "fs_frozen"));
+        !open && recent
+    });
+    assert!(ended.is_some(), "fs_frozen did not end:\n{}", daemon.log());
+}

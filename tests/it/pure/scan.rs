@@ -36,7 +36,7 @@ fn each_real_failure_is_found_as_one_incident_per_failing_device() {
         ("ext4-full-tmpfs.dmesg", &[("ext4_journal_abort", "loop2")]),
         ("ext4-trigger-error.kmsg", &[("ext4_read_only", "loop0")]),
         ("btrfs-full.dmesg", &[("btrfs_read_only", "loop11")]),
-        ("hung-task.dmesg", &[("hung_task", "")]),
+        ("hung-task.dmesg", &[("fs_frozen", ""), ("hung_task", "")]),
         ("xfs-shutdown.kmsg", &[("xfs_shutdown", "loop10")]),
         ("xfs-full.dmesg", &[("writeback_error", "loop9")]),
         (
@@ -387,4 +387,98 @@ fn the_report_names_the_deciding_line_when_and_where() {
         text.contains("line:  INFO: task jbd2/sda3-8:373 blocked for more than 120 seconds."),
         "{text}"
     );
+}
+
+/// A `[[watch.rule]]` tried on a saved log before it is deployed: the hpsa driver's failed
+/// aborts in a real capture (public-dcache-medium-timeout.syslog), which the catalog does not
+/// know, become incidents of the rule's kind on the device it captures; the built-in
+/// incidents of the log stay as they were.
+#[test]
+fn a_user_rule_finds_its_lines_in_a_saved_log_and_a_bad_one_is_refused_with_its_place() {
+    let dir = std::env::temp_dir().join(format!("tunerd-rule-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("tunerd.toml");
+    std::fs::write(
+        &config,
+        "[watch]\n\
+         [[watch.rule]]\n\
+         kind = \"hpsa_abort_failed\"\n\
+         pattern = \"hpsa {device} ABORT REQUEST on * FAILED. Aborted command has not completed after * seconds.\"\n\
+         severity = \"critical\"\n",
+    )
+    .expect("config");
+    let log = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/logs/public-dcache-medium-timeout.syslog");
+    let run = |config: &std::path::Path| {
+        Command::new(common::tunerctl())
+            .args(["scan", "--json", "--config"])
+            .arg(config)
+            .arg(&log)
+            .output()
+            .expect("tunerctl scan")
+    };
+    let out = run(&config);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let kinds = found(&v);
+    assert!(
+        kinds.contains(&("hpsa_abort_failed".to_string(), "0000:06:00.0".to_string())),
+        "{kinds:?}"
+    );
+    let (_, without) = scan("public-dcache-medium-timeout.syslog");
+    let mut builtin = found(&without);
+    builtin.push(("hpsa_abort_failed".into(), "0000:06:00.0".into()));
+    builtin.sort();
+    assert_eq!(
+        kinds, builtin,
+        "the rule adds its incident and changes nothing else"
+    );
+    let inc = v["incidents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["kind"] == "hpsa_abort_failed"))
+        .expect("the rule's incident");
+    assert_eq!(inc["severity"], "critical");
+
+    // A pattern with an unclosed capture: exit 4, one line naming file:line:column.
+    std::fs::write(
+        &config,
+        "[watch]\n[[watch.rule]]\nkind = \"x_reset\"\npattern = \"hpsa {device ABORT\"\n",
+    )
+    .expect("config");
+    let out = run(&config);
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:4:17:", config.display())) && err.contains("`{` without its `}`"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // A kind named like a built-in one.
+    std::fs::write(
+        &config,
+        "[watch]\n[[watch.rule]]\nkind = \"scsi_offline\"\npattern = \"hpsa gone\"\n",
+    )
+    .expect("config");
+    let err = String::from_utf8_lossy(&run(&config).stderr).to_string();
+    assert!(
+        err.contains(":3:8:") && err.contains("built-in kind"),
+        "{err}"
+    );
+    // A device capture the pattern does not have.
+    std::fs::write(
+        &config,
+        "[watch]\n[[watch.rule]]\nkind = \"hpsa_x\"\npattern = \"hpsa {dev} gone\"\ndevice = \"device\"\n",
+    )
+    .expect("config");
+    let err = String::from_utf8_lossy(&run(&config).stderr).to_string();
+    assert!(
+        err.contains(":5:10:") && err.contains("it has: {dev}"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
