@@ -923,3 +923,69 @@ fn real_kernel_frozen_filesystem_is_an_incident_until_thawed() {
     });
     assert!(ended.is_some(), "fs_frozen did not end:\n{}", daemon.log());
 }
+
+/// A `[[watch.rule]]` in the running daemon, added by a reload: the kernel's own line for a
+/// loop device whose size changed (`loopN: detected capacity change from 0 to N`, which the
+/// catalog does not know) becomes an incident of the rule's kind on that device, with its
+/// disk; the `end` line (the kernel's for the same device shrunk: `from 32768 to 16384`) ends
+/// it.
+#[test]
+fn real_kernel_user_rule_added_by_reload_opens_and_ends_its_incident() {
+    let Some(_tier) = tier::require(Tier::Kernel) else {
+        return;
+    };
+    let _serial = kernel_lock();
+    let bus = PrivateBus::start();
+    let root = KernelRoot::new("rule");
+    config(&root, "");
+    let daemon = Tunerd::start(&root, Some(&bus));
+    config(
+        &root,
+        "[[watch.rule]]\n\
+         kind = \"loop_resized\"\n\
+         pattern = \"{device}: detected capacity change from 0 to *\"\n\
+         severity = \"info\"\n\
+         end = \"{device}: detected capacity change from 32768 to *\"\n",
+    );
+    let out = busctl(&bus, &["call", IFACE, PATH, IFACE, "Reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let disk = LoopDev::new(&root.loop_dir(), 16);
+    let mut found = None;
+    eventually(Duration::from_secs(15), || {
+        let events = call_json(&bus, "Events", &[]);
+        found = events["open"].as_array().and_then(|a| {
+            a.iter()
+                .find(|i| i["kind"] == "loop_resized" && i["device"] == disk.name.as_str())
+                .cloned()
+        });
+        found.is_some()
+    });
+    let inc = found.unwrap_or_else(|| panic!("no loop_resized incident:\n{}", daemon.log()));
+    assert_eq!(inc["severity"], "info");
+    assert_eq!(inc["disk"], disk.name.as_str());
+    assert!(inc["evidence"][0]
+        .as_str()
+        .is_some_and(|e| e.contains("detected capacity change from 0 to 32768")));
+    let name = disk.name.clone();
+    // Shrunk and re-read: `detected capacity change from 32768 to 16384`.
+    fs::File::options()
+        .write(true)
+        .open(&disk.backing)
+        .and_then(|f| f.set_len(8 << 20))
+        .expect("shrink");
+    run(Command::new("losetup")
+        .arg("-c")
+        .arg(format!("/dev/{name}")));
+    let ended = eventually(Duration::from_secs(15), || {
+        let events = call_json(&bus, "Events", &[]);
+        events["recent"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|i| i["kind"] == "loop_resized" && i["device"] == name.as_str())
+        })
+    });
+    assert!(ended.is_some(), "not ended:\n{}", daemon.log());
+}
