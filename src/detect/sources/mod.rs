@@ -5,4 +5,5 @@
 pub(crate) mod fanotify;
 pub(crate) mod journal;
 pub(crate) mod kmsg;
+pub(crate) mod mdstat;
 pub(crate) mod samplers;
