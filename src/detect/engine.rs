@@ -395,4 +395,110 @@ mod tests {
         assert_eq!(n.len(), 1);
         assert!(e.open().is_empty());
     }
+
+    /// The RAID and replication layers' incidents end on the line that says their condition
+    /// cleared, on the records' own clock (lines as the real captures under tests/logs show
+    /// them): a DRBD link lost then back, a split brain on the same connection (one incident,
+    /// escalated), a thin pool out of space then grown, an md array degraded then rebuilt.
+    #[test]
+    fn raid_and_replication_incidents_end_when_their_layer_recovers() {
+        let mut e = Engine::new(
+            IncidentConfig::default(),
+            Incidents::default(),
+            Clock::Saved,
+        );
+        let rec = |at: u64, m: &str| LogRecord {
+            message: m.to_string(),
+            monotonic_us: Some(at * 1_000_000),
+            sender: crate::detect::types::Sender::Kernel,
+            ..LogRecord::default()
+        };
+        let kinds = |e: &Engine| -> Vec<(Kind, String)> {
+            e.open()
+                .iter()
+                .map(|i| (i.kind, i.device.clone().unwrap_or_default()))
+                .collect()
+        };
+        let w = "windows10-boot:windows10";
+        e.records(
+            &[
+                rec(10, "drbd windows10-boot windows10: PingAck did not arrive in time."),
+                rec(10, "drbd windows10-boot windows10: conn( Connected -> NetworkFailure ) peer( Secondary -> Unknown )"),
+            ],
+            None,
+            0,
+        );
+        assert_eq!(kinds(&e), [(Kind::DrbdConnectionLost, w.to_string())]);
+        // Hours later, still lost: the link's incident has a lasting condition.
+        let n = e.records(
+            &[rec(
+                7200,
+                "drbd windows10-boot windows10: conn( Unconnected -> Connecting )",
+            )],
+            None,
+            0,
+        );
+        assert!(n.is_empty(), "{n:?}");
+        let n = e.records(
+            &[rec(7300, "drbd windows10-boot windows10: Split-Brain detected but unresolved, dropping connection!")],
+            None,
+            0,
+        );
+        assert_eq!(n.len(), 1, "escalated: {n:?}");
+        assert_eq!(kinds(&e), [(Kind::DrbdSplitBrain, w.to_string())]);
+        let n = e.records(
+            &[rec(7400, "drbd windows10-boot windows10: conn( Connecting -> Connected ) peer( Unknown -> Secondary )")],
+            None,
+            0,
+        );
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].event, crate::detect::types::IncidentState::Resolved);
+        assert!(e.open().is_empty());
+
+        e.records(
+            &[rec(
+                8000,
+                "device-mapper: thin: 253:2: switching pool to out-of-data-space (queue IO) mode",
+            )],
+            None,
+            0,
+        );
+        e.records(
+            &[rec(
+                8060,
+                "device-mapper: thin: 253:2: switching pool to out-of-data-space (error IO) mode",
+            )],
+            None,
+            0,
+        );
+        assert_eq!(e.open()[0].kind, Kind::DmThinOutOfSpace);
+        assert_eq!(e.open()[0].severity, Severity::Critical);
+        let n = e.records(
+            &[rec(
+                9000,
+                "device-mapper: thin: 253:2: switching pool to write mode",
+            )],
+            None,
+            0,
+        );
+        assert_eq!(n.len(), 1);
+        assert!(e.open().is_empty());
+
+        e.records(
+            &[rec(
+                10_000,
+                "md/raid1:md0: Operation continuing on 1 devices.",
+            )],
+            None,
+            0,
+        );
+        assert_eq!(kinds(&e), [(Kind::MdDegraded, "md0".to_string())]);
+        e.records(&[rec(20_000, "md: recovery of RAID array md0")], None, 0);
+        assert_eq!(e.open().len(), 1, "rebuilding is still degraded");
+        e.records(&[rec(20_100, "md: md0: recovery interrupted.")], None, 0);
+        assert_eq!(e.open().len(), 1);
+        let n = e.records(&[rec(30_000, "md: md0: recovery done.")], None, 0);
+        assert_eq!(n.len(), 1);
+        assert!(e.open().is_empty());
+    }
 }

@@ -54,6 +54,11 @@ fn category(kind: Kind) -> &'static str {
         KnobContested => "knob",
         // Its own key: a disk incident's condition is its mount flags, not the array's state.
         MdDegraded => "md",
+        // A DRBD connection (`resource:peer`), its split brain and recovery are one incident.
+        DrbdConnectionLost | DrbdSplitBrain => "drbd",
+        DrbdDiskFailed => "drbd-disk",
+        ZfsPoolSuspended | ZfsVdevFault | ZfsIoError => "zfs",
+        DmThinOutOfSpace | DmThinPoolFailed => "dm-thin",
         _ => "disk",
     }
 }
@@ -77,6 +82,13 @@ fn has_condition(kind: Kind) -> bool {
             | Kind::NfsNotResponding
             | Kind::MultipathPathFailed
             | Kind::MultipathNoPaths
+            | Kind::DrbdConnectionLost
+            | Kind::DrbdSplitBrain
+            | Kind::DrbdDiskFailed
+            | Kind::ZfsPoolSuspended
+            | Kind::ZfsVdevFault
+            | Kind::DmThinOutOfSpace
+            | Kind::DmThinPoolFailed
     )
 }
 
@@ -90,6 +102,10 @@ fn stage(kind: Kind) -> u8 {
         Ext4DataLoss => 4,
         Ext4Error | BtrfsError | XfsLogError | XfsMetadataError | WritebackError => 3,
         ScsiOffline | ScsiRejectedIo | NvmeReset | MdDiskFailure => 2,
+        // RAID and replication layers: a suspended pool or failed thin pool stops all writes.
+        ZfsPoolSuspended | DmThinPoolFailed => 6,
+        DrbdSplitBrain | DmThinOutOfSpace => 5,
+        DrbdDiskFailed | ZfsVdevFault => 2,
         _ => 1,
     }
 }
@@ -245,6 +261,14 @@ fn describe(kind: Kind) -> &'static str {
         LogGap => "kernel log records lost",
         KnobContested => "knob set back by another writer",
         MdDegraded => "md array degraded",
+        DrbdConnectionLost => "DRBD replication link lost",
+        DrbdSplitBrain => "DRBD split brain",
+        DrbdDiskFailed => "DRBD local disk failed",
+        ZfsPoolSuspended => "ZFS pool suspended",
+        ZfsVdevFault => "ZFS vdev faulted or degraded",
+        ZfsIoError => "ZFS I/O errors",
+        DmThinOutOfSpace => "thin pool out of data space",
+        DmThinPoolFailed => "thin pool read-only or failed",
     }
 }
 
@@ -593,6 +617,7 @@ fn fstype_of(kind: Kind) -> Option<String> {
         Ext4Error | Ext4JournalAbort | Ext4ReadOnly | Ext4DataLoss | Ext4Shutdown => "ext4",
         XfsShutdown | XfsLogError | XfsMetadataError => "xfs",
         BtrfsError | BtrfsReadOnly | BtrfsTransactionAbort | BtrfsDeviceErrors => "btrfs",
+        ZfsPoolSuspended | ZfsVdevFault | ZfsIoError => "zfs",
         _ => return None,
     };
     Some(t.to_string())

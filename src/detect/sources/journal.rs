@@ -43,6 +43,8 @@ pub(crate) const PROGRAMS: &[&str] = &[
     "mount.nfs",
     "smartd",
     "mdadm",
+    // ZFS's event daemon: the all-syslog.sh zedlet logs each event as `zed` (root).
+    "zed",
 ];
 
 pub(crate) struct JournalWatch {
@@ -211,6 +213,7 @@ mod tests {
         let cmd = command(Some("s=1"));
         let args: Vec<_> = cmd.get_args().filter_map(|a| a.to_str()).collect();
         assert!(args.contains(&"--identifier") && args.contains(&"multipathd"));
+        assert!(args.contains(&"zed"), "ZFS's zed is followed: {args:?}");
         assert!(args.contains(&"--after-cursor=s=1"));
         assert_eq!(args.last(), Some(&"_UID=0"), "{args:?}");
     }
