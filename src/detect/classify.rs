@@ -485,18 +485,21 @@ fn md(m: &str) -> Option<Hit<'_>> {
 /// rebuilt into it) ends it. `md: md0: recovery interrupted.` and the `resync` / `check` /
 /// `repair` passes of a whole array end nothing. The daemon's md sampler re-reports an
 /// array still degraded after a recovery (its missing count changed), so a second missing
-/// member is not lost.
+/// member is not lost. dm-raid (LVM's raid LVs) runs md's personalities without an md device:
+/// md names its array `mdX` there, which says nothing of which LV, so those lines open nothing
+/// (the member's `Disk failure on dm-3` still does, as [`MdDiskFailure`]).
 fn md_array(m: &str) -> Option<Hit<'_>> {
+    let named = |a: &str| a.starts_with("md") && a != "mdX" && !a.contains(' ');
     if let Some(r) = m.strip_prefix("md: ") {
         let (array, what) = r.split_once(": ")?;
-        if array.starts_with("md") && !array.contains(' ') && what == "recovery done." {
+        if named(array) && what == "recovery done." {
             return resolved(MdDegraded, Some(array));
         }
         return None;
     }
     let (who, what) = m.split_once(": ")?;
     let (level, array) = who.split_once(':')?;
-    if !level.starts_with("md/raid") || !array.starts_with("md") || array.contains(' ') {
+    if !level.starts_with("md/raid") || !named(array) {
         return None;
     }
     let left = what.strip_prefix("Operation continuing on ")?;
@@ -966,10 +969,10 @@ fn drbd(rest: &str) -> Option<Hit<'_>> {
 /// The new state in a DRBD state change (`conn( Connected -> NetworkFailure ) peer( ... )`):
 /// `field` is `conn( ` or `disk( `, matched at the start of the message or after a blank.
 fn state_change<'a>(msg: &'a str, field: &str) -> Option<&'a str> {
-    let i = msg.find(field)?;
-    if i > 0 && !msg[..i].ends_with(' ') {
-        return None;
-    }
+    // `disk( ` is also the tail of `pdsk( `: only a field of its own counts.
+    let (i, _) = msg
+        .match_indices(field)
+        .find(|(i, _)| *i == 0 || msg[..*i].ends_with(' '))?;
     let r = &msg[i + field.len()..];
     let (_, to) = r.split_once(" -> ")?;
     let (to, _) = to.split_once(" )")?;
@@ -1414,6 +1417,7 @@ mod tests {
             ("hv_storvsc fd1d2cbd-ce7c-535c-966b-eb5f811c95f0: tag#599 cmd 0x28 status: scsi 0x2 srb 0x4 hv 0xc0000001", is(StorvscError, Warning, "fd1d2cbd-ce7c-535c-966b-eb5f811c95f0")),
             ("md/raid1:md0: Disk failure on sdb6, disabling device.", is(MdDiskFailure, Warning, "sdb6")),
             ("md/raid:md127: Disk failure on nvme1n1p1, disabling device.", is(MdDiskFailure, Warning, "nvme1n1p1")),
+            ("md/raid1:mdX: Disk failure on dm-3, disabling device.", is(MdDiskFailure, Warning, "dm-3")),
             ("raid1: Disk failure on sdb1, disabling device.", is(MdDiskFailure, Warning, "sdb1")),
             ("md/raid1:md0: Operation continuing on 1 devices.", is(MdDegraded, Critical, "md0")),
             ("md/raid:md127: Operation continuing on 3 devices.", is(MdDegraded, Critical, "md127")),
@@ -1440,6 +1444,9 @@ mod tests {
             "md: md0: resync done.",
             "md: recovery of RAID array md0",
             "md: md0: recovery done",
+            // dm-raid: md's personalities without an md device.
+            "md/raid1:mdX: Operation continuing on 1 devices.",
+            "md: mdX: recovery done.",
             "nvme0n1: p1 p2",
         ] {
             assert_eq!(c(m), None, "{m}");
@@ -1729,6 +1736,7 @@ mod tests {
             ("drbd r0/0 drbd1: Local IO failed in drbd_request_endio. Detaching...", is(DrbdDiskFailed, Critical, "drbd1")),
             ("block drbd0: IO ERROR: neither local nor remote data, sector 0+8", is(DrbdDiskFailed, Critical, "drbd0")),
             ("drbd r0/0 drbd1: disk( Inconsistent -> UpToDate )", resolves(DrbdDiskFailed, "drbd1")),
+            ("block drbd0: disk( UpToDate -> Failed ) pdsk( UpToDate -> DUnknown )", is(DrbdDiskFailed, Critical, "drbd0")),
             ("WARNING: Pool 'zfs_pool_scsi0QEMU_QEMU_HARDDISK_disk11' has encountered an uncorrectable I/O failure and has been suspended.", is(ZfsPoolSuspended, Critical, "zfs_pool_scsi0QEMU_QEMU_HARDDISK_disk11")),
             ("SPLError: 3525:0:(spl-err.c:67:vcmn_err()) WARNING: Pool 'tank' has encountered an uncorrectable I/O failure and has been suspended.", is(ZfsPoolSuspended, Critical, "tank")),
             ("WARNING: MMP writes to pool 'Pool-0' have not succeeded in over 5s; suspending pool", is(ZfsPoolSuspended, Critical, "Pool-0")),
@@ -1747,6 +1755,8 @@ mod tests {
             "drbd vm-57da08a3-2938-4769-8959-3a11616d6ef9 os-hv-am-3: conn( Connecting -> Disconnecting )",
             "drbd pgsql/1 drbd1: disk( UpToDate -> Consistent )",
             "drbd u12215/0 drbd854 nodeA: pdsk( UpToDate -> DUnknown ) repl( Established -> Off )",
+            // The peer's disk failed: this node's copy is fine (the link's state says the rest).
+            "drbd r0/0 drbd1 peer: pdsk( UpToDate -> Failed )",
             "drbd r0/0 drbd1: Split-Brain detected, 1 primaries, automatically solved. Sync from peer node",
             "drbd u12215 nodeA: Connection closed",
             "drbd: initialized. Version: 9.2.4",
