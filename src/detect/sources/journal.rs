@@ -1,5 +1,6 @@
 //! Userspace storage daemons tell of trouble in the systemd journal, not the kernel log:
-//! multipathd (`mpatha: remaining active paths: 0`), iscsid, NFS helpers. tunerd follows
+//! multipathd (`mpatha: remaining active paths: 0`), iscsid, NFS helpers, ZFS's zed (`eid=12
+//! class=statechange pool='tank' vdev=sdb1 vdev_state=FAULTED`). tunerd follows
 //! their entries with `journalctl --follow --output=json`, a child process whose pipe the event
 //! loop reads without ever blocking (journald and its files may sit on the failing disk; only
 //! the child waits on them). The cursor of the last entry handled is kept in /run/tunerd, so a
