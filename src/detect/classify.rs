@@ -48,6 +48,7 @@
 //! | `INFO: task jbd2/sda3-8:373 blocked ...`, `INFO: task xfsaild/dm-0:512 blocked ...` | HungTask | warning | `sda3`, `dm-0` |
 //! | `md/raid1:md0: Operation continuing on 1 devices.` (a record of its own) | MdDegraded | critical | `md0` |
 //! | `md: md0: recovery done.` | MdDegraded (resolves) | info | `md0` |
+//! | `md/raid:md2: Cannot continue operation (2/4 failed).`, `md/raid1:md0: Disk failure on sdb1, this is the last device.` | MdArrayFailed | critical | `md2`, `md0` |
 //! | `drbd r0 peer: PingAck did not arrive in time.`, `... meta connection shut down by peer.`, `... conn( Connected -> NetworkFailure )` (`BrokenPipe`, `Timeout`, `ProtocolError`) | DrbdConnectionLost | warning | `r0:peer` (DRBD 9), `r0` / `drbd0` (8.x) |
 //! | `... conn( Connecting -> Connected )` | DrbdConnectionLost (resolves) | info | same |
 //! | `drbd r0/0 drbd1 peer: Split-Brain detected but unresolved, dropping connection!`, `block drbd0: Split-Brain detected, dropping connection!` | DrbdSplitBrain | critical | `r0:peer`, `drbd0` |
@@ -95,7 +96,8 @@
 //! | md `md/raid1:%s: Disk failure on %s, disabling device.` | 2.6.38+; `raid1: Disk failure on %s, disabling device.` before (seen in public-raid1-disk-failure) |
 //! | iSCSI `connection%d:%d: ping timeout of %d secs expired, ...` | 2.6.x to 6.x (seen in public-iscsi-nop-timeout, public-longhorn) |
 //! | hung task `INFO: task %s:%d blocked for more than %ld seconds.` | 2.6.x to 6.x (seen 2.6.32, 4.5, 5.10, 6.18) |
-//! | md `md/raid%s:%s: Operation continuing on %d devices.`, `md: %s: %s %s.` (done / interrupted) | 2.6.38+ (the `md/raidN:` prefix); one printk with `Disk failure on`, so one record on kernels that keep multi-line records |
+//! | md `md/raid:%s: Cannot continue operation (%d/%d failed).` | raid5.c since its MD_BROKEN rework (a 5.x kernel; the version not re-checked; seen in public-buffalo-md-raid5-failed); raid1/raid10's `Disk failure on %pg, this is the last device.` from a 2025 patch (checked in its diff, not in a release) |
+//! | md `md/raid%s:%s: Operation continuing on %d devices.`, `md: %s: %s %s.` (done / interrupted) | 2.6.38+ (the `md/raidN:` prefix); raid1/raid10 print it in one printk with `Disk failure on` (one record on kernels that keep multi-line records, which counts as the member's failure only); raid4/5/6 since the MD_BROKEN rework in a printk of its own |
 //! | DRBD `PingAck did not arrive in time.`, `meta connection shut down by peer.`, `conn( %s -> %s )`, `disk( %s -> %s )`, `Split-Brain detected but unresolved, dropping connection!`, `Local IO failed in %s.`, `IO ERROR: neither local nor remote data, sector %llu+%u` | checked in LINBIT/drbd: master (DRBD 9) and tag drbd-8.4.7 (the in-kernel 8.4); 8.3 `Split-Brain detected, dropping connection!` (DRBD 8.3 user's guide); seen 8.4 (public-ganeti) and 9 (public-drbd9-*, public-linstor, public-windrbd) |
 //! | ZFS `Pool '%s' has encountered an uncorrectable I/O failure and has been suspended.`, `MMP writes to pool '%s' have not succeeded in over %llu ms; suspending pool` | checked in openzfs/zfs master (zio.c, mmp.c); seen 0.6.3 (SPLError prefix), 0.7.1; the MMP line seen in 0.7 as `over 5s` |
 //! | zed `eid=%d class=%s pool='%s' vdev=%s ... vdev_state=%s` | checked in openzfs/zfs master (cmd/zed/zed.d/all-syslog.sh); 0.7's `pool_guid=`, `vdev_path=` form as openzfs/zfs#8967 quotes it (a unit test: that paste is `grep` output, which `tunerctl scan` does not read) |
@@ -473,7 +475,16 @@ fn md(m: &str) -> Option<Hit<'_>> {
     }
     let r = &m[i + ": Disk failure on ".len()..];
     let (dev, after) = r.split_once(',')?;
-    if dev.is_empty() || dev.contains(' ') || !after.trim_start().starts_with("disabling device") {
+    if dev.is_empty() || dev.contains(' ') {
+        return None;
+    }
+    let after = after.trim_start();
+    // raid1/raid10 failing their last in-sync member (a 2025 patch): the array is broken.
+    if after.starts_with("this is the last device") {
+        let array = who.split_once(':').map(|(_, a)| a);
+        return hit(MdArrayFailed, Critical, array.filter(|a| *a != "mdX"));
+    }
+    if !after.starts_with("disabling device") {
         return None;
     }
     hit(MdDiskFailure, Warning, Some(dev))
@@ -500,6 +511,15 @@ fn md_array(m: &str) -> Option<Hit<'_>> {
     let (who, what) = m.split_once(": ")?;
     let (level, array) = who.split_once(':')?;
     if !level.starts_with("md/raid") || !named(array) {
+        return None;
+    }
+    // raid4/5/6 past their redundancy (a record of its own since raid5's MD_BROKEN rework).
+    if let Some(n) = what.strip_prefix("Cannot continue operation (") {
+        if n.split_once(" failed)")
+            .is_some_and(|(f, _)| f.contains('/'))
+        {
+            return hit(MdArrayFailed, Critical, Some(array));
+        }
         return None;
     }
     let left = what.strip_prefix("Operation continuing on ")?;
@@ -1422,6 +1442,8 @@ mod tests {
             ("md/raid1:md0: Operation continuing on 1 devices.", is(MdDegraded, Critical, "md0")),
             ("md/raid:md127: Operation continuing on 3 devices.", is(MdDegraded, Critical, "md127")),
             ("md: md0: recovery done.", resolves(MdDegraded, "md0")),
+            ("md/raid:md2: Cannot continue operation (2/4 failed).", is(MdArrayFailed, Critical, "md2")),
+            ("md/raid1:md0: Disk failure on sdb1, this is the last device.\nmd/raid1:md0: Cannot continue operation (2/2 failed).", is(MdArrayFailed, Critical, "md0")),
             ("INFO: task jbd2/sda3-8:373 blocked for more than 120 seconds.", is(HungTask, Warning, "sda3")),
             ("INFO: task jbd2/dm-2-8:22274 blocked for more than 120 seconds.", is(HungTask, Warning, "dm-2")),
             ("INFO: task xfsaild/dm-0:512 blocked for more than 120 seconds.", is(HungTask, Warning, "dm-0")),
@@ -1447,6 +1469,9 @@ mod tests {
             // dm-raid: md's personalities without an md device.
             "md/raid1:mdX: Operation continuing on 1 devices.",
             "md: mdX: recovery done.",
+            "md/raid:md2: read error not correctable (sector 2208 on sdb6).",
+            "md/raid:md2: Cannot continue operation",
+            "md: super_written gets error=-5",
             "nvme0n1: p1 p2",
         ] {
             assert_eq!(c(m), None, "{m}");

@@ -500,5 +500,28 @@ mod tests {
         let n = e.records(&[rec(30_000, "md: md0: recovery done.")], None, 0);
         assert_eq!(n.len(), 1);
         assert!(e.open().is_empty());
+        // A RAID5 that loses one member, then a second: one incident of the array, escalated.
+        e.records(
+            &[rec(
+                40_000,
+                "md/raid:md2: Operation continuing on 3 devices.",
+            )],
+            None,
+            0,
+        );
+        let n = e.records(
+            &[rec(
+                40_001,
+                "md/raid:md2: Cannot continue operation (2/4 failed).",
+            )],
+            None,
+            0,
+        );
+        assert_eq!(
+            n.len(),
+            0,
+            "both critical: no re-fire, the kind moves on: {n:?}"
+        );
+        assert_eq!(kinds(&e), [(Kind::MdArrayFailed, "md2".to_string())]);
     }
 }

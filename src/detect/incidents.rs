@@ -53,7 +53,7 @@ fn category(kind: Kind) -> &'static str {
         LogGap => "log-gap",
         KnobContested => "knob",
         // Its own key: a disk incident's condition is its mount flags, not the array's state.
-        MdDegraded => "md",
+        MdDegraded | MdArrayFailed => "md",
         // A DRBD connection (`resource:peer`), its split brain and recovery are one incident.
         DrbdConnectionLost | DrbdSplitBrain => "drbd",
         DrbdDiskFailed => "drbd-disk",
@@ -89,6 +89,7 @@ fn has_condition(kind: Kind) -> bool {
             | Kind::ZfsVdevFault
             | Kind::DmThinOutOfSpace
             | Kind::DmThinPoolFailed
+            | Kind::MdArrayFailed
     )
 }
 
@@ -103,7 +104,7 @@ fn stage(kind: Kind) -> u8 {
         Ext4Error | BtrfsError | XfsLogError | XfsMetadataError | WritebackError => 3,
         ScsiOffline | ScsiRejectedIo | NvmeReset | MdDiskFailure => 2,
         // RAID and replication layers: a suspended pool or failed thin pool stops all writes.
-        ZfsPoolSuspended | DmThinPoolFailed => 6,
+        ZfsPoolSuspended | DmThinPoolFailed | MdArrayFailed => 6,
         DrbdSplitBrain | DmThinOutOfSpace => 5,
         DrbdDiskFailed | ZfsVdevFault => 2,
         _ => 1,
@@ -269,6 +270,7 @@ fn describe(kind: Kind) -> &'static str {
         ZfsIoError => "ZFS I/O errors",
         DmThinOutOfSpace => "thin pool out of data space",
         DmThinPoolFailed => "thin pool read-only or failed",
+        MdArrayFailed => "md array failed",
     }
 }
 

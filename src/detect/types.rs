@@ -174,6 +174,10 @@ pub enum Kind {
     /// A dm-thin pool went `read-only` or to `failure` mode (its metadata failed); ends at
     /// `switching pool to write mode`.
     DmThinPoolFailed,
+    /// An md array lost more members than it has redundancy (`md/raid:md2: Cannot continue
+    /// operation (2/4 failed).`, raid1/raid10's `Disk failure on sdb1, this is the last
+    /// device.`): its I/O fails. Lasts until the array is whole or stopped.
+    MdArrayFailed,
 }
 
 impl Kind {
