@@ -481,8 +481,13 @@ fn md(m: &str) -> Option<Hit<'_>> {
     let after = after.trim_start();
     // raid1/raid10 failing their last in-sync member (a 2025 patch): the array is broken.
     if after.starts_with("this is the last device") {
-        let array = who.split_once(':').map(|(_, a)| a);
-        return hit(MdArrayFailed, Critical, array.filter(|a| *a != "mdX"));
+        return match who.split_once(':') {
+            Some((_, array)) if !array.is_empty() && array != "mdX" => {
+                hit(MdArrayFailed, Critical, Some(array))
+            }
+            // dm-raid names no array: the member, critical.
+            _ => hit(MdDiskFailure, Critical, Some(dev)),
+        };
     }
     if !after.starts_with("disabling device") {
         return None;
@@ -1438,6 +1443,7 @@ mod tests {
             ("md/raid1:md0: Disk failure on sdb6, disabling device.", is(MdDiskFailure, Warning, "sdb6")),
             ("md/raid:md127: Disk failure on nvme1n1p1, disabling device.", is(MdDiskFailure, Warning, "nvme1n1p1")),
             ("md/raid1:mdX: Disk failure on dm-3, disabling device.", is(MdDiskFailure, Warning, "dm-3")),
+            ("md/raid1:mdX: Disk failure on dm-3, this is the last device.", is(MdDiskFailure, Critical, "dm-3")),
             ("raid1: Disk failure on sdb1, disabling device.", is(MdDiskFailure, Warning, "sdb1")),
             ("md/raid1:md0: Operation continuing on 1 devices.", is(MdDegraded, Critical, "md0")),
             ("md/raid:md127: Operation continuing on 3 devices.", is(MdDegraded, Critical, "md127")),
@@ -1468,6 +1474,7 @@ mod tests {
             "md: md0: recovery done",
             // dm-raid: md's personalities without an md device.
             "md/raid1:mdX: Operation continuing on 1 devices.",
+            "md/raid:md2: Disk failure on sdb6, something else.",
             "md: mdX: recovery done.",
             "md/raid:md2: read error not correctable (sector 2208 on sdb6).",
             "md/raid:md2: Cannot continue operation",
