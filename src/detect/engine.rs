@@ -524,4 +524,52 @@ mod tests {
         );
         assert_eq!(kinds(&e), [(Kind::MdArrayFailed, "md2".to_string())]);
     }
+
+    /// A pool the kernel said was suspended stays so while its state kstat says SUSPENDED
+    /// (past the quiet period), and ends when the sampler sees it run again: one key for both.
+    #[test]
+    fn a_suspended_pool_ends_when_its_state_says_so() {
+        let mut e = Engine::new(
+            IncidentConfig::default(),
+            Incidents::default(),
+            Clock::Saved,
+        );
+        let inv = inv();
+        let line = LogRecord {
+            message: "WARNING: Pool 'tank' has encountered an uncorrectable I/O failure and has been suspended.".into(),
+            realtime_us: Some(1_000 * 1_000_000),
+            sender: crate::detect::types::Sender::Kernel,
+            ..LogRecord::default()
+        };
+        assert_eq!(e.records(&[line], Some(&inv), 1_000).len(), 1);
+        let held = Finding {
+            kind: Kind::ZfsPoolSuspended,
+            device: "tank".into(),
+            holds: true,
+            message: "ZFS pool tank is SUSPENDED".into(),
+        };
+        let n = e.sample(
+            std::slice::from_ref(&held),
+            std::iter::empty(),
+            &inv,
+            1_001_000,
+        );
+        assert!(n.is_empty(), "the same incident: {n:?}");
+        assert!(e
+            .sample(&[], std::iter::empty(), &inv, 9_000_000)
+            .is_empty());
+        assert_eq!(
+            e.open().len(),
+            1,
+            "still suspended long after the quiet period"
+        );
+        let runs = Finding {
+            holds: false,
+            message: "ZFS pool tank is no longer suspended".into(),
+            ..held
+        };
+        let n = e.sample(&[runs], std::iter::empty(), &inv, 9_001_000);
+        assert_eq!(n.len(), 1);
+        assert!(e.open().is_empty());
+    }
 }

@@ -251,6 +251,8 @@ pub(crate) struct Sampler {
     btrfs_errors: BTreeMap<String, u64>,
     /// md arrays degraded at the last sample, and how many devices each was missing.
     md_degraded: BTreeMap<String, u64>,
+    /// ZFS pools suspended at the last sample.
+    zfs_suspended: BTreeSet<String>,
     dirty_pct: u64,
     dirty_high: bool,
     page_size: u64,
@@ -273,6 +275,7 @@ impl Sampler {
             ext4_errors: BTreeMap::new(),
             btrfs_errors: BTreeMap::new(),
             md_degraded: BTreeMap::new(),
+            zfs_suspended: BTreeSet::new(),
             dirty_pct,
             dirty_high: false,
             page_size,
@@ -384,6 +387,7 @@ impl Sampler {
             }
         }
         out.extend(self.md_arrays(root));
+        out.extend(self.zfs_pools(root));
         if let (Ok(meminfo), Ok(vmstat)) = (root.read("proc/meminfo"), root.read("proc/vmstat")) {
             if let Some((dirty, threshold)) = dirty_state(&meminfo, &vmstat, self.page_size) {
                 let high = threshold > 0 && dirty * 100 >= threshold * self.dirty_pct;
@@ -520,6 +524,48 @@ impl Sampler {
     }
 }
 
+impl Sampler {
+    /// ZFS pools by `/proc/spl/kstat/zfs/<pool>/state` (OpenZFS 0.8+: `spa_state_to_name`,
+    /// `ONLINE`, `DEGRADED`, `SUSPENDED`, ...; read without a lock, unlike `zpool status`,
+    /// which can block for seconds on a sick pool). `SUSPENDED` holds the pool's
+    /// `zfs_pool_suspended` incident open (the kernel's `... has been suspended.` line opens it
+    /// too, under the same key) until the pool runs again or is exported; other states are
+    /// zed's to report, per vdev.
+    fn zfs_pools(&mut self, root: &Root) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut now = BTreeSet::new();
+        for pool in root.list("proc/spl/kstat/zfs").unwrap_or_default() {
+            let Ok(state) = root.read(&format!("proc/spl/kstat/zfs/{pool}/state")) else {
+                continue;
+            };
+            if state.trim() != "SUSPENDED" {
+                continue;
+            }
+            if !self.zfs_suspended.contains(&pool) {
+                out.push(Finding {
+                    kind: Kind::ZfsPoolSuspended,
+                    device: pool.clone(),
+                    holds: true,
+                    message: format!(
+                        "ZFS pool {pool} is SUSPENDED (/proc/spl/kstat/zfs/{pool}/state)"
+                    ),
+                });
+            }
+            now.insert(pool);
+        }
+        for pool in self.zfs_suspended.difference(&now) {
+            out.push(Finding {
+                kind: Kind::ZfsPoolSuspended,
+                device: pool.clone(),
+                holds: false,
+                message: format!("ZFS pool {pool} is no longer suspended (or was exported)"),
+            });
+        }
+        self.zfs_suspended = now;
+        out
+    }
+}
+
 impl Finding {
     /// The observation that opens an incident for this finding.
     pub(crate) fn observation(&self, now_us: u64) -> Observation {
@@ -527,6 +573,8 @@ impl Finding {
             Kind::FilesystemReadOnly | Kind::IoStall => Severity::Critical,
             // One more failure and the array (and every filesystem on it) fails.
             Kind::MdDegraded => Severity::Critical,
+            // All I/O to the pool blocks.
+            Kind::ZfsPoolSuspended => Severity::Critical,
             _ => Severity::Warning,
         };
         Observation {
@@ -662,6 +710,37 @@ unused devices: <none>
         let f = s.md_arrays(&root);
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(!f[0].holds);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// OpenZFS's pool state kstat as spa_stats.c writes it (`%s\n`), next to the other
+    /// entries of /proc/spl/kstat/zfs (files such as `arcstats`).
+    #[test]
+    fn a_suspended_zfs_pool_holds_until_it_runs_again() {
+        let dir = std::env::temp_dir().join(format!("tunerd-zfs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let kstat = dir.join("proc/spl/kstat/zfs");
+        std::fs::create_dir_all(kstat.join("tank")).expect("mkdir");
+        std::fs::create_dir_all(kstat.join("backup")).expect("mkdir");
+        std::fs::write(kstat.join("arcstats"), "13 1 0x01 147 39984 1 2\n").expect("write");
+        std::fs::write(kstat.join("tank/state"), "ONLINE\n").expect("write");
+        std::fs::write(kstat.join("backup/state"), "DEGRADED\n").expect("write");
+        let root = Root::new(&dir);
+        let mut s = Sampler::new(&root, StallConfig::default(), 95);
+        assert!(
+            s.zfs_pools(&root).is_empty(),
+            "ONLINE and DEGRADED are not suspended"
+        );
+        std::fs::write(kstat.join("tank/state"), "SUSPENDED\n").expect("write");
+        let f = s.zfs_pools(&root);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].holds && f[0].kind == Kind::ZfsPoolSuspended && f[0].device == "tank");
+        assert_eq!(f[0].observation(0).severity, Severity::Critical);
+        assert!(s.zfs_pools(&root).is_empty(), "reported once");
+        std::fs::write(kstat.join("tank/state"), "ONLINE\n").expect("write");
+        let f = s.zfs_pools(&root);
+        assert_eq!(f.len(), 1);
+        assert!(!f[0].holds, "{f:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
