@@ -7,7 +7,9 @@
 //!   XFS: the kernel log is the primary source, this is the condition that keeps an incident
 //!   open until the filesystem is back to rw or unmounted;
 //! - /sys/fs/ext4/DEV/errors_count: errors recorded in the superblock, also from before boot;
-//! - /proc/meminfo and /proc/vmstat: dirty + writeback memory against the dirty threshold.
+//! - /proc/meminfo and /proc/vmstat: dirty + writeback memory against the dirty threshold;
+//! - /sys/block/mdN/md/ and /proc/mdstat: degraded md arrays;
+//! - /proc/spl/kstat/zfs/<pool>/state: suspended ZFS pools.
 //!
 //! Parsers and detectors are pure; [`Sampler`] reads through [`Root`].
 
