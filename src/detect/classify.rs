@@ -46,6 +46,8 @@
 //! | `hv_storvsc <vmbus id>: tag#599 cmd 0x28 status: scsi 0x2 srb 0x4 hv 0xc0000001` (reads, writes, cache flushes only) | StorvscError | warning | the vmbus id |
 //! | `md/raid1:md0: Disk failure on sdb6, disabling device.` (also `md/raid10:`, `md/raid:`; 2.6: `raid1: Disk failure on ...`) | MdDiskFailure | warning | `sdb6` |
 //! | `INFO: task jbd2/sda3-8:373 blocked ...`, `INFO: task xfsaild/dm-0:512 blocked ...` | HungTask | warning | `sda3`, `dm-0` |
+//! | qemu-ga: `info: guest-fsfreeze called`, its hook's `executing fsfreeze hook with arg 'freeze'` / `guest-fsthaw called`, `... arg 'thaw'` (resolves) | FsFrozen (a freeze's start or end; the engine opens the incident after `frozen_secs` without a thaw) | critical | None |
+//! | `Hyper-V VSS`: `VSS: op=FREEZE: succeeded` / `VSS: op=THAW: succeeded` (resolves) | FsFrozen (same) | critical | None |
 //! | `md/raid1:md0: Operation continuing on 1 devices.` (a record of its own) | MdDegraded | critical | `md0` |
 //! | `md: md0: recovery done.` | MdDegraded (resolves) | info | `md0` |
 //! | `md/raid:md2: Cannot continue operation (2/4 failed).`, `md/raid1:md0: Disk failure on sdb1, this is the last device.` | MdArrayFailed | critical | `md2`, `md0` |
@@ -96,6 +98,9 @@
 //! | md `md/raid1:%s: Disk failure on %s, disabling device.` | 2.6.38+; `raid1: Disk failure on %s, disabling device.` before (seen in public-raid1-disk-failure) |
 //! | iSCSI `connection%d:%d: ping timeout of %d secs expired, ...` | 2.6.x to 6.x (seen in public-iscsi-nop-timeout, public-longhorn) |
 //! | hung task `INFO: task %s:%d blocked for more than %ld seconds.` | 2.6.x to 6.x (seen 2.6.32, 4.5, 5.10, 6.18) |
+//! | a hung task's trace in `percpu_rwsem_wait` under a VFS write entry (the engine's `fs_frozen`) | 5.8+ (`percpu_rwsem_wait`, seen 6.18 in hung-task.*, frozen-writers.dmesg); `__sb_start_write` / `percpu_down_read` frames before |
+//! | qemu-ga `guest-fsfreeze called` | every qemu-ga with fsfreeze (the `slog()` in `qmp_guest_fsfreeze_freeze*`, qga/commands-posix.c); `guest-fsthaw called` only since a 2023 patch (QEMU 8.1; older agents log no thaw, only their hook's `executing fsfreeze hook with arg 'thaw'` when a hook is set) |
+//! | hv_vss_daemon `VSS: op=%s: %s` | tools/hv/hv_vss_daemon.c since 3.10 (its `openlog("Hyper-V VSS")`) |
 //! | md `md/raid:%s: Cannot continue operation (%d/%d failed).` | raid5.c since its MD_BROKEN rework (a 5.x kernel; the version not re-checked; seen in public-buffalo-md-raid5-failed); raid1/raid10's `Disk failure on %pg, this is the last device.` from a 2025 patch (checked in its diff, not in a release) |
 //! | md `md/raid%s:%s: Operation continuing on %d devices.`, `md: %s: %s %s.` (done / interrupted) | 2.6.38+ (the `md/raidN:` prefix); raid1/raid10 print it in one printk with `Disk failure on` (one record on kernels that keep multi-line records, which counts as the member's failure only); raid4/5/6 since the MD_BROKEN rework in a printk of its own |
 //! | DRBD `PingAck did not arrive in time.`, `meta connection shut down by peer.`, `conn( %s -> %s )`, `disk( %s -> %s )`, `Split-Brain detected but unresolved, dropping connection!`, `Local IO failed in %s.`, `IO ERROR: neither local nor remote data, sector %llu+%u` | checked in LINBIT/drbd: master (DRBD 9) and tag drbd-8.4.7 (the in-kernel 8.4); 8.3 `Split-Brain detected, dropping connection!` (DRBD 8.3 user's guide); seen 8.4 (public-ganeti) and 9 (public-drbd9-*, public-linstor, public-windrbd) |

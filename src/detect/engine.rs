@@ -322,12 +322,14 @@ impl Engine {
             return Vec::new();
         }
         let fn_name = frame.split('+').next().unwrap_or(frame).to_string();
-        let trace = self.hung_trace.take().unwrap_or_else(|| HungTrace {
-            line: String::new(),
-            stamp: None,
+        let (line, stamp) = (trace.line.clone(), trace.stamp.clone());
+        self.hung_trace = None;
+        let trace = HungTrace {
+            line,
+            stamp,
             left: 0,
             waits: true,
-        });
+        };
         let obs = Observation {
             kind: Kind::FsFrozen,
             severity: Severity::Critical,

@@ -320,3 +320,35 @@ pub struct Notification {
     /// Unix milliseconds when the notification was made.
     pub created_ms: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kinds go to /run/tunerd/incidents.json and back, and to every sink by name: a rule's
+    /// kind is its name as a plain string, like the built-in ones.
+    #[test]
+    fn kinds_round_trip_by_name() {
+        for k in [
+            Kind::FsFrozen,
+            Kind::MdDegraded,
+            Kind::Rule(RuleKind::new("hpsa_abort_failed")),
+        ] {
+            let text = serde_json::to_string(&k).expect("serialize");
+            assert_eq!(text, format!("\"{}\"", k.name()));
+            let back: Kind = serde_json::from_str(&text).expect("deserialize");
+            assert_eq!(back, k);
+        }
+        assert_eq!(Kind::FsFrozen.name(), "fs_frozen");
+        assert_eq!(
+            serde_json::from_str::<Kind>("\"md_degraded\"").ok(),
+            Some(Kind::MdDegraded),
+            "a built-in name is never taken for a rule"
+        );
+        // Interned once.
+        assert!(std::ptr::eq(
+            RuleKind::new("x_y").as_str(),
+            RuleKind::new("x_y").as_str()
+        ));
+    }
+}
