@@ -99,7 +99,7 @@
 //! | iSCSI `connection%d:%d: ping timeout of %d secs expired, ...` | 2.6.x to 6.x (seen in public-iscsi-nop-timeout, public-longhorn) |
 //! | hung task `INFO: task %s:%d blocked for more than %ld seconds.` | 2.6.x to 6.x (seen 2.6.32, 4.5, 5.10, 6.18) |
 //! | a hung task's trace in `percpu_rwsem_wait` under a VFS write entry (the engine's `fs_frozen`) | 5.8+ (`percpu_rwsem_wait`, seen 6.18 in hung-task.*, frozen-writers.dmesg); `__sb_start_write` / `percpu_down_read` frames before |
-//! | qemu-ga `guest-fsfreeze called` | every qemu-ga with fsfreeze (the `slog()` in `qmp_guest_fsfreeze_freeze*`, qga/commands-posix.c); `guest-fsthaw called` only since a 2023 patch (QEMU 8.1; older agents log no thaw, only their hook's `executing fsfreeze hook with arg 'thaw'` when a hook is set) |
+//! | qemu-ga `guest-fsfreeze called` | every qemu-ga with fsfreeze (the `slog()` in `qmp_guest_fsfreeze_freeze*`, qga/commands-posix.c); `guest-fsthaw called` only in agents with the later patch that added it (version not checked here; older agents log no thaw, only their hook's `executing fsfreeze hook with arg 'thaw'` when a hook is set) |
 //! | hv_vss_daemon `VSS: op=%s: %s` | tools/hv/hv_vss_daemon.c since 3.10 (its `openlog("Hyper-V VSS")`) |
 //! | md `md/raid:%s: Cannot continue operation (%d/%d failed).` | raid5.c since its MD_BROKEN rework (a 5.x kernel; the version not re-checked; seen in public-buffalo-md-raid5-failed); raid1/raid10's `Disk failure on %pg, this is the last device.` from a 2025 patch (checked in its diff, not in a release) |
 //! | md `md/raid%s:%s: Operation continuing on %d devices.`, `md: %s: %s %s.` (done / interrupted) | 2.6.38+ (the `md/raidN:` prefix); raid1/raid10 print it in one printk with `Disk failure on` (one record on kernels that keep multi-line records, which counts as the member's failure only); raid4/5/6 since the MD_BROKEN rework in a printk of its own |
@@ -380,8 +380,9 @@ fn userspace<'a>(program: &str, m: &'a str) -> Option<Hit<'a>> {
 }
 
 /// qemu-guest-agent (`slog()`, logged as `info: ...`): `guest-fsfreeze called` before it
-/// freezes, `guest-fsthaw called` after a thaw (QEMU 8.1+; older agents say nothing of a
-/// thaw but their freeze hook's `executing fsfreeze hook with arg 'thaw'`). The observation
+/// freezes, `guest-fsthaw called` after a thaw (agents with the patch that added it; older
+/// ones say nothing of a thaw but their freeze hook's `executing fsfreeze hook with arg
+/// 'thaw'`). The observation
 /// is a freeze's start or end: the engine opens `fs_frozen` only when no thaw follows within
 /// `[watch] frozen_secs`.
 fn qemu_ga(m: &str) -> Option<Hit<'_>> {
