@@ -288,3 +288,10 @@ impl Detection {
         alerts.publish_metrics(m);
     }
 }
+
+impl Detection {
+    /// The samplers, for the loop's sample timer (how soon the next sample is owed).
+    pub(crate) fn sampler(&self) -> &Sampler {
+        &self.sampler
+    }
+}
