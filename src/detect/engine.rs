@@ -371,6 +371,12 @@ impl Engine {
         }
     }
 
+    /// When (Unix seconds) a freeze agent's freeze becomes an incident if no thaw comes first.
+    pub(crate) fn freeze_due_at(&self) -> Option<u64> {
+        let p = self.pending_freeze.as_ref()?;
+        (!p.opened && self.frozen_secs > 0).then_some(p.at + self.frozen_secs)
+    }
+
     /// A freeze that was not thawed within `frozen_secs`: its incident, which lasts until the
     /// thaw (or the process scan sees the blocked writers resume).
     fn freeze_due(&mut self, now: u64) -> Vec<Notification> {

@@ -75,6 +75,60 @@ pub struct SysDir<'r> {
     fd: std::os::fd::OwnedFd,
 }
 
+impl<'r> SysDir<'r> {
+    /// A directory below this one, or the one a symlink here points to (`sys/block`'s
+    /// `sda`), opened relative to this one: the path walk starts here, not at `/`.
+    pub fn open_dir(&self, name: &str) -> Result<SysDir<'r>, SysError> {
+        use nix::fcntl::{openat, OFlag};
+        let fd = openat(
+            &self.fd,
+            name,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| self.err("open", name, io::Error::from(e)))?;
+        Ok(SysDir {
+            root: self.root,
+            rel: format!("{}/{name}", self.rel),
+            fd,
+        })
+    }
+
+    /// Where the symlink `name` here really leads, as a path under the root, when this
+    /// directory was opened by its real path (see [`Root::sys_real_path`]); `None` when it is
+    /// no relative symlink.
+    pub fn link_real_path(&self, name: &str) -> Option<String> {
+        self.link_real_path_from(&self.rel, name)
+    }
+
+    /// [`SysDir::link_real_path`] for a directory opened through a symlink: `real` is where
+    /// this directory really is.
+    pub fn link_real_path_from(&self, real: &str, name: &str) -> Option<String> {
+        let target = nix::fcntl::readlinkat(&self.fd, name).ok()?;
+        let target = target.to_str()?;
+        if target.starts_with('/') {
+            return None;
+        }
+        Some(join_link(real, target))
+    }
+}
+
+/// `dir/target` normalised lexically (`..` takes a component away): where a relative symlink
+/// in `dir` leads, exact in sysfs (its directories under /sys/devices are real directories).
+fn join_link(dir: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = dir.split('/').filter(|c| !c.is_empty()).collect();
+    for comp in target.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join("/")
+}
+
 impl SysDir<'_> {
     fn err(&self, op: &'static str, name: &str, source: io::Error) -> SysError {
         self.root.err(op, &format!("{}/{name}", self.rel), source)
@@ -128,21 +182,26 @@ impl SysDir<'_> {
         target.rsplit('/').next().map(str::to_string)
     }
 
-    /// Names in the subdirectory `name`, sorted; empty when it does not exist.
+    /// Names in the subdirectory `name`, sorted; empty when it does not exist. Read with
+    /// getdents64 on the fd (rustix's `RawDir`): libc's `fdopendir` would add an fstat and
+    /// two fcntls to each of the two listings (holders, slaves) of every disk.
     pub fn list(&self, name: &str) -> Result<Vec<String>, SysError> {
-        use nix::fcntl::OFlag;
-        let dir = match nix::dir::Dir::openat(
+        use nix::fcntl::{openat, OFlag};
+        use std::mem::MaybeUninit;
+        let fd = match openat(
             &self.fd,
             name,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         ) {
-            Ok(d) => d,
+            Ok(fd) => fd,
             Err(nix::errno::Errno::ENOENT) => return Ok(Vec::new()),
             Err(e) => return Err(self.err("list", name, io::Error::from(e))),
         };
+        let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+        let mut dir = rustix::fs::RawDir::new(&fd, &mut buf);
         let mut names = Vec::new();
-        for entry in dir {
+        while let Some(entry) = dir.next() {
             let entry = entry.map_err(|e| self.err("list", name, io::Error::from(e)))?;
             let n = entry.file_name().to_string_lossy();
             if n != "." && n != ".." {
@@ -159,6 +218,8 @@ impl SysDir<'_> {
 /// rest go through the root. Callers that visit paths disk by disk get one path walk per disk.
 pub struct Attrs<'r> {
     root: &'r Root,
+    /// `sys/block`, opened once: each disk's directory is then opened relative to it.
+    block: Option<Option<SysDir<'r>>>,
     open: Option<(String, SysDir<'r>)>,
 }
 
@@ -172,12 +233,24 @@ fn disk_dir_split(path: &str) -> Option<(&str, &str)> {
 
 impl<'r> Attrs<'r> {
     pub fn new(root: &'r Root) -> Attrs<'r> {
-        Attrs { root, open: None }
+        Attrs {
+            root,
+            block: None,
+            open: None,
+        }
     }
 
     fn dir(&mut self, dir: &str) -> Option<&SysDir<'r>> {
         if self.open.as_ref().is_none_or(|(d, _)| d != dir) {
-            self.open = self.root.open_dir(dir).ok().map(|h| (dir.to_string(), h));
+            let root = self.root;
+            let block = self
+                .block
+                .get_or_insert_with(|| root.open_dir("sys/block").ok());
+            let opened = match (block, dir.strip_prefix("sys/block/")) {
+                (Some(b), Some(name)) => b.open_dir(name),
+                _ => root.open_dir(dir),
+            };
+            self.open = opened.ok().map(|h| (dir.to_string(), h));
         }
         self.open.as_ref().map(|(_, h)| h)
     }
@@ -204,9 +277,12 @@ impl<'r> Attrs<'r> {
 }
 
 /// One sysfs attribute: sysfs hands the whole value (at most a page) to the first read, so
-/// one `read(2)` does; a full page (not a sysfs attribute after all) falls back to the loop.
+/// one `read(2)` does; a full buffer (a long value, or not a sysfs attribute after all) falls
+/// back to the loop, which reads on from there. 512 bytes hold nearly every attribute: the
+/// buffer is zeroed on every read, and zeroing a page each time was a fifth of a plan's
+/// instructions.
 fn read_attr(mut file: File) -> io::Result<String> {
-    let mut chunk = [0u8; 4096];
+    let mut chunk = [0u8; 512];
     let n = loop {
         match file.read(&mut chunk) {
             Ok(n) => break n,
@@ -390,18 +466,8 @@ impl Root {
             let real = fs::canonicalize(self.path(rel)).ok()?;
             return Some(format!("sys/{}", real.strip_prefix(&sys).ok()?.display()));
         }
-        let mut parts: Vec<&str> = rel.split('/').collect();
-        parts.pop();
-        for comp in target.split('/') {
-            match comp {
-                "" | "." => {}
-                ".." => {
-                    parts.pop();
-                }
-                c => parts.push(c),
-            }
-        }
-        Some(parts.join("/"))
+        let dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
+        Some(join_link(dir, target))
     }
 
     /// Creates a directory under the root (and its parents). A state directory it creates

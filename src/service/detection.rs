@@ -303,3 +303,16 @@ impl Detection {
         alerts.publish_metrics(m);
     }
 }
+
+impl Detection {
+    /// The samplers, for the loop's sample timer (how soon the next sample is owed).
+    /// When (ms, wall clock) a sample must run for a freeze agent's freeze that has had no
+    /// thaw to become an incident on time.
+    pub(crate) fn freeze_due_ms(&self) -> Option<u64> {
+        self.engine.freeze_due_at().map(|s| s * 1000)
+    }
+
+    pub(crate) fn sampler(&self) -> &Sampler {
+        &self.sampler
+    }
+}

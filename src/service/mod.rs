@@ -32,6 +32,7 @@ use crate::config::OnStop;
 use crate::detect::sources::fanotify::FsErrorWatch;
 use crate::detect::sources::journal::{restart_delay, JournalWatch};
 use crate::detect::sources::kmsg::KmsgReader;
+use crate::detect::sources::samplers::Wakers;
 use crate::host::sys::Root;
 use crate::log;
 use crate::tune::apply::{self, Status};
@@ -65,6 +66,28 @@ fn lock_memory() {
     }
 }
 
+/// One malloc arena for every thread (glibc makes one per thread that allocates, up to 8 per
+/// CPU): the bus, alert and inventory threads then share the main one instead of each keeping
+/// (and, under `mlockall`, locking) pages of its own. The daemon's threads allocate little and
+/// rarely at once; contention on one arena costs nothing measurable here.
+fn one_malloc_arena() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator parameter; called before any other thread runs.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
+    }
+}
+
+/// Gives the heap's free pages back to the kernel before `mlockall(MCL_CURRENT)` would fault
+/// in and lock them: the start-up plan of every disk leaves most of the heap free.
+fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free memory to the kernel.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
 fn notify(state: &[sd_notify::NotifyState<'_>]) {
     let _ = sd_notify::notify(state);
 }
@@ -81,6 +104,9 @@ struct Sources {
     /// The fanotify group's fd: the group lives in the detection state (each sample re-marks
     /// the mounts), for the daemon's whole life.
     fanotify: Option<std::os::fd::RawFd>,
+    /// PSI triggers, mountinfo and mdstat: what lets the samplers idle (`None` with sampling
+    /// off).
+    wakers: Option<Wakers>,
 }
 
 /// What woke the loop.
@@ -91,6 +117,11 @@ struct Ready {
     kmsg: bool,
     journal: bool,
     fanotify: bool,
+    /// A PSI trigger fired: tasks are stalled on I/O or memory.
+    pressure: bool,
+    /// The mount table changed, or an md event.
+    mounts: bool,
+    mdstat: bool,
 }
 
 impl Sources {
@@ -151,6 +182,25 @@ impl Sources {
             .map(|w| w.fd().as_raw_fd());
         // Which sources are live, for `tunerctl status` and the log: one line a person can
         // check against the configuration.
+        let wakers = (watch.sample_ms > 0).then(|| Wakers::open(&state.root));
+        if let Some(w) = &wakers {
+            if w.has_psi() {
+                log!(
+                    info,
+                    "samplers: every {} ms while I/O is in flight, else every {} s; woken by PSI triggers ({} ms window), mount table{} changes",
+                    watch.sample_ms,
+                    IDLE_SAMPLE.as_secs().max(watch.sample_ms / 1000),
+                    w.psi_window_ms,
+                    if w.mdstat.is_some() { " and md" } else { "" }
+                );
+            } else {
+                log!(
+                    info,
+                    "samplers: every {} ms (no PSI triggers here: the kernel cannot say when I/O stalls)",
+                    watch.sample_ms
+                );
+            }
+        }
         for (name, live) in [
             ("kmsg", kmsg.is_some()),
             ("fanotify", fanotify.is_some()),
@@ -182,6 +232,7 @@ impl Sources {
             journal_restart: None,
             journal_failures: 0,
             fanotify,
+            wakers,
         }
     }
 
@@ -220,6 +271,23 @@ impl Sources {
                 .map(|fd| unsafe { BorrowedFd::borrow_raw(fd) }),
             &mut fds,
         );
+        // These are always readable: their news is POLLPRI (and POLLERR) alone.
+        let first_pri = fds.len();
+        let (mut psi_n, mut mounts_at, mut md_at) = (0, None, None);
+        if let Some(w) = &self.wakers {
+            for f in &w.psi {
+                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLPRI));
+                psi_n += 1;
+            }
+            if let Some(f) = &w.mountinfo {
+                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLPRI));
+                mounts_at = Some(fds.len() - 1);
+            }
+            if let Some(f) = &w.mdstat {
+                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLPRI));
+                md_at = Some(fds.len() - 1);
+            }
+        }
         match poll(&mut fds, timeout) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => return Ok(Ready::default()),
@@ -233,8 +301,22 @@ impl Sources {
             kmsg: ready(kmsg_at),
             journal: ready(journal_at),
             fanotify: ready(fan_at),
+            pressure: (first_pri..first_pri + psi_n).any(|i| ready(Some(i))),
+            mounts: ready(mounts_at),
+            mdstat: ready(md_at),
         })
     }
+}
+
+/// The first instant after `now` on the grid `epoch + k * every`. Every periodic timer of
+/// the loop is on a grid from one epoch, so timers whose periods divide one another fire in
+/// the same wake-up (the 15 s watchdog, the 30 s drift check and the 30 s idle sample: one
+/// wake-up every 15 s, not three schedules drifting apart).
+fn next_on_grid(epoch: Instant, every: Duration, now: Instant) -> Instant {
+    let every_ns = every.as_nanos().max(1);
+    let k = now.saturating_duration_since(epoch).as_nanos() / every_ns + 1;
+    // A grid point within ~584 years of the epoch fits in u64 nanoseconds.
+    epoch + Duration::from_nanos(u64::try_from(k * every_ns).unwrap_or(u64::MAX))
 }
 
 /// A periodic timer: `None` when off.
@@ -248,14 +330,16 @@ fn journal_programs(rules: &[crate::detect::rules::RuleSpec]) -> Vec<String> {
 
 struct Every {
     every: Option<Duration>,
+    epoch: Instant,
     next: Option<Instant>,
 }
 
 impl Every {
-    fn new(every: Option<Duration>) -> Every {
+    fn new(every: Option<Duration>, epoch: Instant) -> Every {
         Every {
             every,
-            next: every.map(|d| Instant::now() + d),
+            epoch,
+            next: every.map(|d| next_on_grid(epoch, d, epoch)),
         }
     }
 
@@ -263,11 +347,82 @@ impl Every {
     fn due(&mut self, now: Instant) -> bool {
         match (self.next, self.every) {
             (Some(at), Some(every)) if at <= now => {
-                self.next = Some(now + every);
+                self.next = Some(next_on_grid(self.epoch, every, now));
                 true
             }
             _ => false,
         }
+    }
+}
+
+/// The samples' rate on an idle machine, when the kernel wakes the loop for what matters
+/// (PSI triggers, the mount table, md events, the kernel log, fanotify). What it still
+/// catches that has no event: a stall nobody waits for yet (no task stalled, so no PSI; the
+/// first writer or journal commit that waits wakes the loop, and the stall's start comes from
+/// diskstats' io_ticks, not from this rate), ext4/btrfs error counters that grew without a
+/// kernel log line, dirty memory that nears the threshold without throttling anyone.
+const IDLE_SAMPLE: Duration = Duration::from_secs(30);
+
+/// When the samplers run: every `sample_ms` while something may be happening (I/O in flight
+/// at the last sample, a condition that holds, a stuck device nearing `stall_secs`),
+/// otherwise every [`IDLE_SAMPLE`] on the loop's grid; and soon after any event that may
+/// change what they find.
+struct SampleTimer {
+    /// `sample_ms`; `None`: sampling is off.
+    fast: Option<Duration>,
+    /// [`IDLE_SAMPLE`] where PSI wakes the loop, else `fast` (the old fixed rate).
+    idle: Duration,
+    epoch: Instant,
+    next: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl SampleTimer {
+    fn new(fast: Option<Duration>, kernel_wakes: bool, epoch: Instant) -> SampleTimer {
+        let idle = match fast {
+            Some(f) if kernel_wakes => IDLE_SAMPLE.max(f),
+            Some(f) => f,
+            None => Duration::ZERO,
+        };
+        SampleTimer {
+            fast,
+            idle,
+            epoch,
+            next: fast.map(|f| epoch + f),
+            last: None,
+        }
+    }
+
+    fn due(&self, now: Instant) -> bool {
+        self.next.is_some_and(|at| at <= now)
+    }
+
+    /// Something happened that a sample may see: one now, unless one ran less than
+    /// `sample_ms` ago (then at that distance: a kernel log flood costs a sample a period).
+    fn soon(&mut self, now: Instant) {
+        let Some(fast) = self.fast else { return };
+        let at = self.last.map_or(now, |l| (l + fast).max(now));
+        self.next = Some(self.next.map_or(at, |n| n.min(at)));
+    }
+
+    /// A sample ran at `now`: `busy` from [`Sampler::wants_fast`], `report_in` the time until
+    /// a stuck device reaches `stall_secs`.
+    fn sampled(&mut self, now: Instant, busy: bool, report_in: Option<Duration>) {
+        let Some(fast) = self.fast else { return };
+        self.last = Some(now);
+        let mut next = if busy || self.idle <= fast {
+            now + fast
+        } else {
+            next_on_grid(self.epoch, self.idle, now)
+        };
+        if let Some(r) = report_in {
+            next = next.min(now + r);
+        }
+        self.next = Some(next);
+    }
+
+    fn idle(&self) -> bool {
+        self.idle > self.fast.unwrap_or(Duration::ZERO)
     }
 }
 
@@ -277,6 +432,7 @@ pub fn run(opts: Options) -> u8 {
     use nix::sys::signalfd::{SfdFlags, SignalFd};
 
     let exec = Instant::now();
+    one_malloc_arena();
     crate::util::log::stderr_nonblocking();
     // Signals arrive through a signalfd in the loop, never asynchronously.
     let mut mask = SigSet::empty();
@@ -354,6 +510,7 @@ pub fn run(opts: Options) -> u8 {
     let shared: Shared = Arc::new(Mutex::new(state));
     // Before any thread starts: its stack then falls under MCL_ONFAULT (only touched pages
     // are resident) instead of being faulted in whole by MCL_CURRENT.
+    trim_heap();
     lock_memory();
 
     // The bus thread connects (retrying with backoff) on its own time: READY=1 below never
@@ -364,9 +521,17 @@ pub fn run(opts: Options) -> u8 {
         sd_notify::NotifyState::Status(&status_line),
     ]);
 
-    let mut watchdog = Every::new(sd_notify::watchdog_enabled().map(|d| d / 2));
-    let mut drift = Every::new((drift_every > 0).then(|| Duration::from_secs(drift_every)));
-    let mut sample = Every::new((sample_every > 0).then(|| Duration::from_millis(sample_every)));
+    let epoch = Instant::now();
+    let mut watchdog = Every::new(sd_notify::watchdog_enabled().map(|d| d / 2), epoch);
+    let mut drift = Every::new(
+        (drift_every > 0).then(|| Duration::from_secs(drift_every)),
+        epoch,
+    );
+    let mut sample = SampleTimer::new(
+        (sample_every > 0).then(|| Duration::from_millis(sample_every)),
+        sources.wakers.as_ref().is_some_and(Wakers::has_psi),
+        epoch,
+    );
     let mut last_kmsg_commit = Instant::now();
     // What the kernel logged before and during start.
     if let Some(k) = sources.kmsg.as_mut() {
@@ -417,11 +582,29 @@ pub fn run(opts: Options) -> u8 {
         };
 
         let mut announce = Vec::new();
+        let woke = Instant::now();
+        if ready.pressure || ready.mounts {
+            sample.soon(woke);
+        }
+        if ready.mdstat {
+            sample.soon(woke);
+            if let Some(w) = sources.wakers.as_mut() {
+                w.rearm_mdstat();
+            }
+        }
+        if ready.fanotify {
+            sample.soon(woke);
+        }
         if ready.kmsg {
             if let Some(k) = sources.kmsg.as_mut() {
                 // Bounded batches: a flood of 100,000 lines is taken in slices, with the
                 // other sources served in between.
                 let batch = k.read(4096);
+                // A filesystem that aborts (read-only, error counters) says so here first:
+                // the samplers look soon after any record.
+                if !batch.records.is_empty() {
+                    sample.soon(woke);
+                }
                 let before = announce.len();
                 announce.extend(lock(&shared).on_kmsg(batch));
                 // The position is saved with every notification (so a restart neither
@@ -518,7 +701,23 @@ pub fn run(opts: Options) -> u8 {
         }
         let now = Instant::now();
         if sample.due(now) {
-            announce.extend(lock(&shared).on_sample());
+            let mut st = lock(&shared);
+            announce.extend(st.on_sample());
+            let sampler = st.detection.sampler();
+            let busy = sampler.wants_fast();
+            let due = match (sampler.report_due_ms(), st.detection.freeze_due_ms()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let report_in =
+                due.map(|at| Duration::from_millis(at.saturating_sub(crate::util::time::now_ms())));
+            drop(st);
+            sample.sampled(now, busy, report_in);
+            if !busy && sample.idle() {
+                if let Some(w) = sources.wakers.as_mut() {
+                    w.retry_mdstat(&opts.root);
+                }
+            }
         }
         if next_retry.is_some_and(|at| at <= now) {
             lock(&shared).run_retries();
@@ -559,4 +758,45 @@ pub fn run(opts: Options) -> u8 {
         );
     }
     exit::OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_share_one_grid() {
+        let epoch = Instant::now();
+        let s = Duration::from_secs;
+        assert_eq!(next_on_grid(epoch, s(15), epoch), epoch + s(15));
+        assert_eq!(next_on_grid(epoch, s(15), epoch + s(29)), epoch + s(30));
+        assert_eq!(next_on_grid(epoch, s(30), epoch + s(29)), epoch + s(30));
+        assert_eq!(next_on_grid(epoch, s(30), epoch + s(30)), epoch + s(60));
+        let mut drift = Every::new(Some(s(30)), epoch);
+        assert!(!drift.due(epoch + s(29)));
+        assert!(drift.due(epoch + s(31)));
+        assert_eq!(
+            drift.next,
+            Some(epoch + s(60)),
+            "back on the grid after a late wake-up"
+        );
+    }
+
+    #[test]
+    fn samples_idle_on_the_grid_and_hurry_when_busy_or_told() {
+        let epoch = Instant::now();
+        let ms = Duration::from_millis;
+        let mut t = SampleTimer::new(Some(ms(1000)), true, epoch);
+        assert_eq!(t.next, Some(epoch + ms(1000)));
+        t.sampled(epoch + ms(1000), false, None);
+        assert_eq!(t.next, Some(epoch + IDLE_SAMPLE), "idle: on the 30 s grid");
+        t.soon(epoch + ms(1500));
+        assert_eq!(t.next, Some(epoch + ms(2000)), "not twice within sample_ms");
+        t.sampled(epoch + ms(2000), true, None);
+        assert_eq!(t.next, Some(epoch + ms(3000)), "busy: at sample_ms");
+        t.sampled(epoch + ms(3000), true, Some(ms(250)));
+        assert_eq!(t.next, Some(epoch + ms(3250)), "a stall comes due first");
+        let fixed = SampleTimer::new(Some(ms(1000)), false, epoch);
+        assert!(!fixed.idle(), "no PSI: the old fixed rate");
+    }
 }

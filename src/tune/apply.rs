@@ -194,11 +194,16 @@ fn sibling(path: &str, name: &str) -> String {
     }
 }
 
-fn disk_identity(root: &Root, object: &Object) -> (Option<String>, Option<u64>) {
+fn disk_identity(
+    attrs: &mut crate::host::sys::Attrs<'_>,
+    object: &Object,
+) -> (Option<String>, Option<u64>) {
     match object {
         Object::Disk(name) => (
             Some(name.clone()),
-            root.read_lossy(&format!("sys/block/{name}/diskseq"))
+            attrs
+                .read(&format!("sys/block/{name}/diskseq"))
+                .ok()
                 .and_then(|s| s.parse().ok()),
         ),
         _ => (None, None),
@@ -207,14 +212,14 @@ fn disk_identity(root: &Root, object: &Object) -> (Option<String>, Option<u64>) 
 
 /// The originals a change needs recorded before it is written: what to write back, and where.
 fn originals_for(
-    root: &Root,
+    attrs: &mut crate::host::sys::Attrs<'_>,
     change: &Change,
     identities: &mut BTreeMap<Object, (Option<String>, Option<u64>)>,
 ) -> Vec<Original> {
     // One diskseq read per disk, not per knob.
     let (disk, diskseq) = identities
         .entry(change.object.clone())
-        .or_insert_with(|| disk_identity(root, &change.object))
+        .or_insert_with(|| disk_identity(attrs, &change.object))
         .clone();
     let make = |key: String, path: String, value: String, knob: Knob| Original {
         key,
@@ -231,7 +236,7 @@ fn originals_for(
         Knob::Scheduler => {
             let mut out = vec![make(key, change.path.clone(), current, Knob::Scheduler)];
             let nr = sibling(&change.path, "nr_requests");
-            if let Ok(value) = root.read(&nr) {
+            if let Ok(value) = attrs.read(&nr) {
                 out.push(make(
                     originals_key(&change.object, Knob::NrRequests),
                     nr,
@@ -252,7 +257,7 @@ fn originals_for(
                 _ => ("dirty_background_ratio", "dirty_background_bytes"),
             };
             let bytes_path = sibling(&change.path, bytes);
-            let bytes_now = root
+            let bytes_now = attrs
                 .read(&bytes_path)
                 .ok()
                 .and_then(|v| v.parse::<u64>().ok())
@@ -261,7 +266,7 @@ fn originals_for(
                 vec![make(key, bytes_path, bytes_now.to_string(), change.knob)]
             } else {
                 let ratio_path = sibling(&change.path, ratio);
-                let value = root.read(&ratio_path).unwrap_or(current);
+                let value = attrs.read(&ratio_path).unwrap_or(current);
                 vec![make(key, ratio_path, value, change.knob)]
             }
         }
@@ -269,18 +274,18 @@ fn originals_for(
         // ratio in parts per million (Linux 6.5+), else the percent.
         Knob::BdiMaxRatio | Knob::BdiMaxBytes => {
             let fine = sibling(&change.path, "max_ratio_fine");
-            match root.read(&fine) {
+            match attrs.read(&fine) {
                 Ok(value) => vec![make(key, fine, value, change.knob)],
                 Err(_) => {
                     let pct = sibling(&change.path, "max_ratio");
-                    let value = root.read(&pct).unwrap_or(current);
+                    let value = attrs.read(&pct).unwrap_or(current);
                     vec![make(key, pct, value, change.knob)]
                 }
             }
         }
         Knob::BdiMinRatio => {
             let fine = sibling(&change.path, "min_ratio_fine");
-            match root.read(&fine) {
+            match attrs.read(&fine) {
                 Ok(value) => vec![make(key, fine, value, change.knob)],
                 Err(_) => vec![make(key, change.path.clone(), current, change.knob)],
             }
@@ -425,8 +430,10 @@ pub(crate) fn apply(root: &Root, plan: &Plan) -> Result<Report, OriginalsError> 
     let before = journal.originals.len();
     let mut known: BTreeSet<String> = journal.originals.iter().map(|o| o.key.clone()).collect();
     let mut identities = BTreeMap::new();
+    // One open directory per disk for the originals' reads, and again for the writes.
+    let mut attrs = crate::host::sys::Attrs::new(root);
     for change in plan.changes.iter().filter(|c| c.action == Action::Set) {
-        for original in originals_for(root, change, &mut identities) {
+        for original in originals_for(&mut attrs, change, &mut identities) {
             if known.insert(original.key.clone()) {
                 journal.originals.push(original);
             }
@@ -438,7 +445,6 @@ pub(crate) fn apply(root: &Root, plan: &Plan) -> Result<Report, OriginalsError> 
     }
 
     let mut outcomes = Vec::with_capacity(plan.changes.len());
-    let mut attrs = crate::host::sys::Attrs::new(root);
     for change in &plan.changes {
         let mut outcome = Outcome {
             target: change.label(),

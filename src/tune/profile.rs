@@ -106,7 +106,7 @@ impl Rule {
         self.matchers.iter().all(|m| {
             mount
                 .attribute(&m.key)
-                .is_some_and(|v| m.globs.iter().any(|g| glob_match(g, &v)))
+                .is_some_and(|v| m.globs.iter().any(|g| glob_match(g, v)))
         })
     }
 }
@@ -138,22 +138,52 @@ pub(crate) struct Profile {
 /// `[a-z]` one character of a set (`[!...]` one not in it); everything else is literal.
 /// Written by hand: three wildcards over short attribute strings do not need a crate.
 pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+    // Attribute strings and patterns are nearly always ASCII: match their bytes in place. A
+    // plan of 1,000 disks matches ~18,000 times; collecting both into `Vec<char>` each time
+    // was a fifth of its instructions.
+    if pattern.is_ascii() && text.is_ascii() {
+        return glob(pattern.as_bytes(), text.as_bytes());
+    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
+    glob(&p, &t)
+}
+
+/// One pattern character: a byte of an ASCII pattern or a `char`.
+trait GlobChar: Copy + PartialOrd {
+    fn is(self, c: u8) -> bool;
+}
+
+impl GlobChar for u8 {
+    fn is(self, c: u8) -> bool {
+        self == c
+    }
+}
+
+impl GlobChar for char {
+    fn is(self, c: u8) -> bool {
+        self == char::from(c)
+    }
+}
+
+fn glob<C: GlobChar>(p: &[C], t: &[C]) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
         let step = if pi < p.len() {
-            match p[pi] {
-                '*' => {
-                    star = Some((pi, ti));
-                    pi += 1;
-                    continue;
-                }
-                '?' => Some(1),
-                '[' => class_match(&p[pi..], t[ti]),
-                c if c == t[ti] => Some(1),
-                _ => None,
+            let c = p[pi];
+            if c.is(b'*') {
+                star = Some((pi, ti));
+                pi += 1;
+                continue;
+            } else if c.is(b'?') {
+                Some(1)
+            } else if c.is(b'[') {
+                class_match(&p[pi..], t[ti])
+            } else if c == t[ti] {
+                Some(1)
+            } else {
+                None
             }
         } else {
             None
@@ -173,7 +203,7 @@ pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi].is(b'*') {
         pi += 1;
     }
     pi == p.len()
@@ -181,18 +211,19 @@ pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
 
 /// `[...]` at the start of `p` against `c`: the class's length in the pattern if `c` is in it.
 /// An unclosed `[` is a literal `[`.
-fn class_match(p: &[char], c: char) -> Option<usize> {
-    let Some(end) = p.iter().skip(2).position(|&x| x == ']').map(|i| i + 2) else {
-        return (c == '[').then_some(1);
+fn class_match<C: GlobChar>(p: &[C], c: C) -> Option<usize> {
+    let Some(end) = p.iter().skip(2).position(|x| x.is(b']')).map(|i| i + 2) else {
+        return c.is(b'[').then_some(1);
     };
-    let (negate, body) = match p[1] {
-        '!' | '^' => (true, &p[2..end]),
-        _ => (false, &p[1..end]),
+    let (negate, body) = if p[1].is(b'!') || p[1].is(b'^') {
+        (true, &p[2..end])
+    } else {
+        (false, &p[1..end])
     };
     let mut hit = false;
     let mut i = 0;
     while i < body.len() {
-        if i + 2 < body.len() && body[i + 1] == '-' {
+        if i + 2 < body.len() && body[i + 1].is(b'-') {
             hit |= body[i] <= c && c <= body[i + 2];
             i += 3;
         } else {

@@ -71,6 +71,12 @@ impl FrozenScan {
         }
     }
 
+    /// Writers are asleep on a freeze lock now: the samples keep their fast rate (and this scan
+    /// its own) until they go on or are reported.
+    pub(crate) fn watching(&self) -> bool {
+        !self.blocked.is_empty()
+    }
+
     /// Whether a scan is due at `now_ms`.
     pub(crate) fn due(&self, now_ms: u64) -> bool {
         self.secs > 0 && now_ms >= self.next_ms

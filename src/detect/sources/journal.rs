@@ -179,19 +179,21 @@ impl JournalWatch {
             }
         }
         let mut out = Vec::new();
-        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=end).collect();
-            let text = String::from_utf8_lossy(&line);
-            if let Some(c) = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v["__CURSOR"].as_str().map(str::to_string))
-            {
+        // The whole lines, then one drain (not a drain, and a shift of the rest, per line).
+        let mut start = 0;
+        while let Some(len) = self.pending[start..].iter().position(|b| *b == b'\n') {
+            let end = start + len;
+            let text = String::from_utf8_lossy(&self.pending[start..end]);
+            // One pass for the record and the cursor (it was two: a whole serde_json::Value
+            // tree for the cursor alone, then the record).
+            let (cursor, rec) = crate::detect::parse::parse_journal_json_entry(&text);
+            if let Some(c) = cursor {
                 self.cursor = Some(c);
             }
-            if let Some(rec) = crate::detect::parse::parse_journal_json_line(text.trim_end()) {
-                out.push(rec);
-            }
+            out.extend(rec);
+            start = end + 1;
         }
+        self.pending.drain(..start);
         out
     }
 

@@ -98,6 +98,8 @@ pub(crate) struct StallDetector {
     stuck_since: BTreeMap<String, u64>,
     stalled: BTreeSet<String>,
     slow: BTreeSet<String>,
+    /// Whether the last sample found requests in flight on a watched device.
+    in_flight: bool,
 }
 
 impl StallDetector {
@@ -116,15 +118,30 @@ impl StallDetector {
         watch: &[String],
     ) -> Vec<Finding> {
         let mut out = Vec::new();
+        self.in_flight = false;
         for dev in watch {
             let Some(cur) = stats.get(dev) else { continue };
+            self.in_flight |= cur.in_flight > 0;
             let Some((then, prev)) = self.prev.insert(dev.clone(), (now_ms, *cur)) else {
                 continue;
             };
             let done = cur.completions().saturating_sub(prev.completions());
             // Stall: requests in flight and nothing completed since the last sample.
             if cur.in_flight > 0 && done == 0 {
-                let since = *self.stuck_since.entry(dev.clone()).or_insert(then);
+                // Nothing completed, so nothing left the queue: what is in flight now has been
+                // since the device last went busy, and io_ticks counts that busy time (the
+                // kernel brings it up to date on every read of diskstats while I/O is in
+                // flight). So the stall's start is known to the tick whatever the gap since
+                // the last sample (seconds when idle, see the service's sample timer), never
+                // earlier than that sample.
+                let busy = cur
+                    .io_ticks_ms
+                    .saturating_sub(prev.io_ticks_ms)
+                    .min(now_ms.saturating_sub(then));
+                let since = *self
+                    .stuck_since
+                    .entry(dev.clone())
+                    .or_insert(now_ms.saturating_sub(busy));
                 let stuck = now_ms.saturating_sub(since);
                 if stuck >= self.cfg.stall_secs * 1000 && self.stalled.insert(dev.clone()) {
                     out.push(Finding {
@@ -179,6 +196,22 @@ impl StallDetector {
             }
         }
         out
+    }
+
+    /// Whether another sample soon is owed: requests were in flight at the last one (a stall
+    /// may be starting), or a stall or high latency holds (only a sample sees it clear).
+    pub(crate) fn active(&self) -> bool {
+        self.in_flight || !self.stalled.is_empty() || !self.slow.is_empty()
+    }
+
+    /// When (ms, the samples' clock) the earliest device stuck but not yet reported reaches
+    /// `stall_secs`: a sample then reports it on time, whatever the sampling rate.
+    pub(crate) fn report_due_ms(&self) -> Option<u64> {
+        self.stuck_since
+            .iter()
+            .filter(|(dev, _)| !self.stalled.contains(*dev))
+            .map(|(_, since)| since + self.cfg.stall_secs * 1000)
+            .min()
     }
 }
 
@@ -286,6 +319,19 @@ impl Sampler {
             page_size,
             frozen: FrozenScan::new(crate::detect::FROZEN_SECS),
         }
+    }
+
+    /// Whether the next sample is owed at the configured rate (`sample_ms`) rather than the
+    /// idle one: I/O was in flight at the last sample, or a condition holds that only a
+    /// sample sees clear (a stall, high latency, dirty memory at the threshold).
+    pub(crate) fn wants_fast(&self) -> bool {
+        self.stall.active() || self.dirty_high || self.frozen.watching()
+    }
+
+    /// When (ms, wall clock) a stuck device reaches `stall_secs` (see
+    /// [`StallDetector::report_due_ms`]).
+    pub(crate) fn report_due_ms(&self) -> Option<u64> {
+        self.stall.report_due_ms()
     }
 
     /// Devices (as mounted: `loop2`, `sda1`) with a mount flagged failed now.
@@ -577,6 +623,129 @@ impl Sampler {
     }
 }
 
+/// What the kernel says without being asked, so that the samples above need not run every
+/// second on an idle machine: the fds the service polls next to kmsg, fanotify and uevents.
+///
+/// - PSI triggers on `/proc/pressure/io` and `/proc/pressure/memory`
+///   (Documentation/accounting/psi.rst): `POLLPRI` at most once per window, and only while
+///   tasks are stalled, on I/O (a stalled or slow device someone waits for, writers throttled
+///   at the dirty limit) or on memory (reclaim waiting on writeback). A window under 2 s needs
+///   CAP_SYS_RESOURCE (the kernel then polls the growth every window/10 on its `psimon`
+///   thread); without it a window must be a multiple of 2 s, updated by the 2 s averaging
+///   work, so the 1 s trigger falls back to a 2 s one.
+/// - `/proc/self/mountinfo`: `POLLPRI` when the mount table changes (mount, unmount,
+///   remount). A filesystem that aborts sets its read-only flag without a remount (no event):
+///   it says so in the kernel log, which wakes the service too.
+/// - `/proc/mdstat`: `POLLPRI` on every md event (a member failed, a resync ended), as
+///   `mdadm --monitor` waits for them; read again to re-arm.
+///
+/// The ext4 and btrfs error counters have no event of their own: an error is logged (and
+/// ext4's reaches fanotify), and the service samples after a kernel log record.
+pub(crate) struct Wakers {
+    pub psi: Vec<std::fs::File>,
+    /// The PSI trigger window in force (1 s, or 2 s without CAP_SYS_RESOURCE).
+    pub psi_window_ms: u64,
+    pub mountinfo: Option<std::fs::File>,
+    pub mdstat: Option<std::fs::File>,
+}
+
+/// Stalled for at least this share of a trigger window wakes the service: 15 %, the
+/// threshold psi.rst's example uses (150 ms of a 1 s window).
+const PSI_SHARE_PCT: u64 = 15;
+
+/// Opens one PSI trigger: `some STALL_US WINDOW_US`, written to a file opened for writing.
+fn psi_trigger(root: &Root, rel: &str, window_ms: u64) -> std::io::Result<std::fs::File> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(root.path(rel))?;
+    let window_us = window_ms * 1000;
+    let line = format!("some {} {window_us}", window_us * PSI_SHARE_PCT / 100);
+    // The kernel wants the trigger string with its terminating NUL (psi.rst's example).
+    let mut bytes = line.into_bytes();
+    bytes.push(0);
+    f.write_all(&bytes)?;
+    Ok(f)
+}
+
+impl Wakers {
+    pub(crate) fn open(root: &Root) -> Wakers {
+        let mut psi = Vec::new();
+        let mut psi_window_ms = 0;
+        // 1 s where the kernel allows it (CAP_SYS_RESOURCE), else 2 s (EINVAL otherwise).
+        'windows: for window_ms in [1000, 2000] {
+            psi.clear();
+            for rel in ["proc/pressure/io", "proc/pressure/memory"] {
+                match psi_trigger(root, rel, window_ms) {
+                    Ok(f) => psi.push(f),
+                    Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => continue 'windows,
+                    // No PSI here (CONFIG_PSI off, psi=0, before 4.20), or no unprivileged
+                    // triggers (before 6.5 the files are 0444 and triggers need
+                    // CAP_SYS_RESOURCE): no trigger at all, and the samples keep their rate.
+                    Err(_) => {
+                        psi.clear();
+                        break 'windows;
+                    }
+                }
+            }
+            psi_window_ms = window_ms;
+            break;
+        }
+        if psi_window_ms == 0 {
+            // Refused at both windows: none at all, rather than some.
+            psi.clear();
+        }
+        let open = |rel: &str| std::fs::File::open(root.path(rel)).ok();
+        let mut w = Wakers {
+            psi,
+            psi_window_ms,
+            mountinfo: open("proc/self/mountinfo"),
+            mdstat: open("proc/mdstat"),
+        };
+        w.rearm_mdstat();
+        w
+    }
+
+    /// Opens /proc/mdstat if it was not there before (md loaded since): called on the idle
+    /// samples, one failed open every half minute on machines without md.
+    pub(crate) fn retry_mdstat(&mut self, root: &Root) {
+        if self.mdstat.is_none() {
+            self.mdstat = std::fs::File::open(root.path("proc/mdstat")).ok();
+            self.rearm_mdstat();
+        }
+    }
+
+    /// Whether the kernel wakes the service for I/O stalls, which lets the samples slow down
+    /// when nothing is in flight.
+    pub(crate) fn has_psi(&self) -> bool {
+        !self.psi.is_empty()
+    }
+
+    /// Reads /proc/mdstat to its end: an md event is reported to a reader only once, and
+    /// until it has read the file again its poll stays ready.
+    pub(crate) fn rearm_mdstat(&mut self) {
+        use std::io::{Read, Seek};
+        let Some(f) = self.mdstat.as_mut() else {
+            return;
+        };
+        let mut sink = [0u8; 4096];
+        let ok = f.rewind().is_ok()
+            && loop {
+                match f.read(&mut sink) {
+                    Ok(0) => break true,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break false,
+                }
+            };
+        if !ok {
+            // Unreadable now (md unloaded?): polled no more rather than spinning on it.
+            self.mdstat = None;
+        }
+    }
+}
+
 impl Finding {
     /// The observation that opens an incident for this finding.
     pub(crate) fn observation(&self, now_us: u64) -> Observation {
@@ -628,6 +797,35 @@ mod tests {
         let f = d.sample(6000, &s(14, 0, 5500), &watch);
         assert_eq!(f.len(), 1);
         assert!(!f[0].holds);
+    }
+
+    /// Sampled at the idle rate, a stall starts when the device went busy (io_ticks), not at
+    /// the previous sample: 30 s without a sample is not 30 s of stall.
+    #[test]
+    fn a_stall_seen_after_a_long_gap_starts_when_the_device_went_busy() {
+        let mut d = StallDetector::new(StallConfig {
+            stall_secs: 10,
+            latency_ms: 1000,
+        });
+        let watch = vec!["loop2".to_string()];
+        let s = |r, f, t| parse_diskstats(&line("loop2", r, 0, f, t, 0));
+        assert!(d.sample(0, &s(10, 0, 0), &watch).is_empty());
+        assert!(!d.active(), "idle: nothing in flight");
+        assert!(
+            d.sample(30_000, &s(10, 1, 2_000), &watch).is_empty(),
+            "busy for the last 2 s only"
+        );
+        assert!(d.active());
+        assert_eq!(d.report_due_ms(), Some(38_000));
+        assert!(d.sample(37_900, &s(10, 1, 9_900), &watch).is_empty());
+        let f = d.sample(38_000, &s(10, 1, 10_000), &watch);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].holds && f[0].message.contains("10.0 s"),
+            "{}",
+            f[0].message
+        );
+        assert_eq!(d.report_due_ms(), None, "reported");
     }
 
     /// md's sysfs as drivers/md/md.c lays it out for a RAID1 that lost a member.

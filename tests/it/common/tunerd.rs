@@ -37,9 +37,14 @@ impl Tunerd {
             .set_read_timeout(Some(Duration::from_millis(100)))
             .expect("timeout");
         let log = root.scratch.join("tunerd.log");
+        // TUNERD_FIGURE_BIN: another build of tunerd (the one before a change), for the
+        // kernel tier's FIGURE tests; never set in an ordinary run.
+        let bin = std::env::var_os("TUNERD_FIGURE_BIN")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_tunerd").into());
         let mut cmd = match bus {
-            Some(b) => b.command(env!("CARGO_BIN_EXE_tunerd")),
-            None => Command::new(env!("CARGO_BIN_EXE_tunerd")),
+            Some(b) => b.command(&bin),
+            None => Command::new(&bin),
         };
         cmd.arg("--root").arg(root.path()).args(extra);
         if bus.is_none() {

@@ -4,5 +4,6 @@
 
 mod daemon;
 mod harness_selftest;
+mod idle;
 mod incidents;
 mod real_kernel;
