@@ -120,16 +120,25 @@ impl Spool {
             .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
             .open(root.path(&rel))
             .map_err(|e| AlertError::Spool(sys("open", &rel, e)))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(AlertError::Busy(format!(
-                    "another dispatcher delivers from {}",
-                    root.display(SPOOL_DIR)
-                )))
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(AlertError::Spool(sys("lock", &rel, e)))
+        // A lock just released can still be held for a moment by a child forked in between
+        // (the flock goes with the descriptor until the child's exec closes it): a restart or
+        // a reload tries for a second before it calls the spool busy.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(AlertError::Busy(format!(
+                        "another dispatcher delivers from {}",
+                        root.display(SPOOL_DIR)
+                    )))
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(AlertError::Spool(sys("lock", &rel, e)))
+                }
             }
         }
         let spool = Spool {
