@@ -319,7 +319,6 @@ fn next_on_grid(epoch: Instant, every: Duration, now: Instant) -> Instant {
     epoch + Duration::from_nanos(u64::try_from(k * every_ns).unwrap_or(u64::MAX))
 }
 
-/// A periodic timer: `None` when off.
 /// The journal identifiers the `[[watch.rule]]`s match on.
 fn journal_programs(rules: &[crate::detect::rules::RuleSpec]) -> Vec<String> {
     let mut p: Vec<String> = rules.iter().filter_map(|r| r.program.clone()).collect();
@@ -328,6 +327,7 @@ fn journal_programs(rules: &[crate::detect::rules::RuleSpec]) -> Vec<String> {
     p
 }
 
+/// A periodic timer: `None` when off.
 struct Every {
     every: Option<Duration>,
     epoch: Instant,
@@ -340,6 +340,14 @@ impl Every {
             every,
             epoch,
             next: every.map(|d| next_on_grid(epoch, d, epoch)),
+        }
+    }
+
+    /// A new period (a reload changed it): the next one is on the new grid.
+    fn set(&mut self, every: Option<Duration>, now: Instant) {
+        if every != self.every {
+            self.every = every;
+            self.next = every.map(|d| next_on_grid(self.epoch, d, now));
         }
     }
 
@@ -731,6 +739,9 @@ pub fn run(opts: Options) -> u8 {
         // The snapshot first, so the signals' readers find what they announce.
         {
             let mut st = lock(&shared);
+            // A reload may have changed the drift check's period.
+            let every = st.config.daemon.drift_interval_secs;
+            drift.set((every > 0).then(|| Duration::from_secs(every)), now);
             announce.extend(st.take_pending());
             st.publish();
         }
@@ -775,6 +786,12 @@ mod tests {
         let mut drift = Every::new(Some(s(30)), epoch);
         assert!(!drift.due(epoch + s(29)));
         assert!(drift.due(epoch + s(31)));
+        // A reload to 10 s: the next check is on the new grid; to 0: none.
+        let mut reloaded = Every::new(Some(s(30)), epoch);
+        reloaded.set(Some(s(10)), epoch + s(12));
+        assert_eq!(reloaded.next, Some(epoch + s(20)));
+        reloaded.set(None, epoch + s(13));
+        assert!(!reloaded.due(epoch + s(100)));
         assert_eq!(
             drift.next,
             Some(epoch + s(60)),
