@@ -46,6 +46,22 @@
 //! | `hv_storvsc <vmbus id>: tag#599 cmd 0x28 status: scsi 0x2 srb 0x4 hv 0xc0000001` (reads, writes, cache flushes only) | StorvscError | warning | the vmbus id |
 //! | `md/raid1:md0: Disk failure on sdb6, disabling device.` (also `md/raid10:`, `md/raid:`; 2.6: `raid1: Disk failure on ...`) | MdDiskFailure | warning | `sdb6` |
 //! | `INFO: task jbd2/sda3-8:373 blocked ...`, `INFO: task xfsaild/dm-0:512 blocked ...` | HungTask | warning | `sda3`, `dm-0` |
+//! | qemu-ga: `info: guest-fsfreeze called`, its hook's `executing fsfreeze hook with arg 'freeze'` / `guest-fsthaw called`, `... arg 'thaw'` (resolves) | FsFrozen (a freeze's start or end; the engine opens the incident after `frozen_secs` without a thaw) | critical | None |
+//! | `Hyper-V VSS`: `VSS: op=FREEZE: succeeded` / `VSS: op=THAW: succeeded` (resolves) | FsFrozen (same) | critical | None |
+//! | `md/raid1:md0: Operation continuing on 1 devices.` (a record of its own) | MdDegraded | critical | `md0` |
+//! | `md: md0: recovery done.` | MdDegraded (resolves) | info | `md0` |
+//! | `md/raid:md2: Cannot continue operation (2/4 failed).`, `md/raid1:md0: Disk failure on sdb1, this is the last device.` | MdArrayFailed | critical | `md2`, `md0` |
+//! | `drbd r0 peer: PingAck did not arrive in time.`, `... meta connection shut down by peer.`, `... conn( Connected -> NetworkFailure )` (`BrokenPipe`, `Timeout`, `ProtocolError`) | DrbdConnectionLost | warning | `r0:peer` (DRBD 9), `r0` / `drbd0` (8.x) |
+//! | `... conn( Connecting -> Connected )` | DrbdConnectionLost (resolves) | info | same |
+//! | `drbd r0/0 drbd1 peer: Split-Brain detected but unresolved, dropping connection!`, `block drbd0: Split-Brain detected, dropping connection!` | DrbdSplitBrain | critical | `r0:peer`, `drbd0` |
+//! | `drbd r0/0 drbd1: disk( UpToDate -> Failed )`, `... Local IO failed in ...`, `... IO ERROR: neither local nor remote data, ...` | DrbdDiskFailed | critical | `drbd1` |
+//! | `drbd r0/0 drbd1: disk( Inconsistent -> UpToDate )` | DrbdDiskFailed (resolves) | info | `drbd1` |
+//! | `WARNING: Pool 'tank' has encountered an uncorrectable I/O failure and has been suspended.` (also behind `SPLError: ...`), `WARNING: MMP writes to pool 'tank' have not succeeded in over 5s; suspending pool` | ZfsPoolSuspended | critical | `tank` |
+//! | zed: `eid=12 class=statechange pool='tank' vdev=sdb1 vdev_state=FAULTED` (`UNAVAIL`, `REMOVED`; `DEGRADED` a warning; `ONLINE` resolves) | ZfsVdevFault | critical | `sdb1` |
+//! | zed: `class=io`, `checksum`, `deadman`, `delay`, `probe_failure`, `data` | ZfsIoError | warning | the vdev, else the pool |
+//! | zed: `class=io_failure` / `class=vdev_clear` (resolves) | ZfsPoolSuspended | critical | the pool |
+//! | `device-mapper: thin: 253:2: switching pool to out-of-data-space (queue IO) mode` / `(error IO) mode` | DmThinOutOfSpace | warning / critical | `253:2` |
+//! | `... switching pool to read-only mode` / `failure mode`; `... write mode` resolves | DmThinPoolFailed | critical | `253:2` |
 //!
 //! Not observations: errors of an empty virtual CD-ROM or floppy (`Buffer I/O error on dev sr0,
 //! logical block 0`, `I/O error, dev fd0, sector 0`: every VMware, Hyper-V and KVM guest with
@@ -82,6 +98,15 @@
 //! | md `md/raid1:%s: Disk failure on %s, disabling device.` | 2.6.38+; `raid1: Disk failure on %s, disabling device.` before (seen in public-raid1-disk-failure) |
 //! | iSCSI `connection%d:%d: ping timeout of %d secs expired, ...` | 2.6.x to 6.x (seen in public-iscsi-nop-timeout, public-longhorn) |
 //! | hung task `INFO: task %s:%d blocked for more than %ld seconds.` | 2.6.x to 6.x (seen 2.6.32, 4.5, 5.10, 6.18) |
+//! | a hung task's trace in `percpu_rwsem_wait` under a VFS write entry (the engine's `fs_frozen`) | 5.8+ (`percpu_rwsem_wait`, seen 6.18 in hung-task.*, frozen-writers.dmesg); `__sb_start_write` / `percpu_down_read` frames before |
+//! | qemu-ga `guest-fsfreeze called` | every qemu-ga with fsfreeze (the `slog()` in `qmp_guest_fsfreeze_freeze*`, qga/commands-posix.c); `guest-fsthaw called` only in agents with the later patch that added it (version not checked here; older agents log no thaw, only their hook's `executing fsfreeze hook with arg 'thaw'` when a hook is set) |
+//! | hv_vss_daemon `VSS: op=%s: %s` | tools/hv/hv_vss_daemon.c since 3.10 (its `openlog("Hyper-V VSS")`) |
+//! | md `md/raid:%s: Cannot continue operation (%d/%d failed).` | raid5.c since its MD_BROKEN rework (a 5.x kernel; the version not re-checked; seen in public-buffalo-md-raid5-failed); raid1/raid10's `Disk failure on %pg, this is the last device.` from a 2025 patch (checked in its diff, not in a release) |
+//! | md `md/raid%s:%s: Operation continuing on %d devices.`, `md: %s: %s %s.` (done / interrupted) | 2.6.38+ (the `md/raidN:` prefix); raid1/raid10 print it in one printk with `Disk failure on` (one record on kernels that keep multi-line records, which counts as the member's failure only); raid4/5/6 since the MD_BROKEN rework in a printk of its own |
+//! | DRBD `PingAck did not arrive in time.`, `meta connection shut down by peer.`, `conn( %s -> %s )`, `disk( %s -> %s )`, `Split-Brain detected but unresolved, dropping connection!`, `Local IO failed in %s.`, `IO ERROR: neither local nor remote data, sector %llu+%u` | checked in LINBIT/drbd: master (DRBD 9) and tag drbd-8.4.7 (the in-kernel 8.4); 8.3 `Split-Brain detected, dropping connection!` (DRBD 8.3 user's guide); seen 8.4 (public-ganeti) and 9 (public-drbd9-*, public-linstor, public-windrbd) |
+//! | ZFS `Pool '%s' has encountered an uncorrectable I/O failure and has been suspended.`, `MMP writes to pool '%s' have not succeeded in over %llu ms; suspending pool` | checked in openzfs/zfs master (zio.c, mmp.c); seen 0.6.3 (SPLError prefix), 0.7.1; the MMP line seen in 0.7 as `over 5s` |
+//! | zed `eid=%d class=%s pool='%s' vdev=%s ... vdev_state=%s` | checked in openzfs/zfs master (cmd/zed/zed.d/all-syslog.sh); 0.7's `pool_guid=`, `vdev_path=` form as openzfs/zfs#8967 quotes it (a unit test: that paste is `grep` output, which `tunerctl scan` does not read) |
+//! | dm-thin `%s: switching pool to %s mode` | checked in dm-thin.c (current); the out-of-data-space modes 3.14+ by the history as known; seen in public-docker-thin-error-io (2017, kernel not said) |
 //!
 //! Severities: data loss, journal abort, read-only, shutdown and no-paths are critical (data
 //! did not reach the disk or the filesystem stopped taking writes); so are an ext4 or btrfs
@@ -305,11 +330,24 @@ fn kernel(m: &str) -> Option<Hit<'_>> {
         b'l' => m.strip_prefix("lockd: server ").and_then(nfs),
         b'c' => iscsi_connection(m),
         b's' => iscsi_session(m).or_else(|| m.strip_prefix("storvsc: ").and_then(storvsc)),
-        b'd' => m
-            .strip_prefix("device-mapper: multipath: ")
-            .and_then(dm_multipath),
+        b'd' => match m.strip_prefix("device-mapper: multipath: ") {
+            Some(rest) => dm_multipath(rest),
+            None => match m.strip_prefix("device-mapper: thin: ") {
+                Some(rest) => dm_thin(rest),
+                None => m.strip_prefix("drbd ").and_then(drbd),
+            },
+        },
+        b'b' => m
+            .strip_prefix("block drbd")
+            .and_then(|r| drbd(&m[m.len() - r.len() - 4..])),
+        b'W' => m.strip_prefix("WARNING: ").and_then(zfs_kernel),
+        b'S' => m
+            .strip_prefix("SPLError: ")
+            .and_then(|r| r.find("WARNING: ").map(|i| &r[i + "WARNING: ".len()..]))
+            .and_then(zfs_kernel),
         b'r' => md(m),
-        b'm' if m.starts_with("md/") => md(m),
+        b'm' if m.starts_with("md/") => md(m).or_else(|| md_array(m)),
+        b'm' if m.starts_with("md: ") => md_array(m),
         b'm' => m.strip_prefix("multipathd").and_then(|r| {
             // "multipathd: ..." or "multipathd[812]: ..." as a bare line
             let r = r.strip_prefix(':').or_else(|| {
@@ -334,6 +372,7 @@ fn userspace<'a>(program: &str, m: &'a str) -> Option<Hit<'a>> {
     match program {
         "multipathd" => multipathd(m),
         "iscsid" => iscsid(m),
+        "zed" => zed(m),
         "qemu-ga" => qemu_ga(m),
         "Hyper-V VSS" => hv_vss(m),
         _ => None,
@@ -341,8 +380,9 @@ fn userspace<'a>(program: &str, m: &'a str) -> Option<Hit<'a>> {
 }
 
 /// qemu-guest-agent (`slog()`, logged as `info: ...`): `guest-fsfreeze called` before it
-/// freezes, `guest-fsthaw called` after a thaw (QEMU 8.1+; older agents say nothing of a
-/// thaw but their freeze hook's `executing fsfreeze hook with arg 'thaw'`). The observation
+/// freezes, `guest-fsthaw called` after a thaw (agents with the patch that added it; older
+/// ones say nothing of a thaw but their freeze hook's `executing fsfreeze hook with arg
+/// 'thaw'`). The observation
 /// is a freeze's start or end: the engine opens `fs_frozen` only when no thaw follows within
 /// `[watch] frozen_secs`.
 fn qemu_ga(m: &str) -> Option<Hit<'_>> {
@@ -471,10 +511,64 @@ fn md(m: &str) -> Option<Hit<'_>> {
     }
     let r = &m[i + ": Disk failure on ".len()..];
     let (dev, after) = r.split_once(',')?;
-    if dev.is_empty() || dev.contains(' ') || !after.trim_start().starts_with("disabling device") {
+    if dev.is_empty() || dev.contains(' ') {
+        return None;
+    }
+    let after = after.trim_start();
+    // raid1/raid10 failing their last in-sync member (a 2025 patch): the array is broken.
+    if after.starts_with("this is the last device") {
+        return match who.split_once(':') {
+            Some((_, array)) if !array.is_empty() && array != "mdX" => {
+                hit(MdArrayFailed, Critical, Some(array))
+            }
+            // dm-raid names no array: the member, critical.
+            _ => hit(MdDiskFailure, Critical, Some(dev)),
+        };
+    }
+    if !after.starts_with("disabling device") {
         return None;
     }
     hit(MdDiskFailure, Warning, Some(dev))
+}
+
+/// md's own word on an array (not a member): `md/raid1:md0: Operation continuing on 1
+/// devices.` (printed with `Disk failure on`, 2.6.38+; `md/raid:` for raid4/5/6, `md/raid10:`)
+/// opens [`MdDegraded`] for the array; `md: md0: recovery done.` (md_do_sync: a spare was
+/// rebuilt into it) ends it. `md: md0: recovery interrupted.` and the `resync` / `check` /
+/// `repair` passes of a whole array end nothing. The daemon's md sampler re-reports an
+/// array still degraded after a recovery (its missing count changed), so a second missing
+/// member is not lost. dm-raid (LVM's raid LVs) runs md's personalities without an md device:
+/// md names its array `mdX` there, which says nothing of which LV, so those lines open nothing
+/// (the member's `Disk failure on dm-3` still does, as [`MdDiskFailure`]).
+fn md_array(m: &str) -> Option<Hit<'_>> {
+    let named = |a: &str| a.starts_with("md") && a != "mdX" && !a.contains(' ');
+    if let Some(r) = m.strip_prefix("md: ") {
+        let (array, what) = r.split_once(": ")?;
+        if named(array) && what == "recovery done." {
+            return resolved(MdDegraded, Some(array));
+        }
+        return None;
+    }
+    let (who, what) = m.split_once(": ")?;
+    let (level, array) = who.split_once(':')?;
+    if !level.starts_with("md/raid") || !named(array) {
+        return None;
+    }
+    // raid4/5/6 past their redundancy (a record of its own since raid5's MD_BROKEN rework).
+    if let Some(n) = what.strip_prefix("Cannot continue operation (") {
+        if n.split_once(" failed)")
+            .is_some_and(|(f, _)| f.contains('/'))
+        {
+            return hit(MdArrayFailed, Critical, Some(array));
+        }
+        return None;
+    }
+    let left = what.strip_prefix("Operation continuing on ")?;
+    let n = left.split(' ').next().unwrap_or_default();
+    if n.is_empty() || !n.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    hit(MdDegraded, Critical, Some(array))
 }
 
 fn ext4(rest: &str) -> Option<Hit<'_>> {
@@ -855,6 +949,183 @@ fn scsi(m: &str) -> Option<Hit<'_>> {
     hit(kind, severity, Some(dev))
 }
 
+// RAID and replication layers: DRBD, ZFS, dm-thin.
+
+/// What follows `drbd ` (DRBD 9 and in-kernel 8.4 resource/connection lines: `res: msg`,
+/// `res peer: msg`, `res/0 drbd1: msg`, `res/0 drbd1 peer: msg`) or, passed as `drbd0: msg`,
+/// `block drbd0: msg` (8.x device lines, dev_printk). The subject of a connection line is
+/// `res:peer` (or what is named: `res`, `drbd0`); of a disk line, the minor (`drbd1`).
+fn drbd(rest: &str) -> Option<Hit<'_>> {
+    let (who, msg) = rest.split_once(": ")?;
+    let words: Vec<&str> = who.split(' ').collect();
+    if words.iter().any(|w| w.is_empty()) || words.len() > 3 {
+        return None;
+    }
+    let (res, minor, peer) = match words.as_slice() {
+        [one] if one.starts_with("drbd") && one[4..].bytes().all(|c| c.is_ascii_digit()) => {
+            (None, Some(*one), None)
+        }
+        [res] => (Some(*res), None, None),
+        [res_vol, minor] if res_vol.contains('/') => {
+            (res_vol.split('/').next(), Some(*minor), None)
+        }
+        [res, peer] => (Some(*res), None, Some(*peer)),
+        [res_vol, minor, peer] if res_vol.contains('/') => {
+            (res_vol.split('/').next(), Some(*minor), Some(*peer))
+        }
+        _ => return None,
+    };
+    let conn_subject = || -> Option<Cow<'_, str>> {
+        match (res, peer) {
+            (Some(r), Some(p)) => Some(Cow::Owned(format!("{r}:{p}"))),
+            (Some(r), None) => Some(Cow::Borrowed(r)),
+            (None, _) => minor.map(Cow::Borrowed),
+        }
+    };
+    let disk_subject = minor.or(res);
+    let with = |kind, severity, device: Option<Cow<'static, str>>| -> Option<Hit<'static>> {
+        Some(Hit {
+            kind,
+            severity,
+            device,
+            resolves: false,
+        })
+    };
+    let owned = |c: Option<Cow<'_, str>>| c.map(|c| Cow::Owned(c.into_owned()));
+    if msg.starts_with("PingAck did not arrive in time")
+        || msg.starts_with("meta connection shut down by peer")
+    {
+        return with(DrbdConnectionLost, Warning, owned(conn_subject()));
+    }
+    if msg.starts_with("Split-Brain detected") && msg.contains("dropping connection") {
+        return with(DrbdSplitBrain, Critical, owned(conn_subject()));
+    }
+    if msg.starts_with("Local IO failed in ")
+        || msg.starts_with("IO ERROR: neither local nor remote data")
+    {
+        return hit(DrbdDiskFailed, Critical, disk_subject);
+    }
+    if let Some(to) = state_change(msg, "conn( ") {
+        return match to {
+            "NetworkFailure" | "BrokenPipe" | "Timeout" | "ProtocolError" => {
+                with(DrbdConnectionLost, Warning, owned(conn_subject()))
+            }
+            "Connected" => Some(Hit {
+                resolves: true,
+                ..with(DrbdConnectionLost, Severity::Info, owned(conn_subject()))?
+            }),
+            _ => None,
+        };
+    }
+    if let Some(to) = state_change(msg, "disk( ") {
+        return match to {
+            "Failed" => hit(DrbdDiskFailed, Critical, disk_subject),
+            "UpToDate" => resolved(DrbdDiskFailed, disk_subject),
+            _ => None,
+        };
+    }
+    None
+}
+
+/// The new state in a DRBD state change (`conn( Connected -> NetworkFailure ) peer( ... )`):
+/// `field` is `conn( ` or `disk( `, matched at the start of the message or after a blank.
+fn state_change<'a>(msg: &'a str, field: &str) -> Option<&'a str> {
+    // `disk( ` is also the tail of `pdsk( `: only a field of its own counts.
+    let (i, _) = msg
+        .match_indices(field)
+        .find(|(i, _)| *i == 0 || msg[..*i].ends_with(' '))?;
+    let r = &msg[i + field.len()..];
+    let (_, to) = r.split_once(" -> ")?;
+    let (to, _) = to.split_once(" )")?;
+    (!to.is_empty() && to.bytes().all(|c| c.is_ascii_alphabetic())).then_some(to)
+}
+
+/// After `WARNING: ` (Linux's `cmn_err(CE_WARN, ...)` of ZFS, also behind 0.6's `SPLError:
+/// ...:`): `Pool 'tank' has encountered an uncorrectable I/O failure and has been suspended.`,
+/// `MMP writes to pool 'tank' have not succeeded in over 5s; suspending pool`.
+fn zfs_kernel(r: &str) -> Option<Hit<'_>> {
+    let quoted = |s: &str| -> Option<(usize, usize)> {
+        let open = s.find('\'')? + 1;
+        let len = s[open..].find('\'')?;
+        Some((open, len))
+    };
+    let (off, after) = if let Some(p) = r.strip_prefix("Pool '") {
+        (r.len() - p.len() - 1, "has been suspended")
+    } else if let Some(p) = r.strip_prefix("MMP writes to pool '") {
+        (r.len() - p.len() - 1, "suspending pool")
+    } else {
+        return None;
+    };
+    let (open, len) = quoted(&r[off..])?;
+    let pool = &r[off + open..off + open + len];
+    if pool.is_empty() || !r[off + open + len..].contains(after) {
+        return None;
+    }
+    hit(ZfsPoolSuspended, Critical, Some(pool))
+}
+
+/// zed's syslog lines (the `all-syslog.sh` zedlet, identifier `zed`): `eid=12 class=statechange
+/// pool='tank' vdev=sdb1 vdev_state=FAULTED` (0.8+), `eid=164 class=io
+/// pool_guid=0x1E0D9667DBEC61A2 vdev_path=/dev/disk/by-vdev/A0` (0.7 and `ZED_SYSLOG_DISPLAY_GUIDS`).
+/// The subject is the vdev when named (its last path component), else the pool.
+fn zed(m: &str) -> Option<Hit<'_>> {
+    if !m.starts_with("eid=") {
+        return None;
+    }
+    let mut class = None;
+    let mut pool = None;
+    let mut vdev = None;
+    let mut state = None;
+    for w in m.split(' ') {
+        let Some((k, v)) = w.split_once('=') else {
+            continue;
+        };
+        match k {
+            "class" => class = Some(v),
+            "pool" => pool = Some(v.trim_matches('\'')),
+            "pool_guid" if pool.is_none() => pool = Some(v),
+            "vdev" | "vdev_path" => vdev = v.rsplit('/').next(),
+            "vdev_state" => state = Some(v),
+            _ => {}
+        }
+    }
+    let subject = vdev.or(pool).filter(|s| !s.is_empty());
+    match class? {
+        "statechange" => match state? {
+            "FAULTED" | "UNAVAIL" | "REMOVED" => hit(ZfsVdevFault, Critical, subject),
+            "DEGRADED" => hit(ZfsVdevFault, Warning, subject),
+            "ONLINE" => resolved(ZfsVdevFault, subject),
+            _ => None,
+        },
+        "io" | "checksum" | "deadman" | "delay" | "probe_failure" | "data" => {
+            hit(ZfsIoError, Warning, subject)
+        }
+        "io_failure" => hit(ZfsPoolSuspended, Critical, pool),
+        // `zpool clear`: the suspended pool resumes.
+        "vdev_clear" => resolved(ZfsPoolSuspended, pool),
+        _ => None,
+    }
+}
+
+/// After `device-mapper: thin: `: `253:2: switching pool to out-of-data-space (queue IO) mode`
+/// (writes wait for `no_space_timeout`, 60 s, then fail), `... (error IO) mode`, `read-only`,
+/// `failure`, and back to `write` mode (the pool was grown or repaired). The device is the
+/// pool's `major:minor`.
+fn dm_thin(rest: &str) -> Option<Hit<'_>> {
+    let (dev, mode) = rest.split_once(": switching pool to ")?;
+    let mode = mode.strip_suffix(" mode").unwrap_or(mode);
+    if dev.is_empty() || dev.contains(' ') {
+        return None;
+    }
+    match mode {
+        "out-of-data-space (queue IO)" => hit(DmThinOutOfSpace, Warning, Some(dev)),
+        "out-of-data-space (error IO)" => hit(DmThinOutOfSpace, Critical, Some(dev)),
+        "read-only" | "failure" => hit(DmThinPoolFailed, Critical, Some(dev)),
+        "write" => resolved(DmThinOutOfSpace, Some(dev)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1207,7 +1478,14 @@ mod tests {
             ("hv_storvsc fd1d2cbd-ce7c-535c-966b-eb5f811c95f0: tag#599 cmd 0x28 status: scsi 0x2 srb 0x4 hv 0xc0000001", is(StorvscError, Warning, "fd1d2cbd-ce7c-535c-966b-eb5f811c95f0")),
             ("md/raid1:md0: Disk failure on sdb6, disabling device.", is(MdDiskFailure, Warning, "sdb6")),
             ("md/raid:md127: Disk failure on nvme1n1p1, disabling device.", is(MdDiskFailure, Warning, "nvme1n1p1")),
+            ("md/raid1:mdX: Disk failure on dm-3, disabling device.", is(MdDiskFailure, Warning, "dm-3")),
+            ("md/raid1:mdX: Disk failure on dm-3, this is the last device.", is(MdDiskFailure, Critical, "dm-3")),
             ("raid1: Disk failure on sdb1, disabling device.", is(MdDiskFailure, Warning, "sdb1")),
+            ("md/raid1:md0: Operation continuing on 1 devices.", is(MdDegraded, Critical, "md0")),
+            ("md/raid:md127: Operation continuing on 3 devices.", is(MdDegraded, Critical, "md127")),
+            ("md: md0: recovery done.", resolves(MdDegraded, "md0")),
+            ("md/raid:md2: Cannot continue operation (2/4 failed).", is(MdArrayFailed, Critical, "md2")),
+            ("md/raid1:md0: Disk failure on sdb1, this is the last device.\nmd/raid1:md0: Cannot continue operation (2/2 failed).", is(MdArrayFailed, Critical, "md0")),
             ("INFO: task jbd2/sda3-8:373 blocked for more than 120 seconds.", is(HungTask, Warning, "sda3")),
             ("INFO: task jbd2/dm-2-8:22274 blocked for more than 120 seconds.", is(HungTask, Warning, "dm-2")),
             ("INFO: task xfsaild/dm-0:512 blocked for more than 120 seconds.", is(HungTask, Warning, "dm-0")),
@@ -1224,6 +1502,19 @@ mod tests {
             "hv_storvsc fd1d2cbd-ce7c-535c-966b-eb5f811c95f0: tag#0 cmd 0x0 status: scsi 0x2 srb 0x4 hv 0xc0000001",
             "hv_storvsc fd1d2cbd-ce7c-535c-966b-eb5f811c95f0: tag#1 cmd 0x85 status: scsi 0x2 srb 0x4 hv 0xc0000001",
             "md/raid1:md0: active with 2 out of 2 mirrors",
+            // No array named (2.6), or no failure: a whole array's passes end nothing.
+            "raid1: Operation continuing on 1 devices.",
+            "md: md0: recovery interrupted.",
+            "md: md0: resync done.",
+            "md: recovery of RAID array md0",
+            "md: md0: recovery done",
+            // dm-raid: md's personalities without an md device.
+            "md/raid1:mdX: Operation continuing on 1 devices.",
+            "md/raid:md2: Disk failure on sdb6, something else.",
+            "md: mdX: recovery done.",
+            "md/raid:md2: read error not correctable (sector 2208 on sdb6).",
+            "md/raid:md2: Cannot continue operation",
+            "md: super_written gets error=-5",
             "nvme0n1: p1 p2",
         ] {
             assert_eq!(c(m), None, "{m}");
@@ -1490,5 +1781,89 @@ mod tests {
         assert_eq!(kernel_device("loop2"), "loop2");
         assert_eq!(kernel_device("dm-0,"), "dm-0");
         assert_eq!(kernel_device("/dev/mapper/vg-lv"), "mapper/vg-lv");
+    }
+
+    /// RAID and replication layers, in the wording of their sources: DRBD 9 (LINBIT/drbd
+    /// drbd_receiver.c, drbd_state.c, drbd_req.c), DRBD 8.4 (tag drbd-8.4.7, the in-kernel
+    /// driver's), ZFS (module/zfs/zio.c, mmp.c; zed's all-syslog.sh), dm-thin (dm-thin.c
+    /// `notify_of_pool_mode_change`), filled in as the real captures under tests/logs show them.
+    #[test]
+    fn raid_and_replication_layers() {
+        let sb = "vm-57da08a3-2938-4769-8959-3a11616d6ef9:os-hv-am-3";
+        for (m, want) in [
+            ("drbd u12215 nodeA: PingAck did not arrive in time.", is(DrbdConnectionLost, Warning, "u12215:nodeA")),
+            ("drbd u12215 nodeA: conn( Connected -> NetworkFailure ) peer( Secondary -> Unknown )", is(DrbdConnectionLost, Warning, "u12215:nodeA")),
+            ("drbd pgsql dmg28dbn1.mgmt.dmg28.dmg.net: meta connection shut down by peer.", is(DrbdConnectionLost, Warning, "pgsql:dmg28dbn1.mgmt.dmg28.dmg.net")),
+            ("drbd windows10-boot windows10: conn( Connecting -> Connected ) peer( Unknown -> Secondary )", resolves(DrbdConnectionLost, "windows10-boot:windows10")),
+            ("drbd r0: PingAck did not arrive in time.", is(DrbdConnectionLost, Warning, "r0")),
+            ("block drbd9: conn( WFReportParams -> NetworkFailure ) ", is(DrbdConnectionLost, Warning, "drbd9")),
+            ("drbd vm-57da08a3-2938-4769-8959-3a11616d6ef9/0 drbd8 os-hv-am-3: Split-Brain detected but unresolved, dropping connection!", is(DrbdSplitBrain, Critical, sb)),
+            ("block drbd6: Split-Brain detected but unresolved, dropping connection!", is(DrbdSplitBrain, Critical, "drbd6")),
+            ("block drbd0: Split-Brain detected, dropping connection!", is(DrbdSplitBrain, Critical, "drbd0")),
+            ("drbd r0/0 drbd1: disk( UpToDate -> Failed )", is(DrbdDiskFailed, Critical, "drbd1")),
+            ("drbd r0/0 drbd1: Local IO failed in drbd_request_endio. Detaching...", is(DrbdDiskFailed, Critical, "drbd1")),
+            ("block drbd0: IO ERROR: neither local nor remote data, sector 0+8", is(DrbdDiskFailed, Critical, "drbd0")),
+            ("drbd r0/0 drbd1: disk( Inconsistent -> UpToDate )", resolves(DrbdDiskFailed, "drbd1")),
+            ("block drbd0: disk( UpToDate -> Failed ) pdsk( UpToDate -> DUnknown )", is(DrbdDiskFailed, Critical, "drbd0")),
+            ("WARNING: Pool 'zfs_pool_scsi0QEMU_QEMU_HARDDISK_disk11' has encountered an uncorrectable I/O failure and has been suspended.", is(ZfsPoolSuspended, Critical, "zfs_pool_scsi0QEMU_QEMU_HARDDISK_disk11")),
+            ("SPLError: 3525:0:(spl-err.c:67:vcmn_err()) WARNING: Pool 'tank' has encountered an uncorrectable I/O failure and has been suspended.", is(ZfsPoolSuspended, Critical, "tank")),
+            ("WARNING: MMP writes to pool 'Pool-0' have not succeeded in over 5s; suspending pool", is(ZfsPoolSuspended, Critical, "Pool-0")),
+            ("device-mapper: thin: 253:2: switching pool to out-of-data-space (error IO) mode", is(DmThinOutOfSpace, Critical, "253:2")),
+            ("device-mapper: thin: 253:2: switching pool to out-of-data-space (queue IO) mode", is(DmThinOutOfSpace, Warning, "253:2")),
+            ("device-mapper: thin: 253:2: switching pool to read-only mode", is(DmThinPoolFailed, Critical, "253:2")),
+            ("device-mapper: thin: 253:2: switching pool to failure mode", is(DmThinPoolFailed, Critical, "253:2")),
+            ("device-mapper: thin: 253:2: switching pool to write mode", resolves(DmThinOutOfSpace, "253:2")),
+        ] {
+            assert_eq!(c(m), want, "{m}");
+        }
+        for m in [
+            // Normal life of a DRBD resource.
+            "drbd u12215 nodeA: conn( NetworkFailure -> Unconnected )",
+            "drbd u12215 nodeA: conn( Unconnected -> Connecting )",
+            "drbd vm-57da08a3-2938-4769-8959-3a11616d6ef9 os-hv-am-3: conn( Connecting -> Disconnecting )",
+            "drbd pgsql/1 drbd1: disk( UpToDate -> Consistent )",
+            "drbd u12215/0 drbd854 nodeA: pdsk( UpToDate -> DUnknown ) repl( Established -> Off )",
+            // The peer's disk failed: this node's copy is fine (the link's state says the rest).
+            "drbd r0/0 drbd1 peer: pdsk( UpToDate -> Failed )",
+            "drbd r0/0 drbd1: Split-Brain detected, 1 primaries, automatically solved. Sync from peer node",
+            "drbd u12215 nodeA: Connection closed",
+            "drbd: initialized. Version: 9.2.4",
+            "drbd  x: PingAck did not arrive in time.",
+            // ZFS and dm-thin lines that are no failure.
+            "ZFS: Loaded module v0.7.1-1, ZFS pool version 5000, ZFS filesystem version 5",
+            "WARNING: CPU: 0 PID: 1 at kernel/x.c:1",
+            "WARNING: Pool 'tank",
+            "device-mapper: thin: 253:2: reached low water mark for data device: sending event.",
+            "device-mapper: thin: version 1.23.0",
+        ] {
+            assert_eq!(c(m), None, "{m}");
+        }
+        for (m, want) in [
+            ("eid=12 class=statechange pool='tank' vdev=sdb1 vdev_state=FAULTED", is(ZfsVdevFault, Critical, "sdb1")),
+            ("eid=13 class=statechange pool='tank' vdev=sdb1 vdev_state=DEGRADED", is(ZfsVdevFault, Warning, "sdb1")),
+            ("eid=14 class=statechange pool='tank' vdev=sdb1 vdev_state=ONLINE", resolves(ZfsVdevFault, "sdb1")),
+            ("eid=164 class=io pool_guid=0x1E0D9667DBEC61A2 vdev_path=/dev/disk/by-vdev/A0", is(ZfsIoError, Warning, "A0")),
+            ("eid=20 class=deadman pool='tank' vdev=sdc size=4096 offset=1 priority=3 err=0 flags=0x1", is(ZfsIoError, Warning, "sdc")),
+            ("eid=21 class=io_failure pool='tank'", is(ZfsPoolSuspended, Critical, "tank")),
+            ("eid=22 class=vdev_clear pool='tank' vdev=sdb1", resolves(ZfsPoolSuspended, "tank")),
+        ] {
+            assert_eq!(from("zed", m), want, "{m}");
+        }
+        for m in [
+            "eid=1 class=config_sync pool='tank'",
+            "eid=2 class=history_event pool='tank'",
+            "Processing events since eid=0",
+            "eid=3 class=statechange pool='tank' vdev=sdb1 vdev_state=OFFLINE",
+        ] {
+            assert_eq!(from("zed", m), None, "{m}");
+        }
+        // Only zed's own lines: another program saying the same is nothing.
+        assert_eq!(
+            from(
+                "sshd",
+                "eid=12 class=statechange pool='tank' vdev=sdb1 vdev_state=FAULTED"
+            ),
+            None
+        );
     }
 }

@@ -322,12 +322,14 @@ impl Engine {
             return Vec::new();
         }
         let fn_name = frame.split('+').next().unwrap_or(frame).to_string();
-        let trace = self.hung_trace.take().unwrap_or_else(|| HungTrace {
-            line: String::new(),
-            stamp: None,
+        let (line, stamp) = (trace.line.clone(), trace.stamp.clone());
+        self.hung_trace = None;
+        let trace = HungTrace {
+            line,
+            stamp,
             left: 0,
             waits: true,
-        });
+        };
         let obs = Observation {
             kind: Kind::FsFrozen,
             severity: Severity::Critical,
@@ -586,6 +588,183 @@ mod tests {
         assert!(n.is_empty(), "a contest outlasts the quiet period: {n:?}");
         assert_eq!(e.open()[0].device.as_deref(), Some("sda scsi_timeout"));
         let n = e.uncontested("sda scsi_timeout", "applied again", 10_001);
+        assert_eq!(n.len(), 1);
+        assert!(e.open().is_empty());
+    }
+
+    /// The RAID and replication layers' incidents end on the line that says their condition
+    /// cleared, on the records' own clock (lines as the real captures under tests/logs show
+    /// them): a DRBD link lost then back, a split brain on the same connection (one incident,
+    /// escalated), a thin pool out of space then grown, an md array degraded then rebuilt.
+    #[test]
+    fn raid_and_replication_incidents_end_when_their_layer_recovers() {
+        let mut e = Engine::new(
+            IncidentConfig::default(),
+            Incidents::default(),
+            Clock::Saved,
+        );
+        let rec = |at: u64, m: &str| LogRecord {
+            message: m.to_string(),
+            monotonic_us: Some(at * 1_000_000),
+            sender: crate::detect::types::Sender::Kernel,
+            ..LogRecord::default()
+        };
+        let kinds = |e: &Engine| -> Vec<(Kind, String)> {
+            e.open()
+                .iter()
+                .map(|i| (i.kind, i.device.clone().unwrap_or_default()))
+                .collect()
+        };
+        let w = "windows10-boot:windows10";
+        e.records(
+            &[
+                rec(10, "drbd windows10-boot windows10: PingAck did not arrive in time."),
+                rec(10, "drbd windows10-boot windows10: conn( Connected -> NetworkFailure ) peer( Secondary -> Unknown )"),
+            ],
+            None,
+            0,
+        );
+        assert_eq!(kinds(&e), [(Kind::DrbdConnectionLost, w.to_string())]);
+        // Hours later, still lost: the link's incident has a lasting condition.
+        let n = e.records(
+            &[rec(
+                7200,
+                "drbd windows10-boot windows10: conn( Unconnected -> Connecting )",
+            )],
+            None,
+            0,
+        );
+        assert!(n.is_empty(), "{n:?}");
+        let n = e.records(
+            &[rec(7300, "drbd windows10-boot windows10: Split-Brain detected but unresolved, dropping connection!")],
+            None,
+            0,
+        );
+        assert_eq!(n.len(), 1, "escalated: {n:?}");
+        assert_eq!(kinds(&e), [(Kind::DrbdSplitBrain, w.to_string())]);
+        let n = e.records(
+            &[rec(7400, "drbd windows10-boot windows10: conn( Connecting -> Connected ) peer( Unknown -> Secondary )")],
+            None,
+            0,
+        );
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].event, crate::detect::types::IncidentState::Resolved);
+        assert!(e.open().is_empty());
+
+        e.records(
+            &[rec(
+                8000,
+                "device-mapper: thin: 253:2: switching pool to out-of-data-space (queue IO) mode",
+            )],
+            None,
+            0,
+        );
+        e.records(
+            &[rec(
+                8060,
+                "device-mapper: thin: 253:2: switching pool to out-of-data-space (error IO) mode",
+            )],
+            None,
+            0,
+        );
+        assert_eq!(e.open()[0].kind, Kind::DmThinOutOfSpace);
+        assert_eq!(e.open()[0].severity, Severity::Critical);
+        let n = e.records(
+            &[rec(
+                9000,
+                "device-mapper: thin: 253:2: switching pool to write mode",
+            )],
+            None,
+            0,
+        );
+        assert_eq!(n.len(), 1);
+        assert!(e.open().is_empty());
+
+        e.records(
+            &[rec(
+                10_000,
+                "md/raid1:md0: Operation continuing on 1 devices.",
+            )],
+            None,
+            0,
+        );
+        assert_eq!(kinds(&e), [(Kind::MdDegraded, "md0".to_string())]);
+        e.records(&[rec(20_000, "md: recovery of RAID array md0")], None, 0);
+        assert_eq!(e.open().len(), 1, "rebuilding is still degraded");
+        e.records(&[rec(20_100, "md: md0: recovery interrupted.")], None, 0);
+        assert_eq!(e.open().len(), 1);
+        let n = e.records(&[rec(30_000, "md: md0: recovery done.")], None, 0);
+        assert_eq!(n.len(), 1);
+        assert!(e.open().is_empty());
+        // A RAID5 that loses one member, then a second: one incident of the array, escalated.
+        e.records(
+            &[rec(
+                40_000,
+                "md/raid:md2: Operation continuing on 3 devices.",
+            )],
+            None,
+            0,
+        );
+        let n = e.records(
+            &[rec(
+                40_001,
+                "md/raid:md2: Cannot continue operation (2/4 failed).",
+            )],
+            None,
+            0,
+        );
+        assert_eq!(
+            n.len(),
+            0,
+            "both critical: no re-fire, the kind moves on: {n:?}"
+        );
+        assert_eq!(kinds(&e), [(Kind::MdArrayFailed, "md2".to_string())]);
+    }
+
+    /// A pool the kernel said was suspended stays so while its state kstat says SUSPENDED
+    /// (past the quiet period), and ends when the sampler sees it run again: one key for both.
+    #[test]
+    fn a_suspended_pool_ends_when_its_state_says_so() {
+        let mut e = Engine::new(
+            IncidentConfig::default(),
+            Incidents::default(),
+            Clock::Saved,
+        );
+        let inv = inv();
+        let line = LogRecord {
+            message: "WARNING: Pool 'tank' has encountered an uncorrectable I/O failure and has been suspended.".into(),
+            realtime_us: Some(1_000 * 1_000_000),
+            sender: crate::detect::types::Sender::Kernel,
+            ..LogRecord::default()
+        };
+        assert_eq!(e.records(&[line], Some(&inv), 1_000).len(), 1);
+        let held = Finding {
+            kind: Kind::ZfsPoolSuspended,
+            device: "tank".into(),
+            holds: true,
+            message: "ZFS pool tank is SUSPENDED".into(),
+        };
+        let n = e.sample(
+            std::slice::from_ref(&held),
+            std::iter::empty(),
+            &inv,
+            1_001_000,
+        );
+        assert!(n.is_empty(), "the same incident: {n:?}");
+        assert!(e
+            .sample(&[], std::iter::empty(), &inv, 9_000_000)
+            .is_empty());
+        assert_eq!(
+            e.open().len(),
+            1,
+            "still suspended long after the quiet period"
+        );
+        let runs = Finding {
+            holds: false,
+            message: "ZFS pool tank is no longer suspended".into(),
+            ..held
+        };
+        let n = e.sample(&[runs], std::iter::empty(), &inv, 9_001_000);
         assert_eq!(n.len(), 1);
         assert!(e.open().is_empty());
     }

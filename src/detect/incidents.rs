@@ -53,7 +53,12 @@ fn category(kind: Kind) -> &'static str {
         LogGap => "log-gap",
         KnobContested => "knob",
         // Its own key: a disk incident's condition is its mount flags, not the array's state.
-        MdDegraded => "md",
+        MdDegraded | MdArrayFailed => "md",
+        // A DRBD connection (`resource:peer`), its split brain and recovery are one incident.
+        DrbdConnectionLost | DrbdSplitBrain => "drbd",
+        DrbdDiskFailed => "drbd-disk",
+        ZfsPoolSuspended | ZfsVdevFault | ZfsIoError => "zfs",
+        DmThinOutOfSpace | DmThinPoolFailed => "dm-thin",
         FsFrozen => "frozen",
         // A rule's incidents are keyed by its kind: the config refuses names that are
         // categories.
@@ -81,6 +86,14 @@ fn has_condition(kind: Kind) -> bool {
             | Kind::NfsNotResponding
             | Kind::MultipathPathFailed
             | Kind::MultipathNoPaths
+            | Kind::DrbdConnectionLost
+            | Kind::DrbdSplitBrain
+            | Kind::DrbdDiskFailed
+            | Kind::ZfsPoolSuspended
+            | Kind::ZfsVdevFault
+            | Kind::DmThinOutOfSpace
+            | Kind::DmThinPoolFailed
+            | Kind::MdArrayFailed
     )
 }
 
@@ -94,6 +107,10 @@ fn stage(kind: Kind) -> u8 {
         Ext4DataLoss => 4,
         Ext4Error | BtrfsError | XfsLogError | XfsMetadataError | WritebackError => 3,
         ScsiOffline | ScsiRejectedIo | NvmeReset | MdDiskFailure => 2,
+        // RAID and replication layers: a suspended pool or failed thin pool stops all writes.
+        ZfsPoolSuspended | DmThinPoolFailed | MdArrayFailed => 6,
+        DrbdSplitBrain | DmThinOutOfSpace => 5,
+        DrbdDiskFailed | ZfsVdevFault => 2,
         _ => 1,
     }
 }
@@ -118,6 +135,10 @@ pub(crate) const CATEGORIES: &[&str] = &[
     "knob",
     "md",
     "frozen",
+    "drbd",
+    "drbd-disk",
+    "zfs",
+    "dm-thin",
     "disk",
 ];
 
@@ -285,6 +306,15 @@ fn describe(kind: Kind) -> &'static str {
         LogGap => "kernel log records lost",
         KnobContested => "knob set back by another writer",
         MdDegraded => "md array degraded",
+        DrbdConnectionLost => "DRBD replication link lost",
+        DrbdSplitBrain => "DRBD split brain",
+        DrbdDiskFailed => "DRBD local disk failed",
+        ZfsPoolSuspended => "ZFS pool suspended",
+        ZfsVdevFault => "ZFS vdev faulted or degraded",
+        ZfsIoError => "ZFS I/O errors",
+        DmThinOutOfSpace => "thin pool out of data space",
+        DmThinPoolFailed => "thin pool read-only or failed",
+        MdArrayFailed => "md array failed",
         FsFrozen => "filesystem frozen",
         Rule(k) => k.as_str(),
     }
@@ -638,6 +668,7 @@ fn fstype_of(kind: Kind) -> Option<String> {
         Ext4Error | Ext4JournalAbort | Ext4ReadOnly | Ext4DataLoss | Ext4Shutdown => "ext4",
         XfsShutdown | XfsLogError | XfsMetadataError => "xfs",
         BtrfsError | BtrfsReadOnly | BtrfsTransactionAbort | BtrfsDeviceErrors => "btrfs",
+        ZfsPoolSuspended | ZfsVdevFault | ZfsIoError => "zfs",
         _ => return None,
     };
     Some(t.to_string())

@@ -144,6 +144,40 @@ pub enum Kind {
     /// Another writer keeps setting a knob back (the tuning half's drift checks): the
     /// incident's `device` is the knob (`sda scsi_timeout`); it lasts while the contest does.
     KnobContested,
+    // RAID and replication layers (issue 11 item 3): DRBD, ZFS, device-mapper thin pools.
+    /// DRBD lost its replication link to a peer (`PingAck did not arrive in time`, `conn(
+    /// Connected -> NetworkFailure )`, `meta connection shut down by peer`): writes go to one
+    /// copy only. The incident's `device` is `resource:peer` (DRBD 9) or what DRBD 8 names
+    /// (`resource`, `drbd0`); it lasts until `conn( ... -> Connected )`.
+    DrbdConnectionLost,
+    /// DRBD found both sides changed the data while apart and would not pick one (`Split-Brain
+    /// detected but unresolved, dropping connection!`): needs a person; ends at `Connected`.
+    DrbdSplitBrain,
+    /// DRBD's local backing disk failed (`disk( UpToDate -> Failed )`, `Local IO failed in ...`,
+    /// `IO ERROR: neither local nor remote data`): the device (`drbd1`) runs from the peer, or
+    /// not at all; ends at `disk( ... -> UpToDate )`.
+    DrbdDiskFailed,
+    /// ZFS suspended a pool (`WARNING: Pool 'tank' has encountered an uncorrectable I/O failure
+    /// and has been suspended.`, MMP's `suspending pool`, zed `class=io_failure`): all I/O to it
+    /// blocks. Ends at zed's `class=vdev_clear` of the pool (`zpool clear`).
+    ZfsPoolSuspended,
+    /// zed: a vdev left ONLINE (`class=statechange ... vdev_state=FAULTED`, `DEGRADED`,
+    /// `UNAVAIL`, `REMOVED`); ends when zed reports it `ONLINE` again.
+    ZfsVdevFault,
+    /// zed: I/O, checksum, deadman (hung I/O) or delay events of a vdev (`class=io`,
+    /// `class=checksum`, `class=deadman`, ...).
+    ZfsIoError,
+    /// A dm-thin pool ran out of data space (`device-mapper: thin: 253:2: switching pool to
+    /// out-of-data-space (queue IO) mode`: writes wait, `(error IO)`: writes fail); ends at
+    /// `switching pool to write mode`.
+    DmThinOutOfSpace,
+    /// A dm-thin pool went `read-only` or to `failure` mode (its metadata failed); ends at
+    /// `switching pool to write mode`.
+    DmThinPoolFailed,
+    /// An md array lost more members than it has redundancy (`md/raid:md2: Cannot continue
+    /// operation (2/4 failed).`, raid1/raid10's `Disk failure on sdb1, this is the last
+    /// device.`): its I/O fails. Lasts until the array is whole or stopped.
+    MdArrayFailed,
     /// A filesystem stayed frozen (FIFREEZE: a backup's freeze whose thaw was lost) longer than
     /// `[watch] frozen_secs`: every writer to it blocks. `device` is its mount point, or empty
     /// when the signal does not say which filesystem (a hung writer's trace).
@@ -285,4 +319,36 @@ pub struct Notification {
     pub incident: Incident,
     /// Unix milliseconds when the notification was made.
     pub created_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kinds go to /run/tunerd/incidents.json and back, and to every sink by name: a rule's
+    /// kind is its name as a plain string, like the built-in ones.
+    #[test]
+    fn kinds_round_trip_by_name() {
+        for k in [
+            Kind::FsFrozen,
+            Kind::MdDegraded,
+            Kind::Rule(RuleKind::new("hpsa_abort_failed")),
+        ] {
+            let text = serde_json::to_string(&k).expect("serialize");
+            assert_eq!(text, format!("\"{}\"", k.name()));
+            let back: Kind = serde_json::from_str(&text).expect("deserialize");
+            assert_eq!(back, k);
+        }
+        assert_eq!(Kind::FsFrozen.name(), "fs_frozen");
+        assert_eq!(
+            serde_json::from_str::<Kind>("\"md_degraded\"").ok(),
+            Some(Kind::MdDegraded),
+            "a built-in name is never taken for a rule"
+        );
+        // Interned once.
+        assert!(std::ptr::eq(
+            RuleKind::new("x_y").as_str(),
+            RuleKind::new("x_y").as_str()
+        ));
+    }
 }

@@ -1,5 +1,6 @@
 //! Userspace storage daemons tell of trouble in the systemd journal, not the kernel log:
-//! multipathd (`mpatha: remaining active paths: 0`), iscsid, NFS helpers. tunerd follows
+//! multipathd (`mpatha: remaining active paths: 0`), iscsid, NFS helpers, ZFS's zed (`eid=12
+//! class=statechange pool='tank' vdev=sdb1 vdev_state=FAULTED`). tunerd follows
 //! their entries with `journalctl --follow --output=json`, a child process whose pipe the event
 //! loop reads without ever blocking (journald and its files may sit on the failing disk; only
 //! the child waits on them). The cursor of the last entry handled is kept in /run/tunerd, so a
@@ -46,6 +47,8 @@ pub(crate) const PROGRAMS: &[&str] = &[
     // Freeze agents: a freeze without its thaw is an `fs_frozen` incident.
     "qemu-ga",
     "Hyper-V VSS",
+    // ZFS's event daemon: the all-syslog.sh zedlet logs each event as `zed` (root).
+    "zed",
 ];
 
 pub(crate) struct JournalWatch {
@@ -223,7 +226,7 @@ mod tests {
         assert!(args.contains(&"--identifier") && args.contains(&"multipathd"));
         assert!(
             args.contains(&"zed") && args.contains(&"qemu-ga"),
-            "{args:?}"
+            "zed and qemu-ga are followed: {args:?}"
         );
         assert!(args.contains(&"--after-cursor=s=1"));
         assert_eq!(args.last(), Some(&"_UID=0"), "{args:?}");

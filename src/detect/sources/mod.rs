@@ -7,4 +7,5 @@ pub(crate) mod fanotify;
 pub(crate) mod frozen;
 pub(crate) mod journal;
 pub(crate) mod kmsg;
+pub(crate) mod mdstat;
 pub(crate) mod samplers;

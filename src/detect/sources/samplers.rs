@@ -7,7 +7,9 @@
 //!   XFS: the kernel log is the primary source, this is the condition that keeps an incident
 //!   open until the filesystem is back to rw or unmounted;
 //! - /sys/fs/ext4/DEV/errors_count: errors recorded in the superblock, also from before boot;
-//! - /proc/meminfo and /proc/vmstat: dirty + writeback memory against the dirty threshold.
+//! - /proc/meminfo and /proc/vmstat: dirty + writeback memory against the dirty threshold;
+//! - /sys/block/mdN/md/ and /proc/mdstat: degraded md arrays;
+//! - /proc/spl/kstat/zfs/<pool>/state: suspended ZFS pools.
 //!
 //! Parsers and detectors are pure; [`Sampler`] reads through [`Root`].
 
@@ -250,8 +252,10 @@ pub(crate) struct Sampler {
     failed: BTreeMap<String, String>,
     ext4_errors: BTreeMap<String, u64>,
     btrfs_errors: BTreeMap<String, u64>,
-    /// md arrays degraded at the last sample.
-    md_degraded: BTreeSet<String>,
+    /// md arrays degraded at the last sample, and how many devices each was missing.
+    md_degraded: BTreeMap<String, u64>,
+    /// ZFS pools suspended at the last sample.
+    zfs_suspended: BTreeSet<String>,
     dirty_pct: u64,
     dirty_high: bool,
     page_size: u64,
@@ -275,7 +279,8 @@ impl Sampler {
             failed: BTreeMap::new(),
             ext4_errors: BTreeMap::new(),
             btrfs_errors: BTreeMap::new(),
-            md_degraded: BTreeSet::new(),
+            md_degraded: BTreeMap::new(),
+            zfs_suspended: BTreeSet::new(),
             dirty_pct,
             dirty_high: false,
             page_size,
@@ -388,6 +393,7 @@ impl Sampler {
             }
         }
         out.extend(self.md_arrays(root));
+        out.extend(self.zfs_pools(root));
         if self.frozen.due(now_ms) {
             if let Ok(mountinfo) = root.read("proc/self/mountinfo") {
                 out.extend(self.frozen.sample(root, now_ms, &mountinfo));
@@ -420,25 +426,41 @@ impl Sampler {
     /// md arrays that lost a member: `md/degraded` (drivers/md/md.c: the number of missing
     /// devices of a redundant array) above 0 opens an incident that lasts until the array is
     /// whole again (a re-add and its resync). Which members failed is in `md/dev-*/state`
-    /// (`faulty`), which are rebuilding in `md/sync_action`.
+    /// (`faulty`), which are rebuilding in `md/sync_action`. /proc/mdstat ([`super::mdstat`])
+    /// adds the member map and the rebuild's progress to the message, and gives the missing
+    /// count of an array whose `md/degraded` cannot be read. An array is reported again when
+    /// its missing count changes while degraded (a rebuild that left it short of another
+    /// member: the kernel's `recovery done` line may have ended the incident).
     fn md_arrays(&mut self, root: &Root) -> Vec<Finding> {
         let mut out = Vec::new();
-        let mut now = BTreeSet::new();
-        for name in root.list("sys/block").unwrap_or_default() {
-            if !name.starts_with("md") {
-                continue;
-            }
+        let mut now = BTreeMap::new();
+        let mdstat = root
+            .read("proc/mdstat")
+            .map(|t| super::mdstat::parse_mdstat(&t))
+            .unwrap_or_default();
+        let mut names: BTreeSet<String> = root
+            .list("sys/block")
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| n.starts_with("md"))
+            .collect();
+        names.extend(mdstat.iter().map(|a| a.name.clone()));
+        for name in names {
             let md = format!("sys/block/{name}/md");
-            let missing = root
+            let stat = mdstat.iter().find(|a| a.name == name);
+            let sysfs = root
                 .read(&format!("{md}/degraded"))
                 .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let from_mdstat = sysfs.is_none();
+            let missing = sysfs
+                .or_else(|| stat.and_then(|a| a.missing()))
                 .unwrap_or(0);
             if missing == 0 {
                 continue;
             }
-            now.insert(name.clone());
-            if self.md_degraded.contains(&name) {
+            now.insert(name.clone(), missing);
+            if self.md_degraded.get(&name) == Some(&missing) {
                 continue;
             }
             let attr = |a: &str| {
@@ -446,7 +468,7 @@ impl Sampler {
                     .map(|v| v.trim().to_string())
                     .unwrap_or_default()
             };
-            let faulty: Vec<String> = root
+            let mut faulty: Vec<String> = root
                 .list(&md)
                 .unwrap_or_default()
                 .into_iter()
@@ -457,24 +479,50 @@ impl Sampler {
                         .then(|| member.to_string())
                 })
                 .collect();
+            if faulty.is_empty() {
+                faulty = stat.map_or_else(Vec::new, |a| {
+                    a.faulty().into_iter().map(str::to_string).collect()
+                });
+            }
+            let or_stat = |v: String, f: &dyn Fn(&super::mdstat::MdArray) -> Option<String>| {
+                if v.is_empty() {
+                    stat.and_then(f).unwrap_or_default()
+                } else {
+                    v
+                }
+            };
+            let level = or_stat(attr("level"), &|a| a.level.clone());
+            let disks = or_stat(attr("raid_disks"), &|a| a.raid_disks.map(|n| n.to_string()));
+            let mut message = format!(
+                "md {name} ({level}) degraded: {missing} of {disks} devices missing{}",
+                if faulty.is_empty() {
+                    String::new()
+                } else {
+                    format!(", faulty: {}", faulty.join(", "))
+                },
+            );
+            if !from_mdstat {
+                message.push_str(&format!("; array_state {}", attr("array_state")));
+            }
+            if let Some(a) = stat {
+                if let Some(map) = &a.map {
+                    message.push_str(&format!("; mdstat [{map}]"));
+                }
+                if let Some(p) = &a.progress {
+                    message.push_str(&format!(", {p}"));
+                }
+                if from_mdstat {
+                    message.push_str(" (from /proc/mdstat: md/degraded unreadable)");
+                }
+            }
             out.push(Finding {
                 kind: Kind::MdDegraded,
                 device: name.clone(),
                 holds: true,
-                message: format!(
-                    "md {name} ({}) degraded: {missing} of {} devices missing{}; array_state {}",
-                    attr("level"),
-                    attr("raid_disks"),
-                    if faulty.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", faulty: {}", faulty.join(", "))
-                    },
-                    attr("array_state")
-                ),
+                message,
             });
         }
-        for name in self.md_degraded.difference(&now) {
+        for name in self.md_degraded.keys().filter(|n| !now.contains_key(*n)) {
             out.push(Finding {
                 kind: Kind::MdDegraded,
                 device: name.clone(),
@@ -487,6 +535,48 @@ impl Sampler {
     }
 }
 
+impl Sampler {
+    /// ZFS pools by `/proc/spl/kstat/zfs/<pool>/state` (OpenZFS 0.8+: `spa_state_to_name`,
+    /// `ONLINE`, `DEGRADED`, `SUSPENDED`, ...; read without a lock, unlike `zpool status`,
+    /// which can block for seconds on a sick pool). `SUSPENDED` holds the pool's
+    /// `zfs_pool_suspended` incident open (the kernel's `... has been suspended.` line opens it
+    /// too, under the same key) until the pool runs again or is exported; other states are
+    /// zed's to report, per vdev.
+    fn zfs_pools(&mut self, root: &Root) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut now = BTreeSet::new();
+        for pool in root.list("proc/spl/kstat/zfs").unwrap_or_default() {
+            let Ok(state) = root.read(&format!("proc/spl/kstat/zfs/{pool}/state")) else {
+                continue;
+            };
+            if state.trim() != "SUSPENDED" {
+                continue;
+            }
+            if !self.zfs_suspended.contains(&pool) {
+                out.push(Finding {
+                    kind: Kind::ZfsPoolSuspended,
+                    device: pool.clone(),
+                    holds: true,
+                    message: format!(
+                        "ZFS pool {pool} is SUSPENDED (/proc/spl/kstat/zfs/{pool}/state)"
+                    ),
+                });
+            }
+            now.insert(pool);
+        }
+        for pool in self.zfs_suspended.difference(&now) {
+            out.push(Finding {
+                kind: Kind::ZfsPoolSuspended,
+                device: pool.clone(),
+                holds: false,
+                message: format!("ZFS pool {pool} is no longer suspended (or was exported)"),
+            });
+        }
+        self.zfs_suspended = now;
+        out
+    }
+}
+
 impl Finding {
     /// The observation that opens an incident for this finding.
     pub(crate) fn observation(&self, now_us: u64) -> Observation {
@@ -494,6 +584,8 @@ impl Finding {
             Kind::FilesystemReadOnly | Kind::IoStall => Severity::Critical,
             // One more failure and the array (and every filesystem on it) fails.
             Kind::MdDegraded | Kind::FsFrozen => Severity::Critical,
+            // All I/O to the pool blocks.
+            Kind::ZfsPoolSuspended => Severity::Critical,
             _ => Severity::Warning,
         };
         Observation {
@@ -575,6 +667,89 @@ mod tests {
         );
         std::fs::write(md.join("degraded"), "0\n").expect("resynced");
         let f = s.md_arrays(&root);
+        assert_eq!(f.len(), 1);
+        assert!(!f[0].holds, "{f:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// /proc/mdstat: its map and rebuild progress in the message; the missing count of an
+    /// array whose `md/degraded` cannot be read; a changed count reported again.
+    #[test]
+    fn mdstat_adds_the_map_and_stands_in_for_sysfs() {
+        let dir = std::env::temp_dir().join(format!("tunerd-mdstat-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("proc")).expect("mkdir");
+        std::fs::create_dir_all(dir.join("sys/block")).expect("mkdir");
+        // Real text: https://github.com/glensc/nagios-plugin-check_raid/issues/43
+        let raid6 = "Personalities : [raid6] [raid5] [raid4]
+md0 : active raid6 sde1[6] sdf1[7] sdb1[0] sdg1[3] sdd1[2] sdc[1]
+      5860543744 blocks level 6, 4k chunk, algorithm 2 [6/4] [UUUU__]
+      [===>.................]  recovery = 19.6% (288381540/1465135936) finish=1420.1min speed=13810K/sec
+
+unused devices: <none>
+";
+        std::fs::write(dir.join("proc/mdstat"), raid6).expect("write");
+        let root = Root::new(&dir);
+        let mut s = Sampler::new(&root, StallConfig::default(), 95);
+        let f = s.md_arrays(&root);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].holds && f[0].device == "md0", "{f:?}");
+        for part in [
+            "(raid6) degraded: 2 of 6 devices missing",
+            "mdstat [UUUU__], recovery 19.6% finish=1420.1min",
+            "from /proc/mdstat",
+        ] {
+            assert!(f[0].message.contains(part), "{part}: {}", f[0].message);
+        }
+        assert!(s.md_arrays(&root).is_empty(), "reported once");
+        // One member rebuilt, one still missing: reported again.
+        std::fs::write(
+            dir.join("proc/mdstat"),
+            raid6.replace("[6/4] [UUUU__]", "[6/5] [UUUUU_]"),
+        )
+        .expect("write");
+        let f = s.md_arrays(&root);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].holds && f[0].message.contains("1 of 6 devices missing"),
+            "{f:?}"
+        );
+        // sysfs, when readable, decides: whole there, so whole.
+        let md = dir.join("sys/block/md0/md");
+        std::fs::create_dir_all(&md).expect("mkdir");
+        std::fs::write(md.join("degraded"), "0\n").expect("write");
+        let f = s.md_arrays(&root);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(!f[0].holds);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// OpenZFS's pool state kstat as spa_stats.c writes it (`%s\n`), next to the other
+    /// entries of /proc/spl/kstat/zfs (files such as `arcstats`).
+    #[test]
+    fn a_suspended_zfs_pool_holds_until_it_runs_again() {
+        let dir = std::env::temp_dir().join(format!("tunerd-zfs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let kstat = dir.join("proc/spl/kstat/zfs");
+        std::fs::create_dir_all(kstat.join("tank")).expect("mkdir");
+        std::fs::create_dir_all(kstat.join("backup")).expect("mkdir");
+        std::fs::write(kstat.join("arcstats"), "13 1 0x01 147 39984 1 2\n").expect("write");
+        std::fs::write(kstat.join("tank/state"), "ONLINE\n").expect("write");
+        std::fs::write(kstat.join("backup/state"), "DEGRADED\n").expect("write");
+        let root = Root::new(&dir);
+        let mut s = Sampler::new(&root, StallConfig::default(), 95);
+        assert!(
+            s.zfs_pools(&root).is_empty(),
+            "ONLINE and DEGRADED are not suspended"
+        );
+        std::fs::write(kstat.join("tank/state"), "SUSPENDED\n").expect("write");
+        let f = s.zfs_pools(&root);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].holds && f[0].kind == Kind::ZfsPoolSuspended && f[0].device == "tank");
+        assert_eq!(f[0].observation(0).severity, Severity::Critical);
+        assert!(s.zfs_pools(&root).is_empty(), "reported once");
+        std::fs::write(kstat.join("tank/state"), "ONLINE\n").expect("write");
+        let f = s.zfs_pools(&root);
         assert_eq!(f.len(), 1);
         assert!(!f[0].holds, "{f:?}");
         let _ = std::fs::remove_dir_all(&dir);

@@ -86,6 +86,16 @@ const RESTORE: [&str; 12] = [
 ];
 
 impl LoopDev {
+    /// The attribute's value when the device was made, before any daemon touched it: what a
+    /// revert must put back. (Not a constant: a new loop device's `read_ahead_kb` is 128 or
+    /// twice its backing device's optimal I/O size, 2560 over this machine's vda.)
+    pub fn initial(&self, rel: &str) -> String {
+        self.initial
+            .get(rel)
+            .cloned()
+            .unwrap_or_else(|| panic!("{rel} was not recorded at creation"))
+    }
+
     pub fn new(dir: &Path, size_mb: u64) -> LoopDev {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);

@@ -220,7 +220,10 @@ fn real_kernel_daemon_dbus_api_properties_methods_and_policy() {
         String::from_utf8_lossy(&out.stderr)
     );
     for d in &disks {
-        assert_eq!(d.read("queue/read_ahead_kb"), "128");
+        assert_eq!(
+            d.read("queue/read_ahead_kb"),
+            d.initial("queue/read_ahead_kb")
+        );
         assert!(d.read("queue/scheduler").contains("[none]"));
     }
 }
@@ -311,11 +314,14 @@ fn real_kernel_daemon_drift_is_repaired_and_signalled() {
     assert!(status["drift_total"].as_u64() >= Some(1), "{status}");
     // A revert is not undone by the next drift check: enforcement waits for the next apply.
     let _ = call_json(&bus, "Revert", &[]);
-    assert_eq!(disk.read("queue/read_ahead_kb"), "128");
+    assert_eq!(
+        disk.read("queue/read_ahead_kb"),
+        disk.initial("queue/read_ahead_kb")
+    );
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(
         disk.read("queue/read_ahead_kb"),
-        "128",
+        disk.initial("queue/read_ahead_kb"),
         "revert stays reverted"
     );
     assert_eq!(call_json(&bus, "Status", &[])["suspended"], true);
@@ -450,7 +456,10 @@ fn real_kernel_daemon_switch_and_reload() {
         String::from_utf8_lossy(&out.stderr)
     );
     let _ = call_json(&bus, "Revert", &[]);
-    assert_eq!(disk.read("queue/read_ahead_kb"), "128");
+    assert_eq!(
+        disk.read("queue/read_ahead_kb"),
+        disk.initial("queue/read_ahead_kb")
+    );
 }
 
 #[test]

@@ -482,3 +482,56 @@ fn a_user_rule_finds_its_lines_in_a_saved_log_and_a_bad_one_is_refused_with_its_
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn raid_and_replication_layers_in_public_captures() {
+    // A lost DRBD link lasts (no reconnect in the capture): open, a warning, both its lines.
+    let (_, v) = scan("public-drbd9-pingack.syslog");
+    let a = incident(&v, "drbd_connection_lost", "u12215:nodeA");
+    assert_eq!(a["state"], "firing");
+    assert_eq!(a["severity"], "warning");
+    assert_eq!(
+        a["count"], 2,
+        "PingAck and conn( Connected -> NetworkFailure ): {a}"
+    );
+    assert_eq!(
+        a["decided_by"],
+        "drbd u12215 nodeA: PingAck did not arrive in time."
+    );
+    // The link came up, then was lost: only the loss is an incident.
+    let (_, v) = scan("public-windrbd-pingack.syslog");
+    let w = incident(&v, "drbd_connection_lost", "windows10-boot:windows10");
+    assert_eq!(w["first_seen_as"], "Jan 28 14:47:16");
+    // A split brain needs a person: critical, and open.
+    for (file, device) in [
+        ("public-ganeti-drbd84-split-brain.syslog", "drbd6"),
+        (
+            "public-drbd9-split-brain.syslog",
+            "vm-57da08a3-2938-4769-8959-3a11616d6ef9:os-hv-am-3",
+        ),
+    ] {
+        let (_, v) = scan(file);
+        let s = incident(&v, "drbd_split_brain", device);
+        assert_eq!(
+            (&s["severity"], &s["state"]),
+            (&"critical".into(), &"firing".into()),
+            "{file}"
+        );
+    }
+    // A suspended pool is one incident however often ZFS repeats it (15 minutes here): it
+    // lasts until `zpool clear`.
+    let (_, v) = scan("public-spl-zfs-suspended.dmesg");
+    let p = incident(&v, "zfs_pool_suspended", "tank");
+    assert_eq!(p["count"], 3);
+    assert_eq!(p["severity"], "critical");
+    assert_eq!(p["fstype"], "zfs");
+    // MMP's line and the suspension warning are one incident of the pool.
+    let (_, v) = scan("public-zfs-mmp-suspended.syslog");
+    assert_eq!(incident(&v, "zfs_pool_suspended", "Pool-0")["count"], 2);
+    // The thin pool erroring writes, and the filesystem on a thin volume losing them: two
+    // incidents, the pool's critical.
+    let (_, v) = scan("public-docker-thin-error-io.syslog");
+    let t = incident(&v, "dm_thin_out_of_space", "253:2");
+    assert_eq!(t["severity"], "critical");
+    assert_eq!(incident(&v, "ext4_data_loss", "dm-4")["count"], 8);
+}
