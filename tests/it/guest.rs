@@ -352,7 +352,6 @@ const EXPECTED_LAB_FREEZE_CHECKS: &[&str] = &[
     "freeze_hung_task_report",
     "freeze_fs_frozen_incident",
     "freeze_thawed",
-    "freeze_fs_frozen_ended",
     "freeze_agent_journal",
 ];
 /// The lab boot runs two 25 s stalls, an NFS give-up of 30 s, an md resync and a writer held
