@@ -75,6 +75,11 @@ pub(crate) struct Tuning {
     /// and with `on_contested = "back-off"` no longer repaired until the next apply, switch
     /// or reload.
     pub contested: BTreeMap<String, ContestedKnob>,
+    /// Knobs whose last write the kernel refused (the path as reports show it -> the value
+    /// refused): not drift, and not another writer, until the next apply, switch or reload
+    /// tries them again. Seen in the guest lab: a virtio-scsi host (no host reset handler)
+    /// refuses any `eh_deadline` with EINVAL.
+    rejected: BTreeMap<String, String>,
 }
 
 pub(crate) use crate::api::ContestedKnob;
@@ -117,6 +122,7 @@ impl Tuning {
             apply_retry: None,
             repairs: BTreeMap::new(),
             contested: BTreeMap::new(),
+            rejected: BTreeMap::new(),
         }
     }
 
@@ -124,6 +130,7 @@ impl Tuning {
     fn forget_contests(&mut self) {
         self.repairs.clear();
         self.contested.clear();
+        self.rejected.clear();
     }
 
     /// Counts a repair of `d`; says whether it just became contested.
@@ -201,6 +208,13 @@ impl Tuning {
         // Whatever happens next, the knobs may no longer be what the last verify read.
         self.looked = None;
         let report = apply::apply(root, &plan)?;
+        for o in &report.outcomes {
+            if o.status == Status::Rejected {
+                self.rejected.insert(o.path.clone(), o.wanted.clone());
+            } else {
+                self.rejected.remove(&o.path);
+            }
+        }
         self.last_at_value = report.count(Status::Unchanged) + report.written();
         for c in plan.changes.iter().filter(|c| c.once) {
             self.once_done.insert((c.object.clone(), c.knob));
@@ -283,6 +297,9 @@ impl Tuning {
             return Vec::new();
         }
         let mut drift = self.verify(root, inv);
+        // A value the kernel refused is not drift: the refusal was logged and health reads
+        // `degraded` (repairing it would only be refused again, and look like another writer).
+        drift.retain(|d| self.rejected.get(&root.display(&d.path)) != Some(&d.desired));
         // A contested knob tunerd backed off from is left to the other writer: it is in the
         // status, not logged again at every check (the value it holds is updated).
         for d in &drift {

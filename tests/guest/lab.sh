@@ -43,6 +43,12 @@ sjson=$(tunerctl --json status 2>&1)
 check lab_tunerd_iscsi_san '[ "$waited" != timeout ] && [ "$(jq -r .daemon.profile <<<"$sjson")" = iscsi-san ] && [ "$(jq -r .daemon.drift_interval_secs <<<"$sjson")" = 2 ]' \
     "after ${waited} ms: $(jq -c '.daemon | {running, profile, chosen_by, drift_interval_secs, config}' <<<"$sjson" 2>&1)"
 
+# The parts of the lab this boot runs (tunerd.lab= on the kernel command line, from the host's
+# TUNERD_GUEST_LAB; by default all): iscsi (1-4 below), knobs (5), md (6), freeze (7).
+LAB_PARTS=$(sed -n 's/.*tunerd\.lab=\([^ ]*\).*/\1/p' /proc/cmdline)
+part() { [ -z "$LAB_PARTS" ] || [[ ",$LAB_PARTS," == *",$1,"* ]]; }
+figure lab_parts "${LAB_PARTS:-all}"
+
 # Helpers. The session of a portal (its connection's persistent_port), its sd disk, the
 # ride-out of a mount as the daemon reports it.
 session_of_port() {
@@ -66,6 +72,7 @@ tmo_of() { cat "/sys/class/iscsi_session/$1/recovery_tmo" 2>/dev/null || echo ab
 rideout_of() { tunerctl --json status 2>/dev/null | jq -c --arg m "$1" '[.daemon.rideout[]?, .rideout[]?] | map(select(.mount == $m)) | .[0]'; }
 
 # --- 1. the target, and a lone session that tunerd tunes when its disk appears ---------------
+lab_iscsi() {
 truncate -s 256M $LAB/lone.img $LAB/mpath.img
 systemd-run --unit=lab-tgtd --quiet tgtd -f --iscsi portal=127.0.0.1:3260
 wait_for 20 tgtadm --lld iscsi --mode target --op show >/dev/null
@@ -377,6 +384,14 @@ umount /mnt/mpath 2>/dev/null
 iscsiadm -m node --logoutall=all 2>&1 | info
 # tgtd does not exit on SIGTERM while it has targets (systemd would wait its 90 s for it).
 systemctl kill --signal=SIGKILL lab-tgtd.service
+}
+
+# shellcheck source=lab-parts.sh
+. /usr/local/lib/tunerd-guest/lab-parts.sh
+part iscsi && lab_iscsi
+part knobs && lab_knobs
+part md && lab_md
+part freeze && lab_freeze
 echo "INFO ---- tunerctl status ----"
 tunerctl status 2>&1 | info
 echo "INFO ---- journalctl -u tunerd ----"

@@ -77,3 +77,66 @@ finish() {
     sync
     systemctl poweroff --no-block
 }
+
+# Requests to the host (the lab boot): `host_do qmp|qga JSON [SECONDS]` prints
+# `MARK HOST n=N qmp|qga JSON` for tests/it/guest.rs, which runs the command on QEMU's monitor
+# or on this guest's qemu-guest-agent and answers on the virtio-serial port org.tunerd.host.0
+# with one line, {"n":N,"ok":true,"return":...,"ms":M} or {"n":N,"ok":false,"error":...};
+# host_do prints that line (or an "ok":false one when no answer came in time).
+# The request number lives in a file: host_do mostly runs in a command substitution.
+HOST_PORT=/dev/virtio-ports/org.tunerd.host.0
+HOST_N=/run/tunerd-guest-host-n
+host_open() { [ -e "$HOST_PORT" ] && exec 9<"$HOST_PORT"; }
+host_do() {
+    local json reply limit=${3:-90} start host_n
+    json=$(jq -c . <<<"$2") || json=$2
+    host_n=$(($(cat $HOST_N 2>/dev/null || echo 0) + 1))
+    echo $host_n >$HOST_N
+    echo "MARK HOST n=$host_n $1 $json" >/dev/ttyS1
+    start=$(date +%s)
+    while [ $(($(date +%s) - start)) -lt "$limit" ]; do
+        read -t "$limit" -r reply <&9 || break
+        [ "$(jq -r .n <<<"$reply" 2>/dev/null)" = "$host_n" ] && { echo "$reply"; return 0; }
+    done
+    echo "{\"n\":$host_n,\"ok\":false,\"error\":\"no answer from the host in $limit s\"}"
+    return 1
+}
+host_ok() { jq -e '.ok == true' <<<"$1" >/dev/null 2>&1; }
+
+# Captures for tests/logs: `capture NAME <lines` sends each line as `CAPTURE file=NAME LINE`;
+# the host writes them to last-run/captures/NAME. The kernel log's raw records (as read()
+# returns them from /dev/kmsg, continuation lines included) after a sequence number:
+# `kmsg_seq` prints the newest one's, `kmsg_since SEQ` the records after it.
+capture() { while IFS= read -r line; do printf 'CAPTURE file=%s %s\n' "$1" "$line"; done; }
+kmsg_seq() {
+    python3 -c '
+import os
+fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+last = -1
+while True:
+    try:
+        rec = os.read(fd, 8192)
+    except BlockingIOError:
+        break
+    except OSError:
+        continue
+    last = int(rec.split(b",", 2)[1])
+print(last)'
+}
+kmsg_since() {
+    python3 -c '
+import os, sys
+mark = int(sys.argv[1])
+fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+out = sys.stdout.buffer
+while True:
+    try:
+        rec = os.read(fd, 8192)
+    except BlockingIOError:
+        break
+    except OSError:
+        continue
+    if int(rec.split(b",", 2)[1]) > mark:
+        out.write(rec)
+out.flush()' "$1"
+}

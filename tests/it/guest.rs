@@ -41,7 +41,19 @@
 //!    map over two more sessions (recovery_tmo 5, no fight with multipathd, the ride-out read
 //!    from the real dm table), two real 25 s stalls of the lone session's portal (nftables):
 //!    ridden out at 180, fatal at a scaled-down default of 10 (ext4 read-only, an incident),
-//!    and an NFS export mounted back soft (its give-up time computed and measured) and hard.
+//!    and an NFS export mounted back soft (its give-up time computed and measured) and hard;
+//!    then (tests/guest/lab-parts.sh) a site profile in /etc/tunerd/profiles.d that sets the
+//!    SCSI retry count, the SCSI host's error-handler deadline and nvme_core's parameters,
+//!    taken through plan, apply, verify, drift repair, revert and hotplug (a virtio-scsi
+//!    controller and a second NVMe controller added over QMP: the namespace of a controller
+//!    set up after nvme_core's io_timeout changed has the new queue/io_timeout); an md RAID1
+//!    over two virtio disks that loses one to a QMP `device_del` (an `md_degraded` incident
+//!    until a new disk is added and resynced); and a mount frozen through qemu-guest-agent
+//!    (`guest-fsfreeze-freeze-list`) while a writer blocks past a 10 s hung-task timeout.
+//!    lab-parts.sh asks the host for QMP and agent commands with `MARK HOST` lines, answered
+//!    on a virtio-serial port; the kernel's and the agent's log lines of those events are
+//!    saved as captures (last-run/captures/, the source of tests/logs/guest-*).
+//!    `TUNERD_GUEST_LAB=knobs,md` runs only those parts of the lab (LAB_PARTS).
 //!
 //! The same root image serves all five boots: boot 2's purge leaves a machine without tunerd,
 //! as a user's would be, and the cloud boots take their seed from a volume, not from the
@@ -110,6 +122,10 @@ const PACKAGES: &[&str] = &[
     "nftables",
     "nfs-kernel-server",
     "nfs-common",
+    // The lab boot's md RAID1 over two virtio disks (issue 11), and the agent a host's backup
+    // tool freezes filesystems through (guest-fsfreeze-*, over a virtio-serial channel).
+    "mdadm",
+    "qemu-guest-agent",
 ];
 /// The lab packages' units that their postinsts enabled: disabled in the image, so that the
 /// other boots do not run an iSCSI initiator, multipathd or an NFS server under TCG, and the
@@ -296,9 +312,74 @@ const EXPECTED_LAB_CHECKS: &[&str] = &[
     "lab_nfs_hard_never",
     "lab_nfs_soft_measured",
 ];
-/// The lab boot runs two 25 s stalls, an NFS give-up of 30 s and sets up its storage under
-/// TCG: it may take longer than the others.
-const LAB_TIMEOUT: Duration = Duration::from_secs(600);
+/// The lab's parts (`TUNERD_GUEST_LAB=knobs,md` runs only those, to work on them), each with
+/// the checks it must report: `iscsi` (EXPECTED_LAB_CHECKS), then issue 10's SCSI retry,
+/// SCSI host and nvme_core knobs through every engine path (`knobs`), issue 11's md RAID1
+/// losing a member for real (`md`), and a filesystem frozen through qemu-guest-agent (`freeze`).
+const LAB_PARTS: &[(&str, &[&str])] = &[
+    ("iscsi", EXPECTED_LAB_CHECKS),
+    ("knobs", EXPECTED_LAB_KNOBS_CHECKS),
+    ("md", EXPECTED_LAB_MD_CHECKS),
+    ("freeze", EXPECTED_LAB_FREEZE_CHECKS),
+];
+const EXPECTED_LAB_KNOBS_CHECKS: &[&str] = &[
+    "knobs_profile_dropin",
+    "knobs_plan_scsi_max_retries",
+    "knobs_plan_scsi_eh_deadline",
+    "knobs_plan_nvme_core",
+    "knobs_applied",
+    "knobs_verify_clean",
+    "knobs_originals",
+    "knobs_drift_repaired",
+    "knobs_revert_originals",
+    "knobs_apply_again",
+    "knobs_hotplug_scsi_host",
+    "knobs_hotplug_virtio_scsi_refused",
+    "knobs_hotplug_nvme_io_timeout",
+];
+const EXPECTED_LAB_MD_CHECKS: &[&str] = &[
+    "md_created",
+    "md_member_removed",
+    "md_incident_open",
+    "md_disk_failure_classified",
+    "md_readded_resynced",
+    "md_incident_ended",
+];
+const EXPECTED_LAB_FREEZE_CHECKS: &[&str] = &[
+    "freeze_agent_running",
+    "freeze_frozen",
+    "freeze_writer_blocked",
+    "freeze_hung_task_report",
+    "freeze_fs_frozen_incident",
+    "freeze_thawed",
+    "freeze_agent_journal",
+];
+/// The lab boot runs two 25 s stalls, an NFS give-up of 30 s, an md resync and a writer held
+/// on a frozen filesystem past the hung-task timeout, and sets up its storage under TCG: it
+/// may take longer than the others.
+const LAB_TIMEOUT: Duration = Duration::from_secs(1200);
+
+/// The lab's parts to run: `TUNERD_GUEST_LAB=knobs,md` (in LAB_PARTS' order), by default all.
+fn lab_parts() -> Vec<(&'static str, &'static [&'static str])> {
+    let wanted = std::env::var("TUNERD_GUEST_LAB").ok();
+    let wanted: Option<Vec<String>> = wanted
+        .as_deref()
+        .map(|w| w.split(',').map(|p| p.trim().to_string()).collect());
+    if let Some(w) = &wanted {
+        for name in w {
+            assert!(
+                LAB_PARTS.iter().any(|p| p.0 == name),
+                "TUNERD_GUEST_LAB: no part {name:?}; the parts are {:?}",
+                LAB_PARTS.iter().map(|p| p.0).collect::<Vec<_>>()
+            );
+        }
+    }
+    LAB_PARTS
+        .iter()
+        .filter(|p| wanted.as_ref().is_none_or(|w| w.iter().any(|n| n == p.0)))
+        .copied()
+        .collect()
+}
 /// Where docs/images.md's cloud-config differs from the one the cloud boot uses: the user's
 /// repository and webhook become the image's local repository and the guest's own receiver
 /// (tests/guest/receiver.py, on the guest's 127.0.0.1). Each must occur exactly once.
@@ -701,7 +782,37 @@ struct Images {
     /// The NoCloud seeds (vfat, label `cidata`) of the cloud and cloud-broken boots.
     cloud_seed: PathBuf,
     broken_seed: PathBuf,
+    /// The lab boot's own disks, by QEMU drive id (LAB_DRIVES).
+    lab: Vec<(&'static str, PathBuf)>,
 }
+
+/// The lab boot's drives: (drive id, MiB, the device QEMU boots with, or none: the drive waits
+/// for a QMP `device_add` from lab.sh). An NVMe controller (nvme_core loaded, its namespace
+/// made before tunerd sets the module's parameters), two virtio disks of an md RAID1 and the
+/// one that replaces the member lab.sh removes, a second NVMe controller and the disks of a
+/// pvscsi and a virtio-scsi controller to hot-add. The md disks sit in PCI slots above the root disk's, so that
+/// the guest still names the root disk vda.
+const LAB_DRIVES: &[(&str, u64, Option<&str>)] = &[
+    (
+        "nvme0d",
+        64,
+        Some("nvme,id=nvme0,serial=tunerd-nvme-0,drive=nvme0d"),
+    ),
+    (
+        "mdad",
+        40,
+        Some("virtio-blk-pci,id=mda,drive=mdad,serial=tunerd-md-a,addr=0x10"),
+    ),
+    (
+        "mdbd",
+        40,
+        Some("virtio-blk-pci,id=mdb,drive=mdbd,serial=tunerd-md-b,addr=0x11"),
+    ),
+    ("mdcd", 40, None),
+    ("nvme1d", 64, None),
+    ("pvscsi1d", 64, None),
+    ("vscsi1d", 64, None),
+];
 
 /// docs/images.md's cloud-config (the first yaml block of its `## cloud-init` section), as
 /// the cloud boot uses it: with USER_DATA_SUBSTITUTIONS made.
@@ -818,6 +929,11 @@ fn prepare_images(work: &Scratch, tarball: &Path, debs: &Debs) -> Images {
         0o644,
     );
     write(
+        &r("usr/local/lib/tunerd-guest/lab-parts.sh"),
+        &read_repo("tests/guest/lab-parts.sh"),
+        0o644,
+    );
+    write(
         &r("usr/local/lib/tunerd-guest/receiver.py"),
         &read_repo("tests/guest/receiver.py"),
         0o644,
@@ -902,6 +1018,9 @@ fn prepare_images(work: &Scratch, tarball: &Path, debs: &Debs) -> Images {
         "e2scrub_reap.service",
         "fstrim.timer",
         "man-db.timer",
+        "mdcheck_start.timer",
+        "mdcheck_continue.timer",
+        "mdmonitor-oneshot.timer",
     ] {
         link("/dev/null", &r(&format!("etc/systemd/system/{unit}")));
     }
@@ -949,6 +1068,14 @@ fn prepare_images(work: &Scratch, tarball: &Path, debs: &Debs) -> Images {
             .and_then(|f| f.set_len(64 << 20))
             .expect("data disk image");
     }
+    let mut lab = Vec::new();
+    for (id, mib, _) in LAB_DRIVES {
+        let img = work.join(&format!("lab-{id}.img"));
+        File::create(&img)
+            .and_then(|f| f.set_len(mib << 20))
+            .expect("lab disk image");
+        lab.push((*id, img));
+    }
     let cloud_seed = make_seed(work, "cloud", "tunerd-guest-cloud-1", &cloud_user_data());
     let broken_seed = make_seed(
         work,
@@ -965,6 +1092,7 @@ fn prepare_images(work: &Scratch, tarball: &Path, debs: &Debs) -> Images {
         msft,
         cloud_seed,
         broken_seed,
+        lab,
     }
 }
 
@@ -996,7 +1124,15 @@ fn boot(work: &Scratch, images: &Images, phase: &str) -> Qemu {
         .args(["-kernel", &p(&images.kernel), "-initrd", &p(&images.initrd)])
         .args([
             "-append",
-            &format!("root=/dev/vda ro console=ttyS0 panic=-1 net.ifnames=0 tunerd.guest={phase}"),
+            &format!(
+                "root=/dev/vda ro console=ttyS0 panic=-1 net.ifnames=0 tunerd.guest={phase}{}",
+                if phase == "lab" {
+                    let parts: Vec<&str> = lab_parts().iter().map(|p| p.0).collect();
+                    format!(" tunerd.lab={}", parts.join(","))
+                } else {
+                    String::new()
+                }
+            ),
         ])
         .args([
             "-drive",
@@ -1050,6 +1186,36 @@ fn boot(work: &Scratch, images: &Images, phase: &str) -> Qemu {
             .args([
                 "-device",
                 "scsi-hd,drive=data0,bus=pvscsi0.0,scsi-id=0,lun=0,vendor=VMware,product=Virtual disk",
+            ]);
+        }
+    }
+    if phase == "lab" {
+        for ((id, _, device), (_, img)) in LAB_DRIVES.iter().zip(&images.lab) {
+            cmd.args([
+                "-drive",
+                &format!("file={},format=raw,if=none,id={id},cache=unsafe", p(img)),
+            ]);
+            if let Some(device) = device {
+                cmd.args(["-device", device]);
+            }
+        }
+        // qemu-guest-agent's channel, and the one the host answers lab.sh's requests on
+        // (`MARK HOST`, see run_boot), both virtio-serial ports on host unix sockets.
+        cmd.args(["-device", "virtio-serial-pci,id=vser0"]);
+        for (chardev, name, sock) in [
+            ("qga0", "org.qemu.guest_agent.0", "qga"),
+            ("host0", "org.tunerd.host.0", "host"),
+        ] {
+            cmd.args([
+                "-chardev",
+                &format!(
+                    "socket,id={chardev},path={},server=on,wait=off",
+                    p(&work.join(&format!("{phase}-{sock}.sock")))
+                ),
+            ])
+            .args([
+                "-device",
+                &format!("virtserialport,bus=vser0.0,chardev={chardev},name={name}"),
             ]);
         }
     }
@@ -1147,12 +1313,108 @@ fn qmp_hotplug(socket: &Path, image: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Connects to QMP and leaves it ready for commands.
+fn qmp_connect(socket: &Path) -> Result<(UnixStream, BufReader<UnixStream>), String> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| format!("QMP connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+    let mut greeting = String::new();
+    reader
+        .read_line(&mut greeting)
+        .map_err(|e| format!("QMP greeting: {e}"))?;
+    if !greeting.contains("QMP") {
+        return Err(format!("QMP greeting: {greeting}"));
+    }
+    qmp_command(
+        &mut stream,
+        &mut reader,
+        serde_json::json!({"execute": "qmp_capabilities"}),
+    )?;
+    Ok((stream, reader))
+}
+
+/// One command to qemu-guest-agent in the guest: `guest-sync` first (it drops what an earlier,
+/// timed-out command left on the channel), then the command and its answer.
+fn qga_command(socket: &Path, command: &serde_json::Value) -> Result<serde_json::Value, String> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| format!("QGA connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+    let id = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(1),
+    );
+    let sync = serde_json::json!({"execute": "guest-sync", "arguments": {"id": id}});
+    writeln!(stream, "{sync}").map_err(|e| format!("QGA write: {e}"))?;
+    loop {
+        let mut line = String::new();
+        let n = reader
+            .read_line(&mut line)
+            .map_err(|e| format!("QGA guest-sync: {e}"))?;
+        if n == 0 {
+            return Err("QGA: connection closed".into());
+        }
+        let v: Option<serde_json::Value> = serde_json::from_str(line.trim()).ok();
+        if v.as_ref().and_then(|v| v.get("return")) == Some(&serde_json::json!(id)) {
+            break;
+        }
+    }
+    writeln!(stream, "{command}").map_err(|e| format!("QGA write: {e}"))?;
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .map_err(|e| format!("QGA {command}: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(line.trim()).map_err(|e| format!("QGA: {e}: {line}"))?;
+    match (v.get("return"), v.get("error")) {
+        (Some(r), _) => Ok(r.clone()),
+        (_, Some(e)) => Err(format!("QGA {command}: {e}")),
+        _ => Err(format!("QGA {command}: {line}")),
+    }
+}
+
+/// What the host does for lab.sh: `MARK HOST n=N qmp|qga JSON` runs the command on QEMU's
+/// monitor or on the guest's agent; the answer goes back on the guest's
+/// `org.tunerd.host.0` port as one line, `{"n":N,"ok":true,"return":...,"ms":M}` or
+/// `{"n":N,"ok":false,"error":"..."}`.
+fn host_request(work: &Scratch, phase: &str, line: &str) -> (u64, serde_json::Value) {
+    let rest = line.strip_prefix("MARK HOST n=").unwrap_or_default();
+    let mut it = rest.splitn(3, ' ');
+    let n: u64 = it.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let kind = it.next().unwrap_or_default();
+    let t = Instant::now();
+    let result = serde_json::from_str::<serde_json::Value>(it.next().unwrap_or_default())
+        .map_err(|e| format!("not JSON: {e}"))
+        .and_then(|command| match kind {
+            "qmp" => {
+                let (mut stream, mut reader) =
+                    qmp_connect(&work.join(&format!("{phase}-qmp.sock")))?;
+                qmp_command(&mut stream, &mut reader, command)
+            }
+            "qga" => qga_command(&work.join(&format!("{phase}-qga.sock")), &command),
+            other => Err(format!("no such request kind {other:?}")),
+        });
+    let ms = t.elapsed().as_millis() as u64;
+    let reply = match result {
+        Ok(r) => serde_json::json!({"n": n, "ok": true, "return": r, "ms": ms}),
+        Err(e) => serde_json::json!({"n": n, "ok": false, "error": e, "ms": ms}),
+    };
+    (n, reply)
+}
+
 /// What the guest reported.
 #[derive(Default)]
 struct Report {
     checks: Vec<(String, bool, String)>,
     figures: Vec<(String, String)>,
     info: Vec<String>,
+    /// `CAPTURE file=NAME LINE`: the lines of a capture, saved as last-run/captures/NAME.
+    captures: std::collections::BTreeMap<String, Vec<String>>,
     end: Option<String>,
 }
 
@@ -1170,11 +1432,29 @@ fn parse(text: &str) -> Report {
             report.figures.push((name.to_string(), value.to_string()));
         } else if let Some(rest) = line.strip_prefix("INFO ") {
             report.info.push(rest.to_string());
+        } else if let Some(rest) = line.strip_prefix("CAPTURE file=") {
+            let (name, text) = rest.split_once(' ').unwrap_or((rest, ""));
+            if is_capture_name(name) {
+                report
+                    .captures
+                    .entry(name.to_string())
+                    .or_default()
+                    .push(text.to_string());
+            }
         } else if let Some(rest) = line.strip_prefix("MARK END") {
             report.end = Some(rest.trim().to_string());
         }
     }
     report
+}
+
+/// A capture's file name: letters, digits, `.`, `-`, `_`, no way out of its directory.
+fn is_capture_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
 /// Keeps the last run's logs where a person can read them after the scratch space is gone.
@@ -1193,6 +1473,13 @@ fn keep_logs(work: &Scratch) -> PathBuf {
             work.join(&format!("{seed}-seed/user-data")),
             dir.join(format!("{seed}-user-data")),
         );
+    }
+    // What the guest saved as captures (tests/logs takes them from here).
+    if let Ok(entries) = fs::read_dir(work.join("captures")) {
+        let _ = fs::create_dir_all(dir.join("captures"));
+        for e in entries.flatten() {
+            let _ = fs::copy(e.path(), dir.join("captures").join(e.file_name()));
+        }
     }
     dir
 }
@@ -1245,6 +1532,9 @@ fn run_boot(work: &Scratch, images: &Images, phase: &str, timeout: Duration) -> 
     let mut hotplug: Option<Result<Duration, String>> = None;
     let mut exited = None;
     let mut timed_out = false;
+    // lab.sh's requests handled so far, and the channel their answers go back on.
+    let mut answered = 0u64;
+    let mut host_port: Option<UnixStream> = None;
     loop {
         let text = fs::read_to_string(&checks_log).unwrap_or_default();
         // Show the guest's lines as they come (complete lines only).
@@ -1268,6 +1558,33 @@ fn run_boot(work: &Scratch, images: &Images, phase: &str, timeout: Duration) -> 
                 .map(|_| t.elapsed());
             log(&format!("QMP hotplug of a VMware Virtual disk: {result:?}"));
             hotplug = Some(result);
+        }
+        for line in text[..complete].lines() {
+            let line = line.trim_end_matches('\r');
+            if !line.starts_with("MARK HOST n=") {
+                continue;
+            }
+            let n: u64 = line["MARK HOST n=".len()..]
+                .split(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            if n <= answered {
+                continue;
+            }
+            let (n, reply) = host_request(work, phase, line);
+            answered = answered.max(n);
+            log(&format!("{phase}: {line} -> {reply}"));
+            if host_port.is_none() {
+                host_port = UnixStream::connect(work.join(&format!("{phase}-host.sock"))).ok();
+            }
+            let sent = host_port
+                .as_mut()
+                .map(|s| writeln!(s, "{reply}").and_then(|_| s.flush()));
+            if !matches!(sent, Some(Ok(()))) {
+                log(&format!("{phase}: could not answer request {n}: {sent:?}"));
+                host_port = None;
+            }
         }
         if text.contains("MARK END") {
             break;
@@ -1293,8 +1610,14 @@ fn run_boot(work: &Scratch, images: &Images, phase: &str, timeout: Duration) -> 
     }
     let poweroff = boot_at.elapsed();
     drop(qemu);
+    let report = parse(&fs::read_to_string(&checks_log).unwrap_or_default());
+    for (name, lines) in &report.captures {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        write(&work.join(&format!("captures/{name}")), &text, 0o644);
+    }
     Boot {
-        report: parse(&fs::read_to_string(&checks_log).unwrap_or_default()),
+        report,
         exited,
         timed_out,
         first_line,
@@ -1423,7 +1746,7 @@ fn real_guest_service_end_to_end() {
     // docs/images.md's cloud-config); 4. cloud-broken (cloud-init delivers a broken
     // tunerd.toml). A boot that does not reach its `MARK END` fails the test at once, with
     // its console; a failed install stops the test (the later boots need the package).
-    let mut boots: Vec<(&str, &[&str], Boot)> = Vec::new();
+    let mut boots: Vec<(&str, Vec<&str>, Boot)> = Vec::new();
     let mut logs = PathBuf::new();
     for (phase, expected) in phases_to_run() {
         let timeout = if phase == "lab" {
@@ -1453,6 +1776,14 @@ fn real_guest_service_end_to_end() {
                 );
             }
         }
+        let expected: Vec<&str> = if phase == "lab" {
+            lab_parts()
+                .iter()
+                .flat_map(|p| p.1.iter().copied())
+                .collect()
+        } else {
+            expected.to_vec()
+        };
         boots.push((phase, expected, b));
     }
 
