@@ -378,7 +378,8 @@ impl Engine {
     }
 
     /// A freeze that was not thawed within `frozen_secs`: its incident, which lasts until the
-    /// thaw (or the process scan sees the blocked writers resume).
+    /// thaw line, the process scan seeing the blocked writers go on, or `quiet_secs` without
+    /// new evidence.
     fn freeze_due(&mut self, now: u64) -> Vec<Notification> {
         let secs = self.frozen_secs;
         let Some(p) = self.pending_freeze.as_mut() else {
@@ -397,16 +398,12 @@ impl Engine {
             at_us: Some(now * 1_000_000),
         };
         let (at, stamp) = (p.at, p.stamp.clone());
-        let notes = self.table.observe_stamped(
-            &obs,
-            &Place::default(),
-            None,
-            at.max(now),
-            stamp.as_deref(),
-        );
+        // No lasting condition: an agent that logs no thaw (qemu-ga 7.2 does not) would leave
+        // it open for ever. It lasts while there is evidence (the kernel's hung-task reports
+        // of writers waiting on the freeze, the process scan's blocked writers) and ends at
+        // the thaw line or after `quiet_secs` without any.
         self.table
-            .set_condition(&incidents::key(Kind::FsFrozen, ""), true);
-        notes
+            .observe_stamped(&obs, &Place::default(), None, at.max(now), stamp.as_deref())
     }
 
     /// Kernel log records were overwritten before they were read (`lost`: how many, 0 when
@@ -549,6 +546,63 @@ mod tests {
             disks: vec![],
             mounts: vec![],
         }
+    }
+
+    /// qemu-guest-agent 7.2's one journal entry of a freeze that was never thawed (a real
+    /// capture from the guest, tests/logs/guest-qga-fsfreeze.journal.json): nothing until
+    /// `frozen_secs` have passed, then one critical `fs_frozen`; with no thaw line from this
+    /// agent and no other evidence it ends after the quiet period. A thaw line ends it at once.
+    #[test]
+    fn a_freeze_agents_freeze_without_a_thaw_opens_fs_frozen_after_the_threshold() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/logs/guest-qga-fsfreeze.journal.json"
+        ))
+        .expect("capture");
+        let mut parser = crate::detect::parse::LogParser::with_now(u64::MAX / 2);
+        let mut recs = Vec::new();
+        for line in text.lines() {
+            parser.line(line, &mut recs);
+        }
+        parser.finish(&mut recs);
+        assert_eq!(recs.len(), 1, "{recs:?}");
+        let at = recs[0].realtime_us.expect("stamped") / 1_000_000;
+        let cfg = IncidentConfig {
+            quiet_secs: 300,
+            ..IncidentConfig::default()
+        };
+        let inv = inv();
+        let mut e = Engine::new(cfg.clone(), Incidents::default(), Clock::Saved);
+        e.set_frozen_secs(60);
+        assert!(e.records(&recs, None, u64::MAX).is_empty());
+        assert_eq!(e.freeze_due_at(), Some(at + 60));
+        assert!(e
+            .sample(&[], std::iter::empty(), &inv, (at + 59) * 1000)
+            .is_empty());
+        let n = e.sample(&[], std::iter::empty(), &inv, (at + 61) * 1000);
+        assert_eq!(n.len(), 1, "{n:?}");
+        let inc = &n[0].incident;
+        assert_eq!(
+            (inc.kind, inc.severity),
+            (Kind::FsFrozen, Severity::Critical)
+        );
+        assert!(inc.evidence[0].contains("guest-fsfreeze called"), "{inc:?}");
+        assert_eq!(e.freeze_due_at(), None, "opened once");
+        let n = e.sample(&[], std::iter::empty(), &inv, (at + 61 + 301) * 1000);
+        assert_eq!(n.len(), 1, "ended after the quiet period: {n:?}");
+        assert!(e.open().is_empty());
+
+        // The same freeze with a thaw line (agents that log one): no incident at all.
+        let mut e = Engine::new(cfg, Incidents::default(), Clock::Saved);
+        e.set_frozen_secs(60);
+        let mut thaw = recs[0].clone();
+        thaw.message = "info: guest-fsthaw called".into();
+        thaw.realtime_us = Some((at + 5) * 1_000_000);
+        e.records(&[recs[0].clone(), thaw], None, u64::MAX);
+        assert!(e
+            .sample(&[], std::iter::empty(), &inv, (at + 100) * 1000)
+            .is_empty());
+        assert!(e.open().is_empty());
     }
 
     /// A degraded md array and a contested knob last while their condition holds, past the

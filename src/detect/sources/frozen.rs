@@ -13,9 +13,13 @@
 //! write-family syscall on a file descriptor (`/proc/PID/syscall` then `/proc/PID/fd/N`).
 //!
 //! Cost: one `/proc/PID/stat` read per process every [`SCAN_EVERY_MS`], more only for tasks
-//! in `D`. Under the unit's `ProtectProc=invisible` only root's processes are visible (most
-//! freezes and backups are root's, but a blocked database of another user is not seen until
-//! the kernel's hung-task report, which the kernel-log half reads).
+//! in `D`. What it can see depends on tunerd's privileges: inside the unit, `ProtectProc=
+//! invisible` hides other users' processes, and root's own show a `wchan` of `0` (reading it,
+//! `syscall` and `fd/` of a process with more capabilities than tunerd's takes CAP_SYS_PTRACE,
+//! which the unit does not grant: it would open every process's memory). There the scan finds
+//! nothing and the kernel's hung-task reports and the freeze agents' lines carry the
+//! detection (measured in the guest: tests/guest/lab.sh, freeze part); run without the
+//! sandbox (`tunerd --once`, tests) it sees the writers and names the mount.
 
 use std::collections::BTreeMap;
 
