@@ -50,9 +50,9 @@
 //!    `fcoe` host) applies, verifies, repairs and reverts its fast_io_fail_tmo and
 //!    dev_loss_tmo, the ride-out shows the FC layer, and a 20 s link stall is ridden out.
 //!
-//! The same root image serves all five boots: boot 2's purge leaves a machine without tunerd,
-//! as a user's would be, and the cloud boots take their seed from a volume, not from the
-//! image. cloud-init looks only for local seeds (`datasource_list: [ NoCloud, ConfigDrive ]`),
+//! The same root image serves boots 1-5 (the fc boot has its own): boot 2's purge leaves a
+//! machine without tunerd, as a user's would be, and the cloud boots take their seed from a
+//! volume, not from the image. cloud-init looks only for local seeds (`datasource_list: [ NoCloud, ConfigDrive ]`),
 //! so on boots without one its generator finds none and leaves it off.
 //!
 //! Each script prints `CHECK`/`FIGURE` lines on the second serial port (tests/guest/lib.sh);
