@@ -470,29 +470,65 @@ pub(crate) fn apply(root: &Root, plan: &Plan) -> Result<Report, OriginalsError> 
                 outcome.status = Status::Unsupported;
                 outcome.error = change.note.clone();
             }
-            Action::Set => match attrs.write(&change.path, &change.desired) {
-                Ok(()) => {
-                    outcome.after = read_back(&mut attrs, change.knob, &change.path);
-                    outcome.status = if outcome
-                        .after
-                        .as_deref()
-                        .is_some_and(|a| change.knob.matches(a, &change.desired))
-                    {
-                        Status::Applied
-                    } else {
-                        Status::Adjusted
-                    };
-                }
-                Err(e) => {
-                    outcome.status = Status::Rejected;
-                    outcome.error = Some(e.short());
-                    outcome.after = read_back(&mut attrs, change.knob, &change.path);
-                }
-            },
+            Action::Set => write_change(&mut attrs, change, &mut outcome),
         }
         outcomes.push(outcome);
     }
+    // scsi_transport_fc checks each of a remote port's timers against the other's value now:
+    // fast_io_fail_tmo must stay below dev_loss_tmo, and dev_loss_tmo may pass 600 s only
+    // with fast_io_fail_tmo on. Raising both (off and 60 to 170 and 180) fails the first
+    // write whichever goes first in some case: write a rejected one again once the other
+    // one of its port is in (seen on Linux 6.1: EINVAL for fast_io_fail_tmo, dev_loss_tmo
+    // still 60).
+    for (i, change) in plan.changes.iter().enumerate() {
+        let Some(other) = fc_pair(change.knob) else {
+            continue;
+        };
+        let partner_in = plan.changes.iter().zip(&outcomes).any(|(c, o)| {
+            c.knob == other
+                && c.object == change.object
+                && matches!(o.status, Status::Applied | Status::Adjusted)
+        });
+        if outcomes[i].status == Status::Rejected && partner_in {
+            let mut outcome = outcomes[i].clone();
+            outcome.error = None;
+            write_change(&mut attrs, change, &mut outcome);
+            outcomes[i] = outcome;
+        }
+    }
     Ok(Report { outcomes })
+}
+
+/// The other timer of an FC remote port.
+fn fc_pair(knob: Knob) -> Option<Knob> {
+    match knob {
+        Knob::FcFastIoFailTmo => Some(Knob::FcDevLossTmo),
+        Knob::FcDevLossTmo => Some(Knob::FcFastIoFailTmo),
+        _ => None,
+    }
+}
+
+/// Writes one change's value and reads it back into `outcome`.
+fn write_change(attrs: &mut crate::host::sys::Attrs<'_>, change: &Change, outcome: &mut Outcome) {
+    match attrs.write(&change.path, &change.desired) {
+        Ok(()) => {
+            outcome.after = read_back(attrs, change.knob, &change.path);
+            outcome.status = if outcome
+                .after
+                .as_deref()
+                .is_some_and(|a| change.knob.matches(a, &change.desired))
+            {
+                Status::Applied
+            } else {
+                Status::Adjusted
+            };
+        }
+        Err(e) => {
+            outcome.status = Status::Rejected;
+            outcome.error = Some(e.short());
+            outcome.after = read_back(attrs, change.knob, &change.path);
+        }
+    }
 }
 
 /// Drift: every knob the profile wants that the kernel does not have now. `plan` already

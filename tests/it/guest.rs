@@ -54,10 +54,17 @@
 //!    on a virtio-serial port; the kernel's and the agent's log lines of those events are
 //!    saved as captures (last-run/captures/, the source of tests/logs/guest-*).
 //!    `TUNERD_GUEST_LAB=knobs,md` runs only those parts of the lab (LAB_PARTS).
+//! 6. `tunerd.guest=fc`: real Fibre Channel remote ports, on a root filesystem of its own
+//!    (FC_PACKAGES: the full Debian kernel, whose fcoe, libfc and tcm_fc the cloud kernel
+//!    lacks; cached as a second tarball): tests/guest/fc.sh puts two software FCoE ports in
+//!    VN2VN mode on a veth pair (no switch), LIO's tcm_fc on one with a fileio LUN, the
+//!    initiator logs in and an sd disk appears under a real rport; tunerd (a drop-in for the
+//!    `fcoe` host) applies, verifies, repairs and reverts its fast_io_fail_tmo and
+//!    dev_loss_tmo, the ride-out shows the FC layer, and a 20 s link stall is ridden out.
 //!
-//! The same root image serves all five boots: boot 2's purge leaves a machine without tunerd,
-//! as a user's would be, and the cloud boots take their seed from a volume, not from the
-//! image. cloud-init looks only for local seeds (`datasource_list: [ NoCloud, ConfigDrive ]`),
+//! The same root image serves boots 1-5 (the fc boot has its own): boot 2's purge leaves a
+//! machine without tunerd, as a user's would be, and the cloud boots take their seed from a
+//! volume, not from the image. cloud-init looks only for local seeds (`datasource_list: [ NoCloud, ConfigDrive ]`),
 //! so on boots without one its generator finds none and leaves it off.
 //!
 //! Each script prints `CHECK`/`FIGURE` lines on the second serial port (tests/guest/lib.sh);
@@ -142,6 +149,31 @@ const LAB_UNITS: &[&str] = &[
     "rpcbind.service",
     "rpcbind.socket",
     "nftables.service",
+];
+/// The fc boot's root filesystem (its own cached tarball): the full Debian kernel, which has
+/// software FCoE (fcoe, libfcoe, libfc) and LIO's tcm_fc (the cloud kernel has neither), and
+/// their tools. tests/guest/fc.sh drives the kernel's fcoe_sysfs and the target's configfs.
+const FC_PACKAGES: &[&str] = &[
+    "systemd",
+    "systemd-sysv",
+    "udev",
+    "dbus",
+    "linux-image-amd64",
+    "e2fsprogs",
+    "kmod",
+    "util-linux",
+    "procps",
+    "jq",
+    "iproute2",
+    "fcoe-utils",
+    "targetcli-fb",
+];
+/// The FC packages' units: off in the image, fc.sh sets the fabric up itself.
+const FC_UNITS: &[&str] = &[
+    "fcoe-utils.service",
+    "fcoemon.socket",
+    "rtslib-fb-targetctl.service",
+    "targetclid.socket",
 ];
 /// Part of the cache key: change it when the way the tarball is made changes.
 const ROOTFS_RECIPE: &str = "mmdebstrap --variant=minbase, v1";
@@ -291,6 +323,24 @@ const PHASES: &[(&str, &[&str])] = &[
     ("cloud", EXPECTED_CLOUD_CHECKS),
     ("cloud-broken", EXPECTED_CLOUD_BROKEN_CHECKS),
     ("lab", EXPECTED_LAB_CHECKS),
+    ("fc", EXPECTED_FC_CHECKS),
+];
+/// Every check fc.sh must report on the fc boot (its own root filesystem, FC_PACKAGES): real
+/// FC remote ports from software FCoE in VN2VN mode over a veth pair, LIO's tcm_fc the target.
+const EXPECTED_FC_CHECKS: &[&str] = &[
+    "fc_tunerd_profile",
+    "fc_rport_disk",
+    "fc_applied_on_add",
+    "fc_plan_names_rport",
+    "fc_verify_clean",
+    "fc_drift_repaired",
+    "fc_revert_to_kernel",
+    "fc_apply_from_kernel_values",
+    "fc_verify_clean_again",
+    "fc_rideout_fc_layer",
+    "fc_stall_blocked",
+    "fc_stall_survived",
+    "fc_verify_after_stall",
 ];
 /// Every check lab.sh must report on the fifth boot (issue 10: every layer's give-up time
 /// tuned, audited and shown as one ride-out figure per mount, against real storage).
@@ -495,10 +545,11 @@ impl CacheLock {
 
 /// The Debian root filesystem as a tarball: made once with mmdebstrap, then taken from the
 /// cache. Returns the path and whether it was cached.
-fn rootfs_tarball() -> (PathBuf, bool) {
+fn rootfs_tarball(packages: &[&str]) -> (PathBuf, bool) {
     fs::create_dir_all(CACHE_DIR).unwrap_or_else(|e| panic!("create {CACHE_DIR}: {e}"));
-    let key = fnv1a(&format!("{ROOTFS_RECIPE}|{SUITE}|{}", PACKAGES.join(",")));
-    let name = format!("rootfs-{SUITE}-{key:016x}.tar");
+    let name = tarball_name(packages);
+    // The tarballs of this test's other package lists (the fc boot's) are never evicted.
+    let current: Vec<String> = [PACKAGES, FC_PACKAGES].map(tarball_name).to_vec();
     let tarball = Path::new(CACHE_DIR).join(&name);
     let _lock = CacheLock::take();
     if fs::metadata(&tarball).is_ok_and(|m| m.len() > 0) {
@@ -513,7 +564,7 @@ fn rootfs_tarball() -> (PathBuf, bool) {
             let n = e.file_name().to_string_lossy().into_owned();
             if n.starts_with("partial-") {
                 let _ = fs::remove_file(e.path());
-            } else if n.starts_with("rootfs-") && n != name {
+            } else if n.starts_with("rootfs-") && !current.contains(&n) {
                 let modified = e.metadata().and_then(|m| m.modified()).ok();
                 others.push((modified, e.path()));
             }
@@ -534,7 +585,7 @@ fn rootfs_tarball() -> (PathBuf, bool) {
     let out = Command::new("mmdebstrap")
         .arg("--variant=minbase")
         .arg("--format=tar")
-        .arg(format!("--include={}", PACKAGES.join(",")))
+        .arg(format!("--include={}", packages.join(",")))
         .arg(SUITE)
         .arg(&partial)
         .env("TMPDIR", &tmp.path)
@@ -552,6 +603,12 @@ fn rootfs_tarball() -> (PathBuf, bool) {
     }
     fs::rename(&partial, &tarball).expect("move the finished tarball into the cache");
     (tarball, false)
+}
+
+/// The cache's name of the tarball of one package list.
+fn tarball_name(packages: &[&str]) -> String {
+    let key = fnv1a(&format!("{ROOTFS_RECIPE}|{SUITE}|{}", packages.join(",")));
+    format!("rootfs-{SUITE}-{key:016x}.tar")
 }
 
 fn write(path: &Path, text: &str, mode: u32) {
@@ -959,6 +1016,7 @@ fn prepare_images(work: &Scratch, tarball: &Path, debs: &Debs) -> Images {
         ("cloud.sh", "cloud"),
         ("cloud-broken.sh", "cloud-broken"),
         ("lab.sh", "lab"),
+        ("fc.sh", "fc"),
     ] {
         write(
             &r(&format!("usr/local/sbin/tunerd-guest-{name}")),
@@ -974,7 +1032,7 @@ fn prepare_images(work: &Scratch, tarball: &Path, debs: &Debs) -> Images {
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".wants"))
     {
-        for unit in LAB_UNITS {
+        for unit in LAB_UNITS.iter().chain(FC_UNITS) {
             let _ = fs::remove_file(wants.path().join(unit));
         }
     }
@@ -1722,7 +1780,7 @@ fn real_guest_service_end_to_end() {
     ));
 
     let t = Instant::now();
-    let (tarball, cached) = rootfs_tarball();
+    let (tarball, cached) = rootfs_tarball(PACKAGES);
     let rootfs_time = t.elapsed();
     log(&format!(
         "root filesystem: {} ({}, {:.1} s)",
@@ -1746,15 +1804,34 @@ fn real_guest_service_end_to_end() {
     // docs/images.md's cloud-config); 4. cloud-broken (cloud-init delivers a broken
     // tunerd.toml). A boot that does not reach its `MARK END` fails the test at once, with
     // its console; a failed install stops the test (the later boots need the package).
+    // The fc boot needs the full kernel: its own root filesystem and image, made only when
+    // it runs.
+    let fc_work = Scratch::new("fc");
+    let fc_images = phases_to_run().iter().any(|p| p.0 == "fc").then(|| {
+        let t = Instant::now();
+        let (fc_tarball, fc_cached) = rootfs_tarball(FC_PACKAGES);
+        let images = prepare_images(&fc_work, &fc_tarball, &debs);
+        log(&format!(
+            "fc boot's images ready in {:.1} s ({}, {})",
+            t.elapsed().as_secs_f64(),
+            fc_tarball.display(),
+            if fc_cached { "cached" } else { "built now" }
+        ));
+        images
+    });
     let mut boots: Vec<(&str, Vec<&str>, Boot)> = Vec::new();
     let mut logs = PathBuf::new();
     for (phase, expected) in phases_to_run() {
-        let timeout = if phase == "lab" {
+        let timeout = if phase == "lab" || phase == "fc" {
             timeout.max(LAB_TIMEOUT)
         } else {
             timeout
         };
-        let b = run_boot(&work, &images, phase, timeout);
+        let images = match (phase, &fc_images) {
+            ("fc", Some(fc)) => fc,
+            _ => &images,
+        };
+        let b = run_boot(&work, images, phase, timeout);
         logs = keep_logs(&work);
         require_end(&work, &b, phase, timeout, &logs);
         if phase == "install" {
