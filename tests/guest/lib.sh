@@ -94,11 +94,22 @@ host_do() {
     echo $host_n >$HOST_N
     echo "MARK HOST n=$host_n $1 $json" >/dev/ttyS1
     start=$(date +%s)
-    while [ $(($(date +%s) - start)) -lt "$limit" ]; do
-        read -t "$limit" -r reply <&9 || break
-        [ "$(jq -r .n <<<"$reply" 2>/dev/null)" = "$host_n" ] && { echo "$reply"; return 0; }
+    # A read returns at once with nothing (end of file) while no host side is connected to the
+    # port (virtio_console's port_fops_read): wait for it rather than give up, until the limit.
+    local left rc eofs=0
+    while left=$((limit - ($(date +%s) - start))) && [ "$left" -gt 0 ]; do
+        rc=0
+        read -t "$left" -r reply <&9 || rc=$?
+        if [ $rc -eq 0 ]; then
+            [ "$(jq -r .n <<<"$reply" 2>/dev/null)" = "$host_n" ] && { echo "$reply"; return 0; }
+        elif [ $rc -gt 128 ]; then
+            break
+        else
+            eofs=$((eofs + 1))
+            sleep 0.2
+        fi
     done
-    echo "{\"n\":$host_n,\"ok\":false,\"error\":\"no answer from the host in $limit s\"}"
+    echo "{\"n\":$host_n,\"ok\":false,\"error\":\"no answer from the host in $limit s ($eofs reads found no host connected)\"}"
     return 1
 }
 host_ok() { jq -e '.ok == true' <<<"$1" >/dev/null 2>&1; }

@@ -1610,6 +1610,12 @@ fn run_boot(work: &Scratch, images: &Images, phase: &str, timeout: Duration) -> 
             shown = complete;
             first_line.get_or_insert(boot_at.elapsed());
         }
+        // The answer port is connected as soon as QEMU offers it: until then the guest's
+        // reads of it end at once (virtio_console tells a port with no host side by EOF).
+        let host_sock = work.join(&format!("{phase}-host.sock"));
+        if host_port.is_none() && host_sock.exists() {
+            host_port = UnixStream::connect(&host_sock).ok();
+        }
         if hotplug.is_none() && text.contains("MARK READY-FOR-HOTPLUG") {
             let t = Instant::now();
             let result = qmp_hotplug(&work.join(&format!("{phase}-qmp.sock")), &images.hot)
@@ -1634,7 +1640,7 @@ fn run_boot(work: &Scratch, images: &Images, phase: &str, timeout: Duration) -> 
             answered = answered.max(n);
             log(&format!("{phase}: {line} -> {reply}"));
             if host_port.is_none() {
-                host_port = UnixStream::connect(work.join(&format!("{phase}-host.sock"))).ok();
+                host_port = UnixStream::connect(&host_sock).ok();
             }
             let sent = host_port
                 .as_mut()

@@ -206,10 +206,9 @@ fn written_mount(root: &Root, pid: u32, mountinfo: &str) -> Option<String> {
 
 /// The longest mount point of `mountinfo` that contains `path`.
 pub(crate) fn mount_of(mountinfo: &str, path: &str) -> Option<String> {
-    mountinfo
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|mp| mp.replace("\\040", " "))
+    crate::host::inventory::parse_mountinfo(mountinfo)
+        .into_iter()
+        .map(|(_, mp, ..)| mp)
         .filter(|mp| {
             path == mp
                 || mp == "/"

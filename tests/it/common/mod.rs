@@ -343,6 +343,17 @@ impl KernelRoot {
     }
 }
 
+/// A `kB` field of /proc/PID/status (`VmRSS:`, `VmLck:`, `VmHWM:`), 0 when absent.
+pub fn status_kb(pid: i32, key: &str) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// `(target, status)` of every outcome in an apply or revert report.
 pub fn statuses(report: &serde_json::Value) -> Vec<(String, String)> {
     report["outcomes"]

@@ -46,16 +46,6 @@ fn switches(pid: i32) -> Vec<(String, u64)> {
     out
 }
 
-fn status_kb(pid: i32, key: &str) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Resident and locked kB of `pid` by mapping, from /proc/PID/smaps: each file by name, the
 /// heap, the main stack, and the anonymous mappings (thread stacks, malloc arenas) together.
 fn smaps_breakdown(pid: i32) -> Vec<(String, u64, u64)> {

@@ -336,16 +336,6 @@ fn cpu_ticks(pid: i32) -> u64 {
         + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
-fn status_kb(pid: i32, key: &str) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// 100,000 I/O error lines written into the kernel log (/dev/kmsg, as the block layer would
 /// print them) make one incident; the daemon's CPU time and memory are printed.
 #[test]
