@@ -191,10 +191,12 @@ pub(super) fn scan(file: &Path, as_json: bool, watch: &WatchSettings) -> Result<
             text.push_str(&human(n + 1, i, engine.detail(&i.id)));
         }
         text.push_str(&format!(
-            "{} records, {} lines about storage trouble, {} incidents\n",
+            "{} records, {} line{} about storage trouble, {} incident{}\n",
             engine.records,
             engine.recognised,
-            incidents.len()
+            if engine.recognised == 1 { "" } else { "s" },
+            incidents.len(),
+            if incidents.len() == 1 { "" } else { "s" }
         ));
         text
     };
@@ -203,13 +205,16 @@ pub(super) fn scan(file: &Path, as_json: bool, watch: &WatchSettings) -> Result<
 
 /// An incident as JSON, with what a saved log adds: `decided_by` (the line that decided its
 /// kind), `first_seen_as` and `last_seen_as` (its first and last times as the log printed
-/// them).
+/// them), `ended_by` and `ended_as` (the line that ended it and its time as printed; null
+/// when the quiet period ended it or it is still open).
 fn with_detail(i: &Incident, d: Option<&Detail>) -> serde_json::Value {
     let mut v = serde_json::to_value(i).unwrap_or(serde_json::Value::Null);
     if let (Some(obj), Some(d)) = (v.as_object_mut(), d) {
         obj.insert("decided_by".into(), d.decided_by.clone().into());
         obj.insert("first_seen_as".into(), d.first_stamp.clone().into());
         obj.insert("last_seen_as".into(), d.last_stamp.clone().into());
+        obj.insert("ended_by".into(), d.ended_by.clone().into());
+        obj.insert("ended_as".into(), d.end_stamp.clone().into());
     }
     v
 }
@@ -255,6 +260,21 @@ fn human(n: usize, i: &Incident, d: Option<&Detail>) -> String {
         "   line:  {}",
         cut(decided, SHOWN_EVIDENCE)
     )));
+    // How it ended: a line of the log, the quiet period, or not at all.
+    match (i.ended, d.and_then(|d| d.ended_by.as_deref())) {
+        (Some(_), Some(by)) => {
+            let at = d.and_then(|d| d.end_stamp.as_deref()).unwrap_or("-");
+            text.push_str(&line_of(format_args!(
+                "   ended: {at}: {}",
+                cut(by, SHOWN_EVIDENCE)
+            )));
+        }
+        (Some(end), None) => text.push_str(&line_of(format_args!(
+            "   ended: {} s after its last line, nothing new (quiet_secs)",
+            end.saturating_sub(i.last_seen)
+        ))),
+        (None, _) => text.push_str("   open:  still open where the log ends\n"),
+    }
     text.push('\n');
     text
 }

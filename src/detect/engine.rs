@@ -254,6 +254,7 @@ impl Engine {
                     &place,
                     at,
                     rec.message.trim_start(),
+                    Self::stamp_of(rec).as_deref(),
                 ));
                 continue;
             }

@@ -346,12 +346,17 @@ pub(crate) struct Incidents {
 
 /// What a person reading a saved log wants of an incident beyond [`Incident`]: the line that
 /// decided its kind (not the first line, which is often a plain I/O error) and its first and
-/// last times in the log's own clock.
+/// last times in the log's own clock; and the line that ended it, with its time, when a line
+/// did (not the quiet period).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Detail {
     pub decided_by: String,
     pub first_stamp: Option<String>,
     pub last_stamp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_stamp: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -409,6 +414,9 @@ impl IncidentTable {
         let subject = subject(obs.kind, obs.device.as_deref(), place);
         let key = format!("{}/{subject}", category(obs.kind));
         if obs.resolves {
+            if let (Some(open), Some(st)) = (self.state.open.get_mut(&key), stamp) {
+                open.detail.end_stamp = Some(st.to_string());
+            }
             return self.resolve(&key, now, Some(&obs.message));
         }
         if let Some(open) = self.state.open.get_mut(&key) {
@@ -478,6 +486,7 @@ impl IncidentTable {
                     decided_by: obs.message.clone(),
                     first_stamp: stamp.map(str::to_string),
                     last_stamp: stamp.map(str::to_string),
+                    ..Detail::default()
                 },
                 unmounted: false,
                 notified: 1,
@@ -512,6 +521,7 @@ impl IncidentTable {
         };
         open.incident.state = IncidentState::Resolved;
         open.incident.ended = Some(now);
+        open.detail.ended_by = why.map(str::to_string);
         if let Some(w) = why {
             if open.incident.evidence.len() < self.cfg.evidence_lines + 1 {
                 open.incident.evidence.push(w.to_string());
@@ -591,9 +601,13 @@ impl IncidentTable {
         place: &Place,
         now: u64,
         line: &str,
+        stamp: Option<&str>,
     ) -> Vec<Notification> {
         let key = format!("disk/{}", subject(Kind::BlockIoError, Some(device), place));
         if mounted {
+            if let (Some(open), Some(st)) = (self.state.open.get_mut(&key), stamp) {
+                open.detail.end_stamp = Some(st.to_string());
+            }
             return self.resolve(&key, now, Some(line));
         }
         if let Some(o) = self.state.open.get_mut(&key) {

@@ -739,9 +739,30 @@ pub fn run(opts: Options) -> u8 {
         // The snapshot first, so the signals' readers find what they announce.
         {
             let mut st = lock(&shared);
-            // A reload may have changed the drift check's period.
+            // A reload may have changed the drift check's period, and the programs the
+            // `[[watch.rule]]`s follow in the journal (SIGHUP or D-Bus Reload).
             let every = st.config.daemon.drift_interval_secs;
             drift.set((every > 0).then(|| Duration::from_secs(every)), now);
+            if let Some(j) = sources.journal.as_mut() {
+                let programs = journal_programs(&st.config.watch.rules);
+                if programs != j.extra() {
+                    match j.follow(&opts.root, &programs) {
+                        Ok(()) => log!(
+                            info,
+                            "journal: following the rules' programs {}",
+                            if programs.is_empty() {
+                                "(none)".to_string()
+                            } else {
+                                programs.join(", ")
+                            }
+                        ),
+                        Err(e) => {
+                            log!(warn, "journal: the rules' new programs not followed yet: journalctl: {e}");
+                            sources.journal_later();
+                        }
+                    }
+                }
+            }
             announce.extend(st.take_pending());
             st.publish();
         }

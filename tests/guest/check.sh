@@ -299,6 +299,35 @@ waited=$(wait_for 15 has_mpath)
 check incident_multipathd_journal '[ "$waited" != timeout ]' \
     "after ${waited} ms: $(tunerctl events --json 2>&1 | jq -c '[.open[] | {kind, device}]' 2>&1)"
 
+# A [[watch.rule]] for a program the daemon does not follow, added to the packaged tunerd.toml
+# while it runs: the reload makes it follow the program (journalctl started again after the
+# last entry read), the program's line opens the rule's incident, and its end line ends it.
+cat >>/etc/tunerd/tunerd.toml <<'EOF'
+
+[[watch.rule]]
+kind = "san_replica_lost"
+pattern = "volume {device}: replica * lost*"
+severity = "critical"
+end = "volume {device}: replica * back in sync"
+program = "sanagent"
+EOF
+systemctl reload tunerd
+journal_args() { pgrep -P "$(prop MainPID)" -x journalctl | xargs -r ps -o args= -p; }
+follows() { journal_args | grep -q -- '--identifier sanagent'; }
+waited=$(wait_for 15 follows)
+check rule_program_followed_after_reload '[ "$waited" != timeout ]' \
+    "after ${waited} ms: $(journal_args | grep -o -- '--identifier [^ ]*' | tr '\n' ' ')"
+logger -t sanagent "volume vol7: replica r2 lost (peer 10.0.0.9 unreachable)"
+has_rule() { tunerctl events --json 2>/dev/null | jq -e '.open[] | select(.kind == "san_replica_lost" and .device == "vol7")' >/dev/null; }
+waited=$(wait_for 15 has_rule)
+check incident_rule_program_journal '[ "$waited" != timeout ]' \
+    "after ${waited} ms: $(tunerctl events --json 2>&1 | jq -c '[.open[] | {kind, device, source}]' 2>&1)"
+logger -t sanagent "volume vol7: replica r2 back in sync"
+rule_ended() { tunerctl events --json 2>/dev/null | jq -e '([.open[] | select(.kind == "san_replica_lost")] == []) and any(.recent[]; .kind == "san_replica_lost" and .state == "resolved")' >/dev/null; }
+waited=$(wait_for 15 rule_ended)
+check incident_rule_program_ended '[ "$waited" != timeout ]' \
+    "after ${waited} ms: $(tunerctl events --json 2>&1 | jq -c '[.recent[] | select(.kind == "san_replica_lost") | {state, evidence}]' 2>&1)"
+
 # --- 12. every detection source is live under the unit ---------------------------------------
 # The sandbox can quietly take a source away (the syscall filter once cost fanotify): the
 # daemon then logs why and goes on with the others. None of those lines may appear, and each

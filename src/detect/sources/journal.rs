@@ -102,6 +102,23 @@ impl JournalWatch {
         let _ = old.wait();
         Ok(())
     }
+
+    /// Follows `extra` identifiers instead of the current ones (a reload changed the
+    /// `[[watch.rule]]` programs): journalctl is started again after the last entry read, so
+    /// no entry is lost or read twice. On an error the new list is kept, and the caller's
+    /// restart after its backoff uses it.
+    pub(crate) fn follow(&mut self, root: &Root, extra: &[String]) -> io::Result<()> {
+        if self.extra == extra {
+            return Ok(());
+        }
+        self.extra = extra.to_vec();
+        self.restart(root)
+    }
+
+    /// The identifiers followed besides [`PROGRAMS`].
+    pub(crate) fn extra(&self) -> &[String] {
+        &self.extra
+    }
 }
 
 /// journalctl following the watched programs' root entries, after `cursor` (or from the start

@@ -317,6 +317,36 @@ fn a_device_that_failed_then_got_a_new_filesystem_has_two_incidents() {
         (ext4["fstype"].as_str(), xfs["fstype"].as_str()),
         (Some("ext4"), Some("xfs"))
     );
+    // What ended each, as the log printed it: the new mount's line and its time; nothing.
+    assert_eq!(
+        (ext4["ended_as"].as_str(), ext4["ended_by"].as_str()),
+        (
+            Some("[12863.709551]"),
+            Some("XFS (loop0): Mounting V5 Filesystem d70ded8d-0d20-46bf-a60e-0e4a17a7530b")
+        ),
+        "{ext4}"
+    );
+    assert!(
+        xfs["ended_by"].is_null() && xfs["state"] == "firing",
+        "{xfs}"
+    );
+    // The human form says the same, and that the XFS failure is open at the log's end.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/logs/ext4-then-xfs.kmsg");
+    let out = Command::new(common::tunerctl())
+        .arg("scan")
+        .arg(&path)
+        .output()
+        .expect("tunerctl scan");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("   ended: [12863.709551]: XFS (loop0): Mounting V5 Filesystem"),
+        "{text}"
+    );
+    assert!(
+        text.contains("   open:  still open where the log ends"),
+        "{text}"
+    );
+    assert!(text.ends_with(" 2 incidents\n"), "{text}");
 }
 
 #[test]
