@@ -194,6 +194,37 @@ impl Drop for LoopDev {
     }
 }
 
+/// A mount the test made, unmounted on drop (lazily when busy), also when the test panics.
+pub struct Mounted(pub PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        if fs::read_to_string("/proc/self/mountinfo")
+            .is_ok_and(|m| m.contains(&format!(" {} ", self.0.display())))
+        {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+/// Mounts `dev` on `dir` (made if missing) with `opts`; panics with mount's error.
+pub fn mount(dev: &str, dir: &Path, opts: &str) -> Mounted {
+    fs::create_dir_all(dir).expect("mountpoint");
+    let out = Command::new("mount")
+        .args(["-o", opts, dev])
+        .arg(dir)
+        .output()
+        .expect("mount");
+    assert!(
+        out.status.success(),
+        "mount {dev} {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Mounted(dir.to_path_buf())
+}
+
 /// Detaches a loop device the test attached itself (`losetup`), on drop.
 pub struct Detach(pub String);
 

@@ -17,19 +17,6 @@ use crate::common::tunerd::*;
 use crate::common::*;
 
 /// A mount the test made, unmounted on drop.
-struct Mounted(PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-        if fs::read_to_string("/proc/self/mountinfo")
-            .is_ok_and(|m| m.contains(&format!(" {} ", self.0.display())))
-        {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-}
-
 fn run(cmd: &mut Command) {
     let out = cmd.output().expect("run");
     assert!(
@@ -37,12 +24,6 @@ fn run(cmd: &mut Command) {
         "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn mount(dev: &str, dir: &Path, opts: &str) -> Mounted {
-    fs::create_dir_all(dir).expect("mountpoint");
-    run(Command::new("mount").args(["-o", opts, dev]).arg(dir));
-    Mounted(dir.to_path_buf())
 }
 
 /// A loop device over a new sparse file of `size_mb` in `dir` (`losetup` with `extra`
