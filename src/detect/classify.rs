@@ -54,7 +54,7 @@
 //! | `drbd r0 peer: PingAck did not arrive in time.`, `... meta connection shut down by peer.`, `... conn( Connected -> NetworkFailure )` (`BrokenPipe`, `Timeout`, `ProtocolError`) | DrbdConnectionLost | warning | `r0:peer` (DRBD 9), `r0` / `drbd0` (8.x) |
 //! | `... conn( Connecting -> Connected )` (8.x: also `-> WFBitMapS`, `SyncSource` and the other states past `Connected`; 8.4 prints it on the device, `block drbd6: ... conn( WFReportParams -> Connected )`) | DrbdConnectionLost (resolves) | info | same |
 //! | `drbd r0/0 drbd1 peer: Split-Brain detected but unresolved, dropping connection!`, `block drbd0: Split-Brain detected, dropping connection!` | DrbdSplitBrain | critical | `r0:peer`, `drbd0` |
-//! | `drbd r0/0 drbd1: disk( UpToDate -> Failed )`, `... Local IO failed in ...`, `... IO ERROR: neither local nor remote data, ...` | DrbdDiskFailed | critical | `drbd1` |
+//! | `drbd r0/0 drbd1: disk( UpToDate -> Failed )` (DRBD 9 only: DRBD 8's `block drbd1: disk( UpToDate -> Failed )` is also every detach), `... Local IO failed in ...`, `... IO ERROR: neither local nor remote data, ...` | DrbdDiskFailed | critical | `drbd1` |
 //! | `drbd r0/0 drbd1: disk( Inconsistent -> UpToDate )` | DrbdDiskFailed (resolves) | info | `drbd1` |
 //! | `WARNING: Pool 'tank' has encountered an uncorrectable I/O failure and has been suspended.` (also behind `SPLError: ...`), `WARNING: MMP writes to pool 'tank' have not succeeded in over 5s; suspending pool` | ZfsPoolSuspended | critical | `tank` |
 //! | zed: `eid=12 class=statechange pool='tank' vdev=sdb1 vdev_state=FAULTED` (`UNAVAIL`, `REMOVED`; `DEGRADED` a warning; `ONLINE` resolves) | ZfsVdevFault | critical | `sdb1` |
@@ -1019,7 +1019,13 @@ fn drbd(rest: &str) -> Option<Hit<'_>> {
     }
     if let Some(to) = state_change(msg, "disk( ") {
         return match to {
-            "Failed" => hit(DrbdDiskFailed, Critical, disk_subject),
+            // DRBD 9 goes to Failed on an I/O error only (an administrative detach goes to
+            // Detaching). DRBD 8 (the `block drbd1:` device lines) goes to Failed on every
+            // detach too: 8.4.7's adm_detach (drbd_nl.c) requests D_FAILED, and ganeti's
+            // `blockdev_shutdown` shows it (public-ganeti-drbd-detach); its I/O error says so in
+            // the `Local IO failed in %s. Detaching...` that __drbd_chk_io_error_ (drbd_int.h)
+            // prints with it.
+            "Failed" if res.is_some() => hit(DrbdDiskFailed, Critical, disk_subject),
             "UpToDate" => resolved(DrbdDiskFailed, disk_subject),
             _ => None,
         };
@@ -1833,7 +1839,7 @@ mod tests {
             ("drbd r0/0 drbd1: Local IO failed in drbd_request_endio. Detaching...", is(DrbdDiskFailed, Critical, "drbd1")),
             ("block drbd0: IO ERROR: neither local nor remote data, sector 0+8", is(DrbdDiskFailed, Critical, "drbd0")),
             ("drbd r0/0 drbd1: disk( Inconsistent -> UpToDate )", resolves(DrbdDiskFailed, "drbd1")),
-            ("block drbd0: disk( UpToDate -> Failed ) pdsk( UpToDate -> DUnknown )", is(DrbdDiskFailed, Critical, "drbd0")),
+            ("block drbd0: Local IO failed in drbd_endio_write_sec_final. Detaching...", is(DrbdDiskFailed, Critical, "drbd0")),
             ("WARNING: Pool 'zfs_pool_scsi0QEMU_QEMU_HARDDISK_disk11' has encountered an uncorrectable I/O failure and has been suspended.", is(ZfsPoolSuspended, Critical, "zfs_pool_scsi0QEMU_QEMU_HARDDISK_disk11")),
             ("SPLError: 3525:0:(spl-err.c:67:vcmn_err()) WARNING: Pool 'tank' has encountered an uncorrectable I/O failure and has been suspended.", is(ZfsPoolSuspended, Critical, "tank")),
             ("WARNING: MMP writes to pool 'Pool-0' have not succeeded in over 5s; suspending pool", is(ZfsPoolSuspended, Critical, "Pool-0")),
@@ -1852,6 +1858,10 @@ mod tests {
             "drbd vm-57da08a3-2938-4769-8959-3a11616d6ef9 os-hv-am-3: conn( Connecting -> Disconnecting )",
             "drbd pgsql/1 drbd1: disk( UpToDate -> Consistent )",
             "drbd u12215/0 drbd854 nodeA: pdsk( UpToDate -> DUnknown ) repl( Established -> Off )",
+            // DRBD 8's detach: `drbdadm detach` / `down` print it too (adm_detach, 8.4.7).
+            "block drbd0: disk( UpToDate -> Failed ) pdsk( UpToDate -> DUnknown )",
+            "block drbd1: disk( UpToDate -> Failed ) ",
+            "block drbd1: disk( Failed -> Diskless ) ",
             // The peer's disk failed: this node's copy is fine (the link's state says the rest).
             "drbd r0/0 drbd1 peer: pdsk( UpToDate -> Failed )",
             "drbd r0/0 drbd1: Split-Brain detected, 1 primaries, automatically solved. Sync from peer node",
