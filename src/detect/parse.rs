@@ -20,7 +20,7 @@
 //! | `[  123.456789] host kernel: msg` | `journalctl -o short-monotonic` (decided per file) |
 //! | `2022-02-18 14:59:44 err kernel: msg`, `... notice [  578.551801] msg` (any syslog level word, or `kern.err`; `,123` or `.123` after the seconds) | syslog files written with a date, a time and the severity (rsyslog templates of `%timegenerated:::date-mysql%`/`%syslogseverity-text%` kind) |
 //! | `{"MESSAGE": ...}` | `journalctl -o json` |
-//! | any of the above behind `FILE:` or `FILE:NN:` (`/var/log/messages:Jun 28 ...`, `messages-20200628:...`, `syslog.1:...`, `12:...`) | `grep` / `zgrep` of log files, with `-n` or without |
+//! | any of the above behind `FILE:` or `FILE:NN:` (`/var/log/messages:Jun 28 ...`, `messages-20200628:...`, `syslog.1:...`, `12:...`), context lines' `FILE-`, `FILE-NN-`, `NN-`; `--` between groups | `grep` / `zgrep` of log files, with `-n`, `-A`/`-B`/`-C` or without |
 //!
 //! In the journal and syslog formats a `[  123.456789] ` left at the start of a kernel message
 //! (rsyslog's kern.log) is taken as its monotonic time; `host` may be missing
@@ -478,8 +478,10 @@ impl LogParser {
         // A log pasted into a report or a mail is often indented as a whole (a Markdown code
         // block): the indentation is not part of the record.
         let line = line.trim_start_matches([' ', '\t']);
-        if line.starts_with("-- ") && line.ends_with(" --") {
-            return; // journalctl: "-- Boot 1a2b... --", "-- No entries --"
+        if line.starts_with("-- ") && line.ends_with(" --") || line == "--" {
+            // journalctl: "-- Boot 1a2b... --", "-- No entries --"; grep's "--" between the
+            // groups of context lines.
+            return;
         }
         let (rec, how) = parse_line(line, journal_mono, self.now);
         self.prev = how;
@@ -499,29 +501,42 @@ fn parse_line(line: &str, journal_mono: bool, now: Option<u64>) -> (LogRecord, P
     if let Some(got) = parse_stamped(line, journal_mono, now) {
         return got;
     }
-    if let Some(got) = grep_prefix(line).and_then(|rest| parse_stamped(rest, journal_mono, now)) {
+    if let Some(got) = grep_stripped(line, journal_mono, now) {
         return got;
     }
     (kernel_bare(line), Prev::Bare)
 }
 
-/// What `grep` (or `zgrep`) of several files, or with `-n`, puts before each line: `FILE:`,
-/// `FILE:NN:` or `NN:` (any file name without blanks or colons: `/var/log/messages:`,
-/// `messages-20200628:`, `syslog.1:`, `/var/log/kern.log.2.gz:`). The rest of the line; the
-/// caller keeps it only when it is a stamped line ([`parse_stamped`]).
-fn grep_prefix(line: &str) -> Option<&str> {
-    let colon = line.find(':')?;
-    let name = &line[..colon];
-    if name.is_empty() || name.bytes().any(|c| c.is_ascii_whitespace()) {
-        return None;
+/// A stamped line behind what `grep` (or `zgrep`) of several files, or with `-n`, puts before
+/// it: `FILE:` for a matching line, `FILE-` for a context line (`-A`, `-B`, `-C`), each with
+/// the line number after it under `-n` (`FILE:NN:`, `FILE-NN-`; `NN:`, `NN-` for one file).
+/// The file name is any text without blanks (`/var/log/messages`, `messages-20200628`,
+/// `syslog.1`, `/var/log/kern.log.2.gz`); as names have `-` of their own, every `:` and `-`
+/// before the first blank is tried, and the rest is taken only when it is a stamped line
+/// ([`parse_stamped`]).
+fn grep_stripped(line: &str, journal_mono: bool, now: Option<u64>) -> Option<(LogRecord, Prev)> {
+    let head = &line[..line.find([' ', '\t']).unwrap_or(line.len())];
+    for (i, sep) in head.bytes().enumerate() {
+        if i == 0 || !matches!(sep, b':' | b'-') {
+            continue;
+        }
+        let rest = &line[i + 1..];
+        if let Some(got) = parse_stamped(rest, journal_mono, now) {
+            return Some(got);
+        }
+        // `-n`: the line number, then the same separator.
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && rest.as_bytes().get(digits) == Some(&sep) {
+            if let Some(got) = parse_stamped(&rest[digits + 1..], journal_mono, now) {
+                return Some(got);
+            }
+        }
+        if sep == b':' {
+            // A matching line's file name ends at its first colon.
+            break;
+        }
     }
-    let rest = &line[colon + 1..];
-    // `grep -n` with a file name: the line number follows it.
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    if digits > 0 && rest.as_bytes().get(digits) == Some(&b':') {
-        return rest.get(digits + 1..).filter(|r| !r.is_empty());
-    }
-    (!rest.is_empty()).then_some(rest)
+    None
 }
 
 /// A line of one of the stamped formats (or kmsg, or journal JSON); None for a bare message.
@@ -1776,6 +1791,19 @@ mod tests {
             assert_eq!(r[0].program.as_deref(), Some("zed"), "{line}");
             assert_eq!(r[0].stamp.as_deref(), Some("Jun 28 00:02:19"), "{line}");
         }
+        // Context lines (`-A`, `-B`, `-C`), with `-n` or without, and grep's group separator.
+        let t = "/var/log/messages-Jun 28 00:02:18 myhost kernel: a\n\
+                 messages-20190628-1233-Jun 28 00:02:18 myhost kernel: b\n\
+                 messages-20190628:1234:Jun 28 00:02:19 myhost kernel: c\n\
+                 1235-Jun 28 00:02:19 myhost kernel: d\n\
+                 --\n\
+                 syslog.1-2022-02-18 14:59:44 err kernel: e\n";
+        let r = parse_log(t);
+        assert_eq!(
+            r.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c", "d", "e"]
+        );
+        assert_eq!(r[4].level, Some(3));
         // Every stamped format, behind a file name.
         let r = parse_log("kern.log:2026-11-22T05:52:03+0000 vm kernel: x\ndmesg.txt:[   12.500000] y\nold:2022-02-18 14:59:44 err kernel: z\n");
         assert_eq!(
@@ -1791,6 +1819,9 @@ mod tests {
             "x:Jun 28",
             "x:",
             "x:12:",
+            "EXT4-fs (sda1): Remounting filesystem read-only",
+            "x-12-",
+            "a-b-c:d",
         ] {
             let r = parse_log(line);
             assert_eq!(
