@@ -52,9 +52,9 @@
 //! | `md: md0: recovery done.` | MdDegraded (resolves) | info | `md0` |
 //! | `md/raid:md2: Cannot continue operation (2/4 failed).`, `md/raid1:md0: Disk failure on sdb1, this is the last device.` | MdArrayFailed | critical | `md2`, `md0` |
 //! | `drbd r0 peer: PingAck did not arrive in time.`, `... meta connection shut down by peer.`, `... conn( Connected -> NetworkFailure )` (`BrokenPipe`, `Timeout`, `ProtocolError`) | DrbdConnectionLost | warning | `r0:peer` (DRBD 9), `r0` / `drbd0` (8.x) |
-//! | `... conn( Connecting -> Connected )` | DrbdConnectionLost (resolves) | info | same |
+//! | `... conn( Connecting -> Connected )` (8.x: also `-> WFBitMapS`, `SyncSource` and the other states past `Connected`; 8.4 prints it on the device, `block drbd6: ... conn( WFReportParams -> Connected )`) | DrbdConnectionLost (resolves) | info | same |
 //! | `drbd r0/0 drbd1 peer: Split-Brain detected but unresolved, dropping connection!`, `block drbd0: Split-Brain detected, dropping connection!` | DrbdSplitBrain | critical | `r0:peer`, `drbd0` |
-//! | `drbd r0/0 drbd1: disk( UpToDate -> Failed )`, `... Local IO failed in ...`, `... IO ERROR: neither local nor remote data, ...` | DrbdDiskFailed | critical | `drbd1` |
+//! | `drbd r0/0 drbd1: disk( UpToDate -> Failed )` (DRBD 9 only: DRBD 8's `block drbd1: disk( UpToDate -> Failed )` is also every detach), `... Local IO failed in ...`, `... IO ERROR: neither local nor remote data, ...` | DrbdDiskFailed | critical | `drbd1` |
 //! | `drbd r0/0 drbd1: disk( Inconsistent -> UpToDate )` | DrbdDiskFailed (resolves) | info | `drbd1` |
 //! | `WARNING: Pool 'tank' has encountered an uncorrectable I/O failure and has been suspended.` (also behind `SPLError: ...`), `WARNING: MMP writes to pool 'tank' have not succeeded in over 5s; suspending pool` | ZfsPoolSuspended | critical | `tank` |
 //! | zed: `eid=12 class=statechange pool='tank' vdev=sdb1 vdev_state=FAULTED` (`UNAVAIL`, `REMOVED`; `DEGRADED` a warning; `ONLINE` resolves) | ZfsVdevFault | critical | `sdb1` |
@@ -103,9 +103,9 @@
 //! | hv_vss_daemon `VSS: op=%s: %s` | tools/hv/hv_vss_daemon.c since 3.10 (its `openlog("Hyper-V VSS")`) |
 //! | md `md/raid:%s: Cannot continue operation (%d/%d failed).` | raid5.c since its MD_BROKEN rework (a 5.x kernel; the version not re-checked; seen in public-buffalo-md-raid5-failed); raid1/raid10's `Disk failure on %pg, this is the last device.` from a 2025 patch (checked in its diff, not in a release) |
 //! | md `md/raid%s:%s: Operation continuing on %d devices.`, `md: %s: %s %s.` (done / interrupted) | 2.6.38+ (the `md/raidN:` prefix); raid1/raid10 print it in one printk with `Disk failure on` (one record on kernels that keep multi-line records, which counts as the member's failure only); raid4/5/6 since the MD_BROKEN rework in a printk of its own |
-//! | DRBD `PingAck did not arrive in time.`, `meta connection shut down by peer.`, `conn( %s -> %s )`, `disk( %s -> %s )`, `Split-Brain detected but unresolved, dropping connection!`, `Local IO failed in %s.`, `IO ERROR: neither local nor remote data, sector %llu+%u` | checked in LINBIT/drbd: master (DRBD 9) and tag drbd-8.4.7 (the in-kernel 8.4); 8.3 `Split-Brain detected, dropping connection!` (DRBD 8.3 user's guide); seen 8.4 (public-ganeti) and 9 (public-drbd9-*, public-linstor, public-windrbd) |
+//! | DRBD `PingAck did not arrive in time.`, `meta connection shut down by peer.`, `conn( %s -> %s )`, `disk( %s -> %s )`, `Split-Brain detected but unresolved, dropping connection!`, `Local IO failed in %s.`, `IO ERROR: neither local nor remote data, sector %llu+%u` | checked in LINBIT/drbd: master (DRBD 9) and tag drbd-8.4.7 (the in-kernel 8.4); 8.3 `Split-Brain detected, dropping connection!` (DRBD 8.3 user's guide); seen 8.4 (public-ganeti) and 9 (public-drbd9-*, public-linstor, public-windrbd; `IO ERROR: neither local nor remote data` in public-drbd9-io-error, 9.1.6); 8.4's reconnect is a device's `conn( WFReportParams -> Connected )` (drbd_state.c `drbd_pr_state_change` from drbd_receiver.c `receive_state`, drbd-8.4.7), not seen in a capture |
 //! | ZFS `Pool '%s' has encountered an uncorrectable I/O failure and has been suspended.`, `MMP writes to pool '%s' have not succeeded in over %llu ms; suspending pool` | checked in openzfs/zfs master (zio.c, mmp.c); seen 0.6.3 (SPLError prefix), 0.7.1; the MMP line seen in 0.7 as `over 5s` |
-//! | zed `eid=%d class=%s pool='%s' vdev=%s ... vdev_state=%s` | checked in openzfs/zfs master (cmd/zed/zed.d/all-syslog.sh); 0.7's `pool_guid=`, `vdev_path=` form as openzfs/zfs#8967 quotes it (a unit test: that paste is `grep` output, which `tunerctl scan` does not read) |
+//! | zed `eid=%d class=%s pool='%s' vdev=%s ... vdev_state=%s` | checked in openzfs/zfs master (cmd/zed/zed.d/all-syslog.sh); 0.7's `pool_guid=`, `vdev_path=` form as openzfs/zfs#8967 quotes it (a unit test: that paste, `grep` output, is not in the stored copies of the report; `tunerctl scan` reads grep output now) |
 //! | dm-thin `%s: switching pool to %s mode` | checked in dm-thin.c (current); the out-of-data-space modes 3.14+ by the history as known; seen in public-docker-thin-error-io (2017, kernel not said) |
 //!
 //! Severities: data loss, journal abort, read-only, shutdown and no-paths are critical (data
@@ -1010,7 +1010,7 @@ fn drbd(rest: &str) -> Option<Hit<'_>> {
             "NetworkFailure" | "BrokenPipe" | "Timeout" | "ProtocolError" => {
                 with(DrbdConnectionLost, Warning, owned(conn_subject()))
             }
-            "Connected" => Some(Hit {
+            to if link_is_up(to) => Some(Hit {
                 resolves: true,
                 ..with(DrbdConnectionLost, Severity::Info, owned(conn_subject()))?
             }),
@@ -1019,12 +1019,47 @@ fn drbd(rest: &str) -> Option<Hit<'_>> {
     }
     if let Some(to) = state_change(msg, "disk( ") {
         return match to {
-            "Failed" => hit(DrbdDiskFailed, Critical, disk_subject),
+            // DRBD 9 goes to Failed on an I/O error only (an administrative detach goes to
+            // Detaching). DRBD 8 (the `block drbd1:` device lines) goes to Failed on every
+            // detach too: 8.4.7's adm_detach (drbd_nl.c) requests D_FAILED, and ganeti's
+            // `blockdev_shutdown` shows it (public-ganeti-drbd-detach); its I/O error says so in
+            // the `Local IO failed in %s. Detaching...` that __drbd_chk_io_error_ (drbd_int.h)
+            // prints with it.
+            "Failed" if res.is_some() => hit(DrbdDiskFailed, Critical, disk_subject),
             "UpToDate" => resolved(DrbdDiskFailed, disk_subject),
             _ => None,
         };
     }
     None
+}
+
+/// A connection state that says the link is up: `Connected`, and DRBD 8's states past it (a
+/// resync or verify over the link: drbd_strings.c's `drbd_conn_s_names` from
+/// `StartingSyncS` on; DRBD 9 keeps these in `repl( )` and says `conn( ... -> Connected )`).
+/// In 8.4 the reconnect is a device's line, printed by `__drbd_set_state` ->
+/// `drbd_pr_state_change` from `receive_state` (drbd_receiver.c, tag drbd-8.4.7):
+/// `block drbd6: peer( Unknown -> Secondary ) conn( WFReportParams -> Connected ) ...`, or
+/// `conn( WFReportParams -> WFBitMapS )` when a resync follows (as after a split brain is
+/// resolved), the connection-wide `drbd resource6: conn( ... )` lines stopping at
+/// `WFReportParams`.
+fn link_is_up(state: &str) -> bool {
+    matches!(
+        state,
+        "Connected"
+            | "StartingSyncS"
+            | "StartingSyncT"
+            | "WFBitMapS"
+            | "WFBitMapT"
+            | "WFSyncUUID"
+            | "SyncSource"
+            | "SyncTarget"
+            | "PausedSyncS"
+            | "PausedSyncT"
+            | "VerifyS"
+            | "VerifyT"
+            | "Ahead"
+            | "Behind"
+    )
 }
 
 /// The new state in a DRBD state change (`conn( Connected -> NetworkFailure ) peer( ... )`):
@@ -1804,7 +1839,7 @@ mod tests {
             ("drbd r0/0 drbd1: Local IO failed in drbd_request_endio. Detaching...", is(DrbdDiskFailed, Critical, "drbd1")),
             ("block drbd0: IO ERROR: neither local nor remote data, sector 0+8", is(DrbdDiskFailed, Critical, "drbd0")),
             ("drbd r0/0 drbd1: disk( Inconsistent -> UpToDate )", resolves(DrbdDiskFailed, "drbd1")),
-            ("block drbd0: disk( UpToDate -> Failed ) pdsk( UpToDate -> DUnknown )", is(DrbdDiskFailed, Critical, "drbd0")),
+            ("block drbd0: Local IO failed in drbd_endio_write_sec_final. Detaching...", is(DrbdDiskFailed, Critical, "drbd0")),
             ("WARNING: Pool 'zfs_pool_scsi0QEMU_QEMU_HARDDISK_disk11' has encountered an uncorrectable I/O failure and has been suspended.", is(ZfsPoolSuspended, Critical, "zfs_pool_scsi0QEMU_QEMU_HARDDISK_disk11")),
             ("SPLError: 3525:0:(spl-err.c:67:vcmn_err()) WARNING: Pool 'tank' has encountered an uncorrectable I/O failure and has been suspended.", is(ZfsPoolSuspended, Critical, "tank")),
             ("WARNING: MMP writes to pool 'Pool-0' have not succeeded in over 5s; suspending pool", is(ZfsPoolSuspended, Critical, "Pool-0")),
@@ -1823,6 +1858,10 @@ mod tests {
             "drbd vm-57da08a3-2938-4769-8959-3a11616d6ef9 os-hv-am-3: conn( Connecting -> Disconnecting )",
             "drbd pgsql/1 drbd1: disk( UpToDate -> Consistent )",
             "drbd u12215/0 drbd854 nodeA: pdsk( UpToDate -> DUnknown ) repl( Established -> Off )",
+            // DRBD 8's detach: `drbdadm detach` / `down` print it too (adm_detach, 8.4.7).
+            "block drbd0: disk( UpToDate -> Failed ) pdsk( UpToDate -> DUnknown )",
+            "block drbd1: disk( UpToDate -> Failed ) ",
+            "block drbd1: disk( Failed -> Diskless ) ",
             // The peer's disk failed: this node's copy is fine (the link's state says the rest).
             "drbd r0/0 drbd1 peer: pdsk( UpToDate -> Failed )",
             "drbd r0/0 drbd1: Split-Brain detected, 1 primaries, automatically solved. Sync from peer node",
@@ -1865,5 +1904,72 @@ mod tests {
             ),
             None
         );
+    }
+
+    /// DRBD 8.4's reconnect is a device's line: `__drbd_set_state` prints a device's state change
+    /// with `drbd_pr_state_change` (drbd_state.c, tag drbd-8.4.7), and the only changes to
+    /// `Connected` are a device's (`receive_state`'s `_drbd_set_state` in drbd_receiver.c, the
+    /// end of a resync), so they read `block drbd6: ... conn( WFReportParams -> Connected ) ...`
+    /// (dev_printk's `block drbd6: `), the connection's own `drbd resource6: conn( ... )` lines
+    /// reaching `WFReportParams` at most. The public capture (ganeti#846) shows no reconnect:
+    /// these reconnect lines are built from those format strings (`peer( %s -> %s ) conn( %s ->
+    /// %s ) pdsk( %s -> %s ) `, role, peer, conn, disk, pdsk in that order, each with its
+    /// trailing blank), with the capture's minor.
+    #[test]
+    fn drbd84_split_brain_ends_when_the_minor_is_connected_again() {
+        let reconnected = "block drbd6: peer( Unknown -> Secondary ) conn( WFReportParams -> Connected ) pdsk( DUnknown -> UpToDate ) ";
+        let resyncing =
+            "block drbd6: conn( WFReportParams -> WFBitMapS ) pdsk( DUnknown -> Consistent ) ";
+        for m in [
+            reconnected,
+            resyncing,
+            "block drbd6: conn( SyncSource -> Connected ) pdsk( Inconsistent -> UpToDate ) ",
+        ] {
+            assert_eq!(c(m), resolves(DrbdConnectionLost, "drbd6"), "{m}");
+        }
+        // The connection's lines on the way back are no reconnect yet; the handshake may still
+        // find the split brain and drop the link again.
+        for m in [
+            "drbd resource6: conn( StandAlone -> Unconnected ) ",
+            "drbd resource6: conn( WFConnection -> WFReportParams ) ",
+            "drbd resource6: conn( WFReportParams -> Disconnecting ) ",
+        ] {
+            assert_eq!(c(m), None, "{m}");
+        }
+        let capture = include_str!("../../tests/logs/public-ganeti-drbd84-split-brain.syslog");
+        let lost = "block drbd6: conn( Connected -> NetworkFailure ) pdsk( UpToDate -> DUnknown ) ";
+        for (before, end, kind) in [
+            (capture, reconnected, DrbdSplitBrain),
+            (capture, resyncing, DrbdSplitBrain),
+            (lost, reconnected, DrbdConnectionLost),
+        ] {
+            let mut e = crate::detect::engine::Engine::new(
+                crate::detect::incidents::IncidentConfig::default(),
+                crate::detect::incidents::Incidents::default(),
+                crate::detect::engine::Clock::Saved,
+            );
+            let mut recs = crate::detect::parse::parse_log(before);
+            for r in &mut recs {
+                r.sender = crate::detect::types::Sender::Kernel;
+            }
+            e.records(&recs, None, 0);
+            let open: Vec<(Kind, Option<String>)> = e
+                .open()
+                .iter()
+                .map(|i| (i.kind, i.device.clone()))
+                .collect();
+            assert_eq!(open, [(kind, Some("drbd6".to_string()))], "{end}");
+            let last = recs.last().and_then(|r| r.monotonic_us).unwrap_or(0);
+            let back = LogRecord {
+                message: end.to_string(),
+                monotonic_us: Some(last + 60_000_000),
+                sender: crate::detect::types::Sender::Kernel,
+                ..LogRecord::default()
+            };
+            let n = e.records(&[back], None, 0);
+            assert_eq!(n.len(), 1, "{end}: {n:?}");
+            assert_eq!(n[0].event, crate::detect::types::IncidentState::Resolved);
+            assert!(e.open().is_empty(), "{end}");
+        }
     }
 }

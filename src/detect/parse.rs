@@ -18,14 +18,18 @@
 //! | `Nov 22 05:52:03 host kernel: msg` (`.123456` after the seconds too) | `journalctl -k`, `-o short-precise`, syslog files |
 //! | `2026-11-22T05:52:03+0000 host kernel: msg` | `journalctl -o short-iso`, `short-iso-precise`, RFC 3339 syslog |
 //! | `[  123.456789] host kernel: msg` | `journalctl -o short-monotonic` (decided per file) |
+//! | `2022-02-18 14:59:44 err kernel: msg`, `... notice [  578.551801] msg` (any syslog level word, or `kern.err`; `,123` or `.123` after the seconds) | syslog files written with a date, a time and the severity (rsyslog templates of `%timegenerated:::date-mysql%`/`%syslogseverity-text%` kind) |
 //! | `{"MESSAGE": ...}` | `journalctl -o json` |
+//! | any of the above behind `FILE:` or `FILE:NN:` (`/var/log/messages:Jun 28 ...`, `messages-20200628:...`, `syslog.1:...`, `12:...`), context lines' `FILE-`, `FILE-NN-`, `NN-`; `--` between groups | `grep` / `zgrep` of log files, with `-n`, `-A`/`-B`/`-C` or without |
 //!
 //! In the journal and syslog formats a `[  123.456789] ` left at the start of a kernel message
 //! (rsyslog's kern.log) is taken as its monotonic time; `host` may be missing
 //! (`--no-hostname`). Userspace records (`multipathd[812]: ...`) get [`LogRecord::program`]. A
 //! line indented by 8 or more spaces after a timestamped line continues that record's message
 //! (how dmesg and journalctl print a message with a newline in it). journalctl's `-- Boot ... --`
-//! and `-- No entries --` lines are skipped; any other line is taken as a bare message.
+//! and `-- No entries --` lines are skipped. A grep prefix is taken off only when what follows
+//! it is one of the stamped formats (a bare message such as `md/raid1:md0: Disk failure ...`
+//! keeps its text); any other line is taken as a bare message.
 
 use std::borrow::Cow;
 
@@ -474,8 +478,10 @@ impl LogParser {
         // A log pasted into a report or a mail is often indented as a whole (a Markdown code
         // block): the indentation is not part of the record.
         let line = line.trim_start_matches([' ', '\t']);
-        if line.starts_with("-- ") && line.ends_with(" --") {
-            return; // journalctl: "-- Boot 1a2b... --", "-- No entries --"
+        if line.starts_with("-- ") && line.ends_with(" --") || line == "--" {
+            // journalctl: "-- Boot 1a2b... --", "-- No entries --"; grep's "--" between the
+            // groups of context lines.
+            return;
         }
         let (rec, how) = parse_line(line, journal_mono, self.now);
         self.prev = how;
@@ -492,19 +498,62 @@ enum Prev {
 }
 
 fn parse_line(line: &str, journal_mono: bool, now: Option<u64>) -> (LogRecord, Prev) {
+    if let Some(got) = parse_stamped(line, journal_mono, now) {
+        return got;
+    }
+    if let Some(got) = grep_stripped(line, journal_mono, now) {
+        return got;
+    }
+    (kernel_bare(line), Prev::Bare)
+}
+
+/// A stamped line behind what `grep` (or `zgrep`) of several files, or with `-n`, puts before
+/// it: `FILE:` for a matching line, `FILE-` for a context line (`-A`, `-B`, `-C`), each with
+/// the line number after it under `-n` (`FILE:NN:`, `FILE-NN-`; `NN:`, `NN-` for one file).
+/// The file name is any text without blanks (`/var/log/messages`, `messages-20200628`,
+/// `syslog.1`, `/var/log/kern.log.2.gz`); as names have `-` of their own, every `:` and `-`
+/// before the first blank is tried, and the rest is taken only when it is a stamped line
+/// ([`parse_stamped`]).
+fn grep_stripped(line: &str, journal_mono: bool, now: Option<u64>) -> Option<(LogRecord, Prev)> {
+    let head = &line[..line.find([' ', '\t']).unwrap_or(line.len())];
+    for (i, sep) in head.bytes().enumerate() {
+        if i == 0 || !matches!(sep, b':' | b'-') {
+            continue;
+        }
+        let rest = &line[i + 1..];
+        if let Some(got) = parse_stamped(rest, journal_mono, now) {
+            return Some(got);
+        }
+        // `-n`: the line number, then the same separator.
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && rest.as_bytes().get(digits) == Some(&sep) {
+            if let Some(got) = parse_stamped(&rest[digits + 1..], journal_mono, now) {
+                return Some(got);
+            }
+        }
+        if sep == b':' {
+            // A matching line's file name ends at its first colon.
+            break;
+        }
+    }
+    None
+}
+
+/// A line of one of the stamped formats (or kmsg, or journal JSON); None for a bare message.
+fn parse_stamped(line: &str, journal_mono: bool, now: Option<u64>) -> Option<(LogRecord, Prev)> {
     let b = line.as_bytes();
-    match b[0] {
+    match b.first()? {
         b'{' => {
             if let Some(rec) = parse_journal_json_line(line) {
-                return (rec, Prev::Bare);
+                return Some((rec, Prev::Bare));
             }
         }
         b'0'..=b'9' => {
             if let Some(rec) = kmsg_text_line(line) {
-                return (rec, Prev::Kmsg);
+                return Some((rec, Prev::Kmsg));
             }
-            if let Some(rec) = iso_line(line) {
-                return (rec, Prev::Stamped);
+            if let Some(rec) = iso_line(line).or_else(|| dated_line(line)) {
+                return Some((rec, Prev::Stamped));
             }
         }
         b'[' => {
@@ -528,27 +577,27 @@ fn parse_line(line: &str, journal_mono: bool, now: Option<u64>) -> (LogRecord, P
                 rec.monotonic_us = rec.monotonic_us.or(st.mono);
                 rec.realtime_us = rec.realtime_us.or(st.real);
                 rec.stamp = Some(st.text.to_string());
-                return (rec, Prev::Stamped);
+                return Some((rec, Prev::Stamped));
             }
         }
         b'<' => {
             if let Some(rec) = raw_dmesg_line(line) {
-                return (rec, Prev::Stamped);
+                return Some((rec, Prev::Stamped));
             }
         }
         b'A'..=b'Z' => {
             if let Some(rec) = syslog_line(line, now) {
-                return (rec, Prev::Stamped);
+                return Some((rec, Prev::Stamped));
             }
         }
         _ => {}
     }
     if b[0].is_ascii_lowercase() {
         if let Some(rec) = decoded_line(line) {
-            return (rec, Prev::Stamped);
+            return Some((rec, Prev::Stamped));
         }
     }
-    (kernel_bare(line), Prev::Bare)
+    None
 }
 
 fn bare(msg: &str) -> LogRecord {
@@ -911,6 +960,80 @@ fn iso_line(line: &str) -> Option<LogRecord> {
     rec.realtime_us = Some(realtime);
     rec.stamp = Some(stamp.to_string());
     Some(rec)
+}
+
+/// `2022-02-18 14:59:44[.123|,123] [LEVEL] rest`: a syslog file written with the date, the
+/// time and the message's severity (`err`, `notice`, any syslog level word, or
+/// `facility.level`), as LINBIT/drbd#27's paste shows. `rest` is `[host] ident[pid]: msg` as in
+/// the other syslog formats, or a kernel message with its `[  578.551801] ` stamp (the same
+/// paste's `notice [  578.551801] drbd ...`). The time is the log's own clock, taken as UTC (no
+/// time zone is converted, as for `dmesg -T`).
+fn dated_line(line: &str) -> Option<LogRecord> {
+    let b = line.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| -> Option<u32> {
+        let v = parse_u64(line.get(r)?.as_bytes())?;
+        u32::try_from(v).ok()
+    };
+    let (y, mo, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    if !(1..=12).contains(&mo) {
+        return None;
+    }
+    let after_date = &line[11..];
+    let (time, rest) = after_date.split_once(' ')?;
+    let (hms, frac) = match time.find(['.', ',']) {
+        Some(i) => (&time[..i], &time[i + 1..]),
+        None => (time, ""),
+    };
+    let (h, mi, sec) = parse_hms(hms)?;
+    if !frac.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let secs = civil_secs(i64::from(y), mo, d, h, mi, sec)?;
+    let stamp_len = line.len() - rest.len();
+    let rest = rest.trim_start_matches(' ');
+    let (level, rest) = match rest.split_once(' ') {
+        Some((word, after)) => match syslog_level(word) {
+            Some(l) => (Some(l), after.trim_start_matches(' ')),
+            None => (None, rest),
+        },
+        None => (None, rest),
+    };
+    let mut rec = if rest.starts_with('[') {
+        kernel_bare(rest)
+    } else {
+        journal_tail(rest)
+    };
+    rec.level = rec.level.or(level);
+    rec.realtime_us = secs
+        .checked_mul(1_000_000)
+        .and_then(|us| us.checked_add(frac_micros(frac)));
+    rec.stamp = Some(line[..stamp_len].trim_end().to_string());
+    Some(rec)
+}
+
+/// A syslog severity as a word (rsyslog's `%syslogseverity-text%`, syslog.conf's names and
+/// their old synonyms `panic`, `error`, `warn`), alone or as `facility.level` (`kern.err`).
+fn syslog_level(word: &str) -> Option<u8> {
+    let level = match word.split_once('.') {
+        Some((fac, lvl)) if FACILITIES.contains(&fac) => lvl,
+        Some(_) => return None,
+        None => word,
+    };
+    let i = match level {
+        "emerg" | "panic" => 0,
+        "alert" => 1,
+        "crit" => 2,
+        "err" | "error" => 3,
+        "warning" | "warn" => 4,
+        "notice" => 5,
+        "info" => 6,
+        "debug" => 7,
+        _ => return None,
+    };
+    Some(i)
 }
 
 /// Microseconds since the epoch from an ISO 8601 / RFC 3339 time with an offset (none = UTC).
@@ -1597,6 +1720,118 @@ mod tests {
         assert!(out[0].message.len() <= MAX_MESSAGE + 1001);
     }
 
+    /// The date, time and severity form of LINBIT/drbd#27's paste (its lines, as posted).
+    #[test]
+    fn log_dated_lines_with_a_level_word() {
+        let t = "2022-02-18 14:59:44 err kernel: drbd u12215/0 drbd854: IO ERROR: neither local nor remote data, sector 4721080+8\n\
+                 2022-02-18 14:59:45 info kernel: drbd u12215/0 drbd854 nodeA: pdsk( Inconsistent -> Outdated ) resync-susp( peer -> no )\n\
+                 2022-02-18 15:01:37 notice [  578.551801] drbd u12215/0 drbd854 nodeB: helper command: /sbin/drbdadm pri-on-incon-degr\n";
+        let r = parse_log(t);
+        assert_eq!(r.len(), 3);
+        assert_eq!(
+            r[0].message,
+            "drbd u12215/0 drbd854: IO ERROR: neither local nor remote data, sector 4721080+8"
+        );
+        assert_eq!((r[0].level, r[0].program.as_deref()), (Some(3), None));
+        // The log's own clock, as printed (2022-02-18T14:59:44, no zone converted).
+        assert_eq!(r[0].realtime_us, Some(1_645_196_384_000_000));
+        assert_eq!(r[0].stamp.as_deref(), Some("2022-02-18 14:59:44"));
+        assert_eq!(r[1].level, Some(6));
+        assert!(r[1]
+            .message
+            .starts_with("drbd u12215/0 drbd854 nodeA: pdsk("));
+        // A kernel message with its monotonic stamp and no identifier.
+        assert_eq!(r[2].level, Some(5));
+        assert_eq!(r[2].monotonic_us, Some(578_551_801));
+        assert_eq!(
+            r[2].message,
+            "drbd u12215/0 drbd854 nodeB: helper command: /sbin/drbdadm pri-on-incon-degr"
+        );
+        // Any level word (and facility.level), a host, a program, a fraction.
+        for (line, level) in [
+            ("2022-02-18 14:59:44 warning kernel: m", Some(4)),
+            ("2022-02-18 14:59:44 crit kernel: m", Some(2)),
+            ("2022-02-18 14:59:44 emerg kernel: m", Some(0)),
+            ("2022-02-18 14:59:44 kern.err kernel: m", Some(3)),
+            ("2022-02-18 14:59:44 nodeC kernel: m", None),
+            ("2022-02-18 14:59:44.250000 debug kernel: m", Some(7)),
+        ] {
+            let r = parse_log(line);
+            assert_eq!((r[0].message.as_str(), r[0].level), ("m", level), "{line}");
+            assert_eq!(r[0].program, None, "{line}");
+        }
+        let r = parse_log("2022-02-18 14:59:44,5 err nodeC zed[123]: eid=1 class=io pool='t'");
+        assert_eq!(r[0].program.as_deref(), Some("zed"));
+        assert_eq!(r[0].message, "eid=1 class=io pool='t'");
+        assert_eq!(r[0].realtime_us, Some(1_645_196_384_500_000));
+        // Not a date: left as it was.
+        for line in [
+            "2022-13-18 14:59:44 err kernel: m",
+            "2022-02-18 25:59:44 err kernel: m",
+        ] {
+            assert_eq!(parse_log(line)[0].message, line);
+        }
+    }
+
+    /// `grep` of syslog files: the file (and with `-n` the line number) in front of each line.
+    #[test]
+    fn log_grep_prefixes() {
+        let want = "eid=164 class=io pool_guid=0x1E0D9667DBEC61A2 vdev_path=/dev/disk/by-vdev/A0";
+        for prefix in [
+            "/var/log/messages:",
+            "messages-20190628:",
+            "syslog.1:",
+            "/var/log/syslog.2.gz:",
+            "/var/log/messages:1234:",
+            "1234:",
+        ] {
+            let line = format!("{prefix}Jun 28 00:02:19 myhost zed: {want}");
+            let r = parse_log(&line);
+            assert_eq!(r[0].message, want, "{line}");
+            assert_eq!(r[0].program.as_deref(), Some("zed"), "{line}");
+            assert_eq!(r[0].stamp.as_deref(), Some("Jun 28 00:02:19"), "{line}");
+        }
+        // Context lines (`-A`, `-B`, `-C`), with `-n` or without, and grep's group separator.
+        let t = "/var/log/messages-Jun 28 00:02:18 myhost kernel: a\n\
+                 messages-20190628-1233-Jun 28 00:02:18 myhost kernel: b\n\
+                 messages-20190628:1234:Jun 28 00:02:19 myhost kernel: c\n\
+                 1235-Jun 28 00:02:19 myhost kernel: d\n\
+                 --\n\
+                 syslog.1-2022-02-18 14:59:44 err kernel: e\n";
+        let r = parse_log(t);
+        assert_eq!(
+            r.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c", "d", "e"]
+        );
+        assert_eq!(r[4].level, Some(3));
+        // Every stamped format, behind a file name.
+        let r = parse_log("kern.log:2026-11-22T05:52:03+0000 vm kernel: x\ndmesg.txt:[   12.500000] y\nold:2022-02-18 14:59:44 err kernel: z\n");
+        assert_eq!(
+            r.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(),
+            ["x", "y", "z"]
+        );
+        assert_eq!(r[1].monotonic_us, Some(12_500_000));
+        // A bare kernel message with a colon is not a grep line.
+        for line in [
+            "md/raid1:md0: Disk failure on sdb1, disabling device.",
+            "sd 2:0:0:0: rejecting I/O to offline device",
+            "nfs: server srv not responding, still trying",
+            "x:Jun 28",
+            "x:",
+            "x:12:",
+            "EXT4-fs (sda1): Remounting filesystem read-only",
+            "x-12-",
+            "a-b-c:d",
+        ] {
+            let r = parse_log(line);
+            assert_eq!(
+                (r[0].message.as_str(), r[0].program.as_deref()),
+                (line, None),
+                "{line}"
+            );
+        }
+    }
+
     #[test]
     fn log_never_panics_on_odd_lines() {
         for t in [
@@ -1628,6 +1863,16 @@ mod tests {
             "[\u{20ac}.5] x",
             "{\"MESSAGE\":1}",
             "\r\n\r\n",
+            "2022-02-18",
+            "2022-02-18 14:59:44",
+            "2022-02-18 14:59:44 ",
+            "2022-02-18 14:59:44 err",
+            "2022-02-18 14:59:44.é err kernel: x",
+            "2022-02-30 14:59:44 err kernel: x",
+            ":",
+            "a:1",
+            "a:1:",
+            "/var/log/messages:2022-02-18 14:5",
         ] {
             let _ = parse_log(t);
         }
