@@ -268,6 +268,9 @@ const EXPECTED_CHECKS: &[&str] = &[
     "incident_journal_entry",
     "events_exit_5",
     "incident_multipathd_journal",
+    "rule_program_followed_after_reload",
+    "incident_rule_program_journal",
+    "incident_rule_program_ended",
 ];
 /// Every check cloud.sh must report on the third boot (cloud-init provisions the clean machine).
 const EXPECTED_CLOUD_CHECKS: &[&str] = &[
