@@ -20,7 +20,7 @@
 //! | `... Transaction aborted (error -5)`, `... Skipping commit of aborted transaction.` | BtrfsTransactionAbort | critical | `sda1` |
 //! | `BTRFS error (device sda1): bdev /dev/sdb errs: wr 1, rd 0, ...`, `... lost page write due to IO error on /dev/sdb` | BtrfsDeviceErrors | warning | `sdb` |
 //! | `I/O error, dev sda, sector 8 op 0x1:(WRITE) ...` and every `%s error, dev %s, sector` (`timeout`, `critical medium`, `critical space allocation`, ...), with or without `blk_update_request: ` / `print_req_error: ` / `end_request: ` in front; not `operation not supported` | BlockIoError | warning | `sda` |
-//! | `Buffer I/O error on dev sda1, logical block 9, lost async page write` / `... on device sda1, ...` | BufferIoError | critical when a write was lost, else warning | `sda1` |
+//! | `Buffer I/O error on dev sda1, logical block 9, lost async page write` / `... on device sda1, ...`; to 3.16 `lost page write due to I/O error on sda1` | BufferIoError | critical when a write was lost, else warning | `sda1` |
 //! | `sda1: writeback error on inode 12, offset 0, sector 8` | WritebackError | critical | `sda1` (the superblock id) |
 //! | `sd 2:0:0:0: [sda] tag#3 timing out command, waited 30s`, `... FAILED Result: hostbyte=DID_TIME_OUT ...` | ScsiTimeout | warning | `sda`, else `2:0:0:0` |
 //! | `sd 2:0:0:0: Device offlined - not ready after error recovery` | ScsiOffline | critical | same |
@@ -61,7 +61,7 @@
 //! | zed: `class=io`, `checksum`, `deadman`, `delay`, `probe_failure`, `data` | ZfsIoError | warning | the vdev, else the pool |
 //! | zed: `class=io_failure` / `class=vdev_clear` (resolves) | ZfsPoolSuspended | critical | the pool |
 //! | `device-mapper: thin: 253:2: switching pool to out-of-data-space (queue IO) mode` / `(error IO) mode` | DmThinOutOfSpace | warning / critical | `253:2` |
-//! | `... switching pool to read-only mode` / `failure mode`; `... write mode` resolves | DmThinPoolFailed | critical | `253:2` |
+//! | `... switching pool to read-only mode` / `fail mode` (`failure` before 4.19); `... write mode` resolves | DmThinPoolFailed | critical | `253:2` |
 //!
 //! Not observations: errors of an empty virtual CD-ROM or floppy (`Buffer I/O error on dev sr0,
 //! logical block 0`, `I/O error, dev fd0, sector 0`: every VMware, Hyper-V and KVM guest with
@@ -74,39 +74,42 @@
 //! # Which kernels print what
 //!
 //! Wordings change between versions; each entry is matched in every wording below. "Seen"
-//! means a real capture under tests/logs shows it from that kernel; the other versions are the
-//! kernel source history as far as it was known when the entry was written, not re-checked
-//! against the source here (the Linux repository is larger than this workplace can fetch).
-//! Correct them with `git log -S'<format string>'` on a kernel tree.
+//! means a real capture under tests/logs shows it from that kernel. "Checked" means the format
+//! string was read in the source of each of these releases (copies of single releases, their
+//! version read from the Makefile; the Linux repository itself is too large to fetch here):
+//! 2.6.32, 2.6.36-38, 3.10, 3.14, 3.16, 3.18, 4.4, 4.9, 4.14, 4.19, 5.3, 5.4, 5.7, 5.8, 5.10,
+//! 5.15, 5.17-rc5, 5.19, 6.1, 6.4, 6.6, 6.12, 6.18, and RHEL 7.9 (3.10.0-1160) and RHEL 8.5
+//! (4.18.0-348). A change between two of them is given as "by" the later one; releases in
+//! between (5.16, 5.18 among them) were not read.
 //!
 //! | entry | kernels |
 //! |---|---|
-//! | ext4 errors, journal abort, read-only, data loss, shutdown | seen 6.18; `EXT4-fs error (device %s): %s:%d: ...` since 2.6.x |
-//! | ext4 `unmounting filesystem %pU.` | 6.x (seen 6.18); older kernels print no ext4 unmount line |
-//! | block `%s error, dev %s, sector` | seen 6.18; `blk_update_request: ` in front before 5.16 (seen 4.x in public-xcat-sda-io-error), `print_req_error: ` 4.18-5.x (photon, 4.19), `end_request: ` 2.6-3.x |
-//! | `Buffer I/O error on dev %pg` / `on device %s` | seen 6.18 (`dev`); `on device` through 4.x (seen in public-xcat-sda-io-error) |
-//! | XFS shutdown, `log I/O error %d` | seen 6.18; since 2.6.x |
-//! | XFS `xfs_log_force: error %d returned.` | 3.x-4.x (seen in public-xcat-xfs-log-force, public-alba: 4.4) |
-//! | XFS `metadata I/O error: block 0x%llx ("%pS") error %d numblks %d` | 3.x-4.x (seen in public-kvdo); 5.x+ `metadata I/O error in "%pS" at daddr 0x%llx len %d error %d` (seen 6.18) |
-//! | XFS `SB validate failed with error %d.`, `log mount failed` | 3.x to 6.x (`log mount/recovery failed: error %d` seen in public-kvdo) |
-//! | sd `Medium access timeout failure. Offlining disk!` | 3.10+ (the medium access timeout counter; seen on RHEL/SL 6 in public-dcache) |
-//! | `Device offlined - not ready after error recovery`, `rejecting I/O to offline device` | 2.6.x to 6.x (seen 6.x in public-longhorn) |
-//! | pvscsi `task abort on host %u, %p` | 2.6.33+ (`scmd_printk`; seen 5.10 in public-gardenlinux) |
-//! | `[sda] abort` | 2.6.32 error handler (seen in public-zfs-virtio-scsi-abort) |
-//! | NVMe `%s: %s(0x%x) @ LBA %llu, %u blocks, %s (sct 0x%x / sc 0x%x)` | 5.18+ (`nvme_log_error`) |
-//! | storvsc `tag#%d cmd 0x%x status: scsi 0x%x srb 0x%x hv 0x%x` | 5.14+ (`hv` status; a 6.x patch renames it `sts`, matched too); before, `cmd 0x%x scsi status 0x%x srb status 0x%x` |
-//! | md `md/raid1:%s: Disk failure on %s, disabling device.` | 2.6.38+; `raid1: Disk failure on %s, disabling device.` before (seen in public-raid1-disk-failure) |
-//! | iSCSI `connection%d:%d: ping timeout of %d secs expired, ...` | 2.6.x to 6.x (seen in public-iscsi-nop-timeout, public-longhorn) |
-//! | hung task `INFO: task %s:%d blocked for more than %ld seconds.` | 2.6.x to 6.x (seen 2.6.32, 4.5, 5.10, 6.18) |
-//! | a hung task's trace in `percpu_rwsem_wait` under a VFS write entry (the engine's `fs_frozen`) | 5.8+ (`percpu_rwsem_wait`, seen 6.18 in hung-task.*, frozen-writers.dmesg); `__sb_start_write` / `percpu_down_read` frames before |
-//! | qemu-ga `guest-fsfreeze called` | every qemu-ga with fsfreeze (the `slog()` in `qmp_guest_fsfreeze_freeze*`, qga/commands-posix.c); `guest-fsthaw called` only in agents with the later patch that added it (version not checked here; older agents log no thaw, only their hook's `executing fsfreeze hook with arg 'thaw'` when a hook is set) |
-//! | hv_vss_daemon `VSS: op=%s: %s` | tools/hv/hv_vss_daemon.c since 3.10 (its `openlog("Hyper-V VSS")`) |
-//! | md `md/raid:%s: Cannot continue operation (%d/%d failed).` | raid5.c since its MD_BROKEN rework (a 5.x kernel; the version not re-checked; seen in public-buffalo-md-raid5-failed); raid1/raid10's `Disk failure on %pg, this is the last device.` from a 2025 patch (checked in its diff, not in a release) |
-//! | md `md/raid%s:%s: Operation continuing on %d devices.`, `md: %s: %s %s.` (done / interrupted) | 2.6.38+ (the `md/raidN:` prefix); raid1/raid10 print it in one printk with `Disk failure on` (one record on kernels that keep multi-line records, which counts as the member's failure only); raid4/5/6 since the MD_BROKEN rework in a printk of its own |
-//! | DRBD `PingAck did not arrive in time.`, `meta connection shut down by peer.`, `conn( %s -> %s )`, `disk( %s -> %s )`, `Split-Brain detected but unresolved, dropping connection!`, `Local IO failed in %s.`, `IO ERROR: neither local nor remote data, sector %llu+%u` | checked in LINBIT/drbd: master (DRBD 9) and tag drbd-8.4.7 (the in-kernel 8.4); 8.3 `Split-Brain detected, dropping connection!` (DRBD 8.3 user's guide); seen 8.4 (public-ganeti) and 9 (public-drbd9-*, public-linstor, public-windrbd; `IO ERROR: neither local nor remote data` in public-drbd9-io-error, 9.1.6); 8.4's reconnect is a device's `conn( WFReportParams -> Connected )` (drbd_state.c `drbd_pr_state_change` from drbd_receiver.c `receive_state`, drbd-8.4.7), not seen in a capture |
+//! | ext4 errors, journal abort, read-only, data loss, shutdown | checked: `EXT4-fs error (device %s): %s:%d: comm %s: ` by 2.6.36 (2.6.32: `%s: ` with no line number), `Detected aborted journal`, `Remounting filesystem read-only`, jbd2 `Aborting journal on device %s.` and `I/O error while writing superblock` in every release; JBD2 superblock errors in three wordings, each with `when updating journal superblock for `; `Data will be lost` only to 3.10, `I/O error %d writing to inode` from 3.14; JBD2 `Detected IO errors while flushing file data on` to 6.12, `Detected IO errors %d while flushing ...` in 6.18 (both matched); `shut down requested (%d)` from 4.14 (not in 4.9); seen 6.18 |
+//! | ext4 `unmounting filesystem %pU.` | checked: none to 5.17-rc5, `unmounting filesystem.` in 5.19 and 6.1, `unmounting filesystem %pU.` by 6.4 (both matched); seen 6.18 |
+//! | block `%s error, dev %s, sector` | checked: `end_request: I/O error, dev %s, sector` 2.6.x, `end_request: %s error, ...` 3.10-3.16, `blk_update_request: ` 3.18-4.9 and again 5.3-5.15 (and RHEL 8), `print_req_error: ` 4.14-4.19, no prefix by 5.17 (blk_print_req_error); seen 6.18, 4.x (public-xcat-sda-io-error), 4.19 (photon) |
+//! | `Buffer I/O error on dev %pg` / `on device %s` | checked: `on device %s, logical block %Lu` and a lost write on a line of its own (`lost page write due to I/O error on %s`) to 3.16; `on dev %s, logical block %llu%s` (`, lost async page write`) from 3.18, `%pg` by 4.9; seen 6.18 (`dev`), `on device` in public-xcat-sda-io-error |
+//! | XFS shutdown, `log I/O error %d` | checked: `log I/O error %d` from 5.3 (not in 4.19; before, log write errors are `metadata I/O error` lines); `Log I/O Error Detected. Shutting down filesystem` and `xfs_do_force_shutdown(0x%x) called from line` 3.10-5.10, `%s (0x%x) detected at %pS (%s:%d). Shutting down filesystem.` from 5.15, `Filesystem has been shut down due to log error (0x%x).` from 5.19, `User initiated shutdown received.` from 5.3; seen 6.18 |
+//! | XFS `xfs_log_force: error %d returned.` | checked: 2.6.32 to 4.4 (also `xfs_log_force_lsn: `), gone by 4.9; seen 4.4 (public-alba), public-xcat-xfs-log-force |
+//! | XFS `metadata I/O error: block 0x%llx ("%s") error %d numblks %d` | checked: 3.10 to 4.14; `metadata I/O error in "%s" at daddr 0x%llx len %d error %d` by 4.19 (`%pS` by 5.7); seen in public-kvdo (old form) and 6.18 (new form) |
+//! | XFS `SB validate failed with error %d.`, `log mount failed`, `log mount/recovery failed: error %d` | checked: 3.10 to 6.18 (2.6.x has other wordings); seen in public-kvdo |
+//! | sd `Medium access timeout failure. Offlining disk!` | checked: 3.10 to 6.18 (not in 2.6.38); seen on RHEL/SL 6 in public-dcache |
+//! | `Device offlined - not ready after error recovery`, `rejecting I/O to offline device` | checked: 2.6.32 to 6.18; seen 6.x in public-longhorn |
+//! | pvscsi `task abort on host %u, %p` | checked: 2.6.36 to 6.18 (KERN_DEBUG: only where the console or the reader keeps debug records); seen 5.10 in public-gardenlinux |
+//! | `[sda] abort` | virtio-scsi's abort handler (virtscsi_abort, checked 3.10 to 6.18); seen in public-zfs-virtio-scsi-abort (a distro 2.6.32 with virtio-scsi) |
+//! | NVMe `%s: %s(0x%x) @ LBA %llu, %u blocks, %s (sct 0x%x / sc 0x%x)` | checked: nvme_log_error from 5.19 (not in 5.17-rc5), `%llu blocks` to 6.6, `%u blocks` by 6.12 |
+//! | storvsc `tag#%d cmd 0x%x status: scsi 0x%x srb 0x%x hv 0x%x` | checked: 5.15 to 6.12; `... host 0x%x` in 6.18 (matched: nothing after `status: ` is needed); before, `cmd 0x%x scsi status 0x%x srb status 0x%x`, printed by default in 3.10-3.16 and only with `logging_level=2` in 4.9-5.10 |
+//! | md `md/raid1:%s: Disk failure on %s, disabling device.` | checked: `md/raidN:` by 2.6.36, `%pg` by 5.19; `raid1: Disk failure on %s, disabling device.` in 2.6.32 (seen in public-raid1-disk-failure) |
+//! | iSCSI `connection%d:%d: ping timeout of %d secs expired, ...` | checked: 2.6.32 to 6.18; seen in public-iscsi-nop-timeout, public-longhorn |
+//! | hung task `INFO: task %s:%d blocked for more than %ld seconds.` | checked: 2.6.32 to 6.18; seen 2.6.32, 4.5, 5.10, 6.18 |
+//! | a hung task's trace in `percpu_rwsem_wait` under a VFS write entry (the engine's `fs_frozen`) | checked: `percpu_rwsem_wait` from 5.7 (not in 5.4; RHEL 8.5 has it), `__sb_start_write` frames to 5.8; seen 6.18 in hung-task.*, frozen-writers.dmesg |
+//! | qemu-ga `guest-fsfreeze called` | every qemu-ga with fsfreeze (the `slog()` in `qmp_guest_fsfreeze_freeze*`, qga/commands-posix.c); `guest-fsthaw called` only in agents with the later patch that added it (version not checked here; older agents log no thaw, only their hook's `executing fsfreeze hook with arg 'thaw'` when a hook is set); seen 7.2 (Debian 12) in guest-qga-fsfreeze.* |
+//! | hv_vss_daemon `VSS: op=%s: %s` | checked in tools/hv/hv_vss_daemon.c: from 4.4 (not in 3.18 or RHEL 7.9, whose daemon logs only failed freezes and thaws); `openlog("Hyper-V VSS")` from 3.10 |
+//! | md `md/raid:%s: Cannot continue operation (%d/%d failed).` | checked: raid5.c from 5.19 (not in 5.17-rc5) and in the late 5.4.y, 5.10.y and 5.15.y stable releases (backported); seen in public-buffalo-md-raid5-failed; raid1/raid10's `Disk failure on %pg, this is the last device.` is not in 6.18 (a 2025 patch series, matched for when it lands) |
+//! | md `md/raid%s:%s: Operation continuing on %d devices.`, `md: %s: %s %s.` (done / interrupted) | checked: `md/raidN:` by 2.6.36 (`raid1: ` in 2.6.32); raid1/raid10 print it in one printk with `Disk failure on` in every release (one record on kernels that keep multi-line records, which counts as the member's failure only); raid5 in a printk of its own from 5.19 and the same stable releases as above; `md: %s: %s done.` in every release, `interrupted` by 3.14 |
+//! | DRBD `PingAck did not arrive in time.`, `meta connection shut down by peer.`, `conn( %s -> %s )`, `disk( %s -> %s )`, `Split-Brain detected but unresolved, dropping connection!`, `Local IO failed in %s.`, `IO ERROR: neither local nor remote data, sector %llu+%u` | checked in LINBIT/drbd: master (DRBD 9) and tag drbd-8.4.7 (the in-kernel 8.4); 8.3 `Split-Brain detected, dropping connection!` (DRBD 8.3 user's guide); seen 8.4 (public-ganeti) and 9 (public-drbd9-*, public-linstor, public-windrbd; `IO ERROR: neither local nor remote data` in public-drbd9-io-error, 9.1.6); 8.4's reconnect is a device's `conn( WFReportParams -> Connected )` (drbd_state.c `drbd_pr_state_change` from drbd_receiver.c `receive_state`, drbd-8.4.7), not seen in a capture; the in-tree driver's strings checked 2.6.36 to 6.18 (`IO ERROR: neither local nor remote data, sector` from 3.18; `... remote disk` before) |
 //! | ZFS `Pool '%s' has encountered an uncorrectable I/O failure and has been suspended.`, `MMP writes to pool '%s' have not succeeded in over %llu ms; suspending pool` | checked in openzfs/zfs master (zio.c, mmp.c); seen 0.6.3 (SPLError prefix), 0.7.1; the MMP line seen in 0.7 as `over 5s` |
 //! | zed `eid=%d class=%s pool='%s' vdev=%s ... vdev_state=%s` | checked in openzfs/zfs master (cmd/zed/zed.d/all-syslog.sh); 0.7's `pool_guid=`, `vdev_path=` form as openzfs/zfs#8967 quotes it (a unit test: that paste, `grep` output, is not in the stored copies of the report; `tunerctl scan` reads grep output now) |
-//! | dm-thin `%s: switching pool to %s mode` | checked in dm-thin.c (current); the out-of-data-space modes 3.14+ by the history as known; seen in public-docker-thin-error-io (2017, kernel not said) |
+//! | dm-thin `%s: switching pool to %s%s mode` | checked: 3.10 `switching pool to failure mode` / `read-only mode` with no device; `%s: switching pool to %s mode` 3.14-3.18 (bare `out-of-data-space`), `(queue IO)` / `(error IO)` by 4.4, `fail` (not `failure`) from 4.19 and in RHEL 7.9 and 8.5; seen in public-docker-thin-error-io (2017, kernel not said) |
 //!
 //! Severities: data loss, journal abort, read-only, shutdown and no-paths are critical (data
 //! did not reach the disk or the filesystem stopped taking writes); so are an ext4 or btrfs
@@ -327,7 +330,14 @@ fn kernel(m: &str) -> Option<Hit<'_>> {
             },
         },
         b'h' => m.strip_prefix("hv_storvsc ").and_then(storvsc),
-        b'l' => m.strip_prefix("lockd: server ").and_then(nfs),
+        b'l' => match m.strip_prefix("lockd: server ") {
+            Some(rest) => nfs(rest),
+            // 2.6.x-3.16: a lost buffer write's own line (3.18+ append it to the Buffer I/O
+            // error line: `, lost async page write`).
+            None => m
+                .strip_prefix("lost page write due to I/O error on ")
+                .and_then(|d| hit(BufferIoError, Critical, Some(strip_dev(d.trim_end())))),
+        },
         b'c' => iscsi_connection(m),
         b's' => iscsi_session(m).or_else(|| m.strip_prefix("storvsc: ").and_then(storvsc)),
         b'd' => match m.strip_prefix("device-mapper: multipath: ") {
@@ -472,7 +482,7 @@ fn nvme_status(m: &str) -> Option<Hit<'_>> {
 }
 
 /// After `hv_storvsc ` (5.14+: `hv_storvsc <vmbus id>: tag#599 cmd 0x28 status: scsi 0x2 srb
-/// 0x4 hv 0xc0000001`, `sts` for `hv` in 6.x) or `storvsc: ` (older: `cmd 0x2a scsi status 0x2
+/// 0x4 hv 0xc0000001`, `host` for `hv` in 6.18) or `storvsc: ` (older: `cmd 0x2a scsi status 0x2
 /// srb status 0x4`): the host failed a command. Only reads and writes (READ/WRITE 6, 10, 12,
 /// 16; SYNCHRONIZE CACHE): Azure and Hyper-V answer probes (INQUIRY, TEST UNIT READY, smartd's
 /// ATA PASS-THROUGH 0x85) with errors all day, and those are no failure.
@@ -1144,19 +1154,27 @@ fn zed(m: &str) -> Option<Hit<'_>> {
 
 /// After `device-mapper: thin: `: `253:2: switching pool to out-of-data-space (queue IO) mode`
 /// (writes wait for `no_space_timeout`, 60 s, then fail), `... (error IO) mode`, `read-only`,
-/// `failure`, and back to `write` mode (the pool was grown or repaired). The device is the
-/// pool's `major:minor`.
+/// `fail` (4.19+; `failure` before), and back to `write` mode (the pool was grown or
+/// repaired). The device is the pool's `major:minor`. 3.14-3.18 print a bare
+/// `out-of-data-space` (writes queue); 3.10 prints `switching pool to failure mode` and
+/// `... read-only mode` with no device (dm-thin.c `set_pool_mode` of each version).
 fn dm_thin(rest: &str) -> Option<Hit<'_>> {
-    let (dev, mode) = rest.split_once(": switching pool to ")?;
+    let (dev, mode) = match rest.strip_prefix("switching pool to ") {
+        Some(mode) => ("", mode),
+        None => rest.split_once(": switching pool to ")?,
+    };
     let mode = mode.strip_suffix(" mode").unwrap_or(mode);
-    if dev.is_empty() || dev.contains(' ') {
+    if dev.contains(' ') {
         return None;
     }
+    let dev = Some(dev).filter(|d| !d.is_empty());
     match mode {
-        "out-of-data-space (queue IO)" => hit(DmThinOutOfSpace, Warning, Some(dev)),
-        "out-of-data-space (error IO)" => hit(DmThinOutOfSpace, Critical, Some(dev)),
-        "read-only" | "failure" => hit(DmThinPoolFailed, Critical, Some(dev)),
-        "write" => resolved(DmThinOutOfSpace, Some(dev)),
+        "out-of-data-space (queue IO)" | "out-of-data-space" => {
+            hit(DmThinOutOfSpace, Warning, dev)
+        }
+        "out-of-data-space (error IO)" => hit(DmThinOutOfSpace, Critical, dev),
+        "read-only" | "fail" | "failure" => hit(DmThinPoolFailed, Critical, dev),
+        "write" => resolved(DmThinOutOfSpace, dev),
         _ => None,
     }
 }
@@ -1848,6 +1866,17 @@ mod tests {
             ("device-mapper: thin: 253:2: switching pool to read-only mode", is(DmThinPoolFailed, Critical, "253:2")),
             ("device-mapper: thin: 253:2: switching pool to failure mode", is(DmThinPoolFailed, Critical, "253:2")),
             ("device-mapper: thin: 253:2: switching pool to write mode", resolves(DmThinOutOfSpace, "253:2")),
+            // 4.19+ (and RHEL 7.9, 8.5) print the failure mode as `fail`: dm-thin.c
+            // notify_of_pool_mode_change, descs[] = {"write", "out-of-data-space", "read-only",
+            // "read-only", "fail"}; 3.14-3.18 print a bare out-of-data-space (set_pool_mode).
+            ("device-mapper: thin: 253:2: switching pool to fail mode", is(DmThinPoolFailed, Critical, "253:2")),
+            ("device-mapper: thin: 253:4: switching pool to out-of-data-space mode", is(DmThinOutOfSpace, Warning, "253:4")),
+            // 3.10's set_pool_mode: DMERR("switching pool to failure mode"), no device.
+            ("device-mapper: thin: switching pool to failure mode", Some((DmThinPoolFailed, Critical, None, false))),
+            // 2.6.x-3.16 print a lost buffer write on a line of its own (fs/buffer.c
+            // end_buffer_write_sync / end_buffer_async_write: "lost page write due to I/O
+            // error on %s\n", bdevname).
+            ("lost page write due to I/O error on sdb1", is(BufferIoError, Critical, "sdb1")),
         ] {
             assert_eq!(c(m), want, "{m}");
         }
