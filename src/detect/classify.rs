@@ -1169,9 +1169,7 @@ fn dm_thin(rest: &str) -> Option<Hit<'_>> {
     }
     let dev = Some(dev).filter(|d| !d.is_empty());
     match mode {
-        "out-of-data-space (queue IO)" | "out-of-data-space" => {
-            hit(DmThinOutOfSpace, Warning, dev)
-        }
+        "out-of-data-space (queue IO)" | "out-of-data-space" => hit(DmThinOutOfSpace, Warning, dev),
         "out-of-data-space (error IO)" => hit(DmThinOutOfSpace, Critical, dev),
         "read-only" | "fail" | "failure" => hit(DmThinPoolFailed, Critical, dev),
         "write" => resolved(DmThinOutOfSpace, dev),
