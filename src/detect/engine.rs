@@ -119,6 +119,9 @@ pub(crate) struct Engine {
     drbd8_handshakes: BTreeMap<String, u64>,
     /// When a handshake did not fit in `drbd8_handshakes`: no tie until it is as old.
     drbd8_crowded: Option<u64>,
+    /// Kernel log records were lost since the last DRBD 8.4 state change: a handshake may be
+    /// among them, so none is known to be the only one.
+    drbd8_gap: bool,
 }
 
 impl Engine {
@@ -139,6 +142,7 @@ impl Engine {
             rules: Default::default(),
             drbd8_handshakes: BTreeMap::new(),
             drbd8_crowded: None,
+            drbd8_gap: false,
         }
     }
 
@@ -338,7 +342,9 @@ impl Engine {
     /// connection that went to `WFReportParams` within [`DRBD8_HANDSHAKE_SECS`] and has not
     /// left it, when exactly one did: with two handshakes at once the device could be either
     /// one's, and both links stay lost. A connection that leaves `WFReportParams` (`conn(
-    /// WFReportParams -> Disconnecting )` after a split brain) is no longer in its handshake.
+    /// WFReportParams -> Disconnecting )` after a split brain) is no longer in its handshake;
+    /// after lost kernel log records ([`Engine::lost`]) no handshake is the only one for a
+    /// while (another's line may have been lost).
     fn drbd8_handshake(
         &mut self,
         rec: &LogRecord,
@@ -349,6 +355,12 @@ impl Engine {
             return Vec::new();
         };
         // Old handshakes go (and those of a later clock: a reboot in a saved log).
+        // Records lost before this one: a handshake may have been among them, no tie until
+        // as long after as a handshake's device lines may come.
+        if std::mem::take(&mut self.drbd8_gap) {
+            self.drbd8_handshakes.clear();
+            self.drbd8_crowded = Some(at);
+        }
         let fresh = |t: u64| t <= at && at - t <= DRBD8_HANDSHAKE_SECS;
         self.drbd8_handshakes.retain(|_, t| fresh(*t));
         self.drbd8_crowded = self.drbd8_crowded.filter(|t| fresh(*t));
@@ -504,6 +516,7 @@ impl Engine {
     /// Kernel log records were overwritten before they were read (`lost`: how many, 0 when
     /// the kernel did not say).
     pub(crate) fn lost(&mut self, lost: u64, now: u64) -> Vec<Notification> {
+        self.drbd8_gap = true;
         let obs = Observation {
             kind: Kind::LogGap,
             severity: Severity::Warning,
@@ -1060,6 +1073,18 @@ mod tests {
                 (Kind::DrbdConnectionLost, "resource7".to_string())
             ]
         );
+        // Kernel log records lost (the daemon's /dev/kmsg fell behind): a handshake may have
+        // been among them, so the one seen after is not known to be the only one.
+        let mut e = new();
+        e.records(&lost("resource6", 100), None, 0);
+        e.lost(12, 200);
+        e.records(&handshake("resource6", 200), None, 0);
+        e.records(&[connected(6, 200)], None, 0);
+        assert_eq!(open(&e)[0], lost6, "after a gap");
+        e.records(&handshake("resource6", 300), None, 0);
+        let n = e.records(&[connected(6, 300)], None, 0);
+        assert_eq!(n.len(), 1, "a handshake well after the gap: {n:?}");
+        assert_eq!(n[0].event, crate::detect::types::IncidentState::Resolved);
         // DRBD 9's lines are not 8.4's: a peer's or volume's handshake is none of these.
         let mut e = new();
         e.records(&lost("resource6", 100), None, 0);
