@@ -38,10 +38,10 @@ const MAX_SCSI_NAMES: usize = 4096;
 const MAX_DRBD8_HANDSHAKES: usize = 64;
 
 /// How long after its connection's `conn( ... -> WFReportParams )` a DRBD 8.4 device's
-/// `conn( WFReportParams -> Connected )` is taken as that handshake's: the peer sent its state
-/// before the connection went there (drbd_receiver.c `conn_connect` calls `drbd_connected` for
-/// each volume first, tag drbd-8.4.7), so `receive_state` follows at once but for a
-/// split-brain helper; DRBD's default `ping-int` (10 s).
+/// `conn( WFReportParams -> Connected )` is taken as that handshake's: each side sends its
+/// state before its connection goes there (drbd_receiver.c `conn_connect` calls
+/// `drbd_connected` for each volume first, tag drbd-8.4.7), so the peer's arrives at once and
+/// `receive_state` follows but for a split-brain helper; DRBD's default `ping-int` (10 s).
 const DRBD8_HANDSHAKE_SECS: u64 = 10;
 
 /// Records after a hung-task report searched for its call trace.
@@ -344,7 +344,12 @@ impl Engine {
     /// one's, and both links stay lost. A connection that leaves `WFReportParams` (`conn(
     /// WFReportParams -> Disconnecting )` after a split brain) is no longer in its handshake;
     /// after lost kernel log records ([`Engine::lost`]) no handshake is the only one for a
-    /// while (another's line may have been lost).
+    /// while (another's line may have been lost). One device line comes without a handshake
+    /// of its own: a volume added to a live resource inherits the connection's
+    /// `WFReportParams` and is connected by `receive_state` (drbd_main.c
+    /// `drbd_create_device`); if another connection is in its handshake then, within
+    /// [`DRBD8_HANDSHAKE_SECS`], that one's lost link ends a handshake early (its link is up
+    /// at `WFReportParams`, but the handshake may still drop it).
     fn drbd8_handshake(
         &mut self,
         rec: &LogRecord,
