@@ -52,7 +52,7 @@
 //! | `md: md0: recovery done.` | MdDegraded (resolves) | info | `md0` |
 //! | `md/raid:md2: Cannot continue operation (2/4 failed).`, `md/raid1:md0: Disk failure on sdb1, this is the last device.` | MdArrayFailed | critical | `md2`, `md0` |
 //! | `drbd r0 peer: PingAck did not arrive in time.`, `... meta connection shut down by peer.`, `... conn( Connected -> NetworkFailure )` (`BrokenPipe`, `Timeout`, `ProtocolError`) | DrbdConnectionLost | warning | `r0:peer` (DRBD 9), `r0` / `drbd0` (8.x) |
-//! | `... conn( Connecting -> Connected )` (8.x: also `-> WFBitMapS`, `SyncSource` and the other states past `Connected`; 8.4 prints it on the device, `block drbd6: ... conn( WFReportParams -> Connected )`) | DrbdConnectionLost (resolves) | info | same |
+//! | `... conn( Connecting -> Connected )` (8.x: also `-> WFBitMapS`, `SyncSource` and the other states past `Connected`; 8.4 prints it on the device, `block drbd6: ... conn( WFReportParams -> Connected )`; the engine also ends with it the loss 8.4 printed on the connection, `resource6`, whose handshake it is) | DrbdConnectionLost (resolves) | info | same |
 //! | `drbd r0/0 drbd1 peer: Split-Brain detected but unresolved, dropping connection!`, `block drbd0: Split-Brain detected, dropping connection!` | DrbdSplitBrain | critical | `r0:peer`, `drbd0` |
 //! | `drbd r0/0 drbd1: disk( UpToDate -> Failed )` (DRBD 9 only: DRBD 8's `block drbd1: disk( UpToDate -> Failed )` is also every detach), `... Local IO failed in ...`, `... IO ERROR: neither local nor remote data, ...` | DrbdDiskFailed | critical | `drbd1` |
 //! | `drbd r0/0 drbd1: disk( Inconsistent -> UpToDate )` | DrbdDiskFailed (resolves) | info | `drbd1` |
@@ -1052,7 +1052,7 @@ fn drbd(rest: &str) -> Option<Hit<'_>> {
 /// `conn( WFReportParams -> WFBitMapS )` when a resync follows (as after a split brain is
 /// resolved), the connection-wide `drbd resource6: conn( ... )` lines stopping at
 /// `WFReportParams`.
-fn link_is_up(state: &str) -> bool {
+pub(crate) fn link_is_up(state: &str) -> bool {
     matches!(
         state,
         "Connected"
@@ -1070,6 +1070,73 @@ fn link_is_up(state: &str) -> bool {
             | "Ahead"
             | "Behind"
     )
+}
+
+/// A connection-state change as in-kernel DRBD 8.4 prints it, either on the connection
+/// (`drbd resource6: conn( WFConnection -> WFReportParams ) `: drbd_int.h
+/// `__drbd_printk_connection`, the resource's name) or on a device (`block drbd6: peer( Unknown
+/// -> Secondary ) conn( WFReportParams -> Connected ) ...`: dev_printk, the minor). No 8.4 line
+/// names both, so the engine ties a device's reconnect to its connection by the handshake
+/// they share (see `Engine::drbd8_handshake`). DRBD 9's lines (`drbd r0 peer: ...`, `drbd
+/// r0/0 drbd1: ...`) are not these. Believed from the same senders as [`classify`]'s kernel
+/// catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Drbd8Conn<'a> {
+    Connection {
+        resource: &'a str,
+        from: &'a str,
+        to: &'a str,
+    },
+    Device {
+        minor: &'a str,
+        from: &'a str,
+        to: &'a str,
+    },
+}
+
+/// The DRBD 8.4 connection-state change `rec` prints, if any ([`Drbd8Conn`]).
+pub(crate) fn drbd8_conn_change(rec: &LogRecord) -> Option<Drbd8Conn<'_>> {
+    let kernel = matches!(
+        (rec.sender, rec.program.as_deref()),
+        (Sender::Kernel, _) | (Sender::Unknown, None)
+    );
+    if !kernel {
+        return None;
+    }
+    let m = rec.message.trim_start();
+    let (device, rest) = match m.strip_prefix("block ") {
+        Some(r) => (true, r),
+        None => (false, m.strip_prefix("drbd ")?),
+    };
+    let (who, msg) = rest.split_once(": ")?;
+    let (from, to) = conn_states(msg)?;
+    let minor = |w: &str| {
+        w.strip_prefix("drbd")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+    };
+    if device {
+        return minor(who).then_some(Drbd8Conn::Device {
+            minor: who,
+            from,
+            to,
+        });
+    }
+    // One word: a resource (8.4); DRBD 9's connections and volumes have two or three.
+    (!who.is_empty() && !who.contains([' ', '/'])).then_some(Drbd8Conn::Connection {
+        resource: who,
+        from,
+        to,
+    })
+}
+
+/// Both states of the `conn( FROM -> TO )` field of a DRBD state change.
+fn conn_states(msg: &str) -> Option<(&str, &str)> {
+    let to = state_change(msg, "conn( ")?;
+    let (i, _) = msg
+        .match_indices("conn( ")
+        .find(|(i, _)| *i == 0 || msg[..*i].ends_with(' '))?;
+    let (from, _) = msg[i + "conn( ".len()..].split_once(" -> ")?;
+    (!from.is_empty() && from.bytes().all(|c| c.is_ascii_alphabetic())).then_some((from, to))
 }
 
 /// The new state in a DRBD state change (`conn( Connected -> NetworkFailure ) peer( ... )`):

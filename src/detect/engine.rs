@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 
 use std::collections::BTreeMap;
 
-use crate::detect::classify::{classify, lifecycle, scsi_disk_name, Lifecycle};
+use crate::detect::classify::{
+    classify, drbd8_conn_change, lifecycle, link_is_up, scsi_disk_name, Drbd8Conn, Lifecycle,
+};
 use crate::detect::incidents::{self, Detail, IncidentConfig, IncidentTable, Incidents, Place};
 use crate::detect::sources::fanotify::FsError;
 use crate::detect::sources::samplers::Finding;
@@ -30,6 +32,17 @@ pub(crate) enum Clock {
 
 /// SCSI address -> disk name pairs kept at most (one per disk the log names).
 const MAX_SCSI_NAMES: usize = 4096;
+
+/// DRBD 8.4 handshakes tracked at once (connections that went to `WFReportParams` within
+/// [`DRBD8_HANDSHAKE_SECS`]); more make every tie ambiguous until they are old.
+const MAX_DRBD8_HANDSHAKES: usize = 64;
+
+/// How long after its connection's `conn( ... -> WFReportParams )` a DRBD 8.4 device's
+/// `conn( WFReportParams -> Connected )` is taken as that handshake's: each side sends its
+/// state before its connection goes there (drbd_receiver.c `conn_connect` calls
+/// `drbd_connected` for each volume first, tag drbd-8.4.7), so the peer's arrives at once and
+/// `receive_state` follows but for a split-brain helper; DRBD's default `ping-int` (10 s).
+const DRBD8_HANDSHAKE_SECS: u64 = 10;
 
 /// Records after a hung-task report searched for its call trace.
 const TRACE_LINES: u32 = 96;
@@ -99,6 +112,16 @@ pub(crate) struct Engine {
     hung_trace: Option<HungTrace>,
     /// `[[watch.rule]]`s, tried on what the catalog does not know.
     rules: crate::detect::rules::Rules,
+    /// DRBD 8.4 connections in their handshake: resource -> when its `drbd resource6: conn(
+    /// ... -> WFReportParams )` came (see [`Engine::drbd8_handshake`]). At most
+    /// [`MAX_DRBD8_HANDSHAKES`], each dropped [`DRBD8_HANDSHAKE_SECS`] later or at the
+    /// connection's next `conn( )` line.
+    drbd8_handshakes: BTreeMap<String, u64>,
+    /// When a handshake did not fit in `drbd8_handshakes`: no tie until it is as old.
+    drbd8_crowded: Option<u64>,
+    /// Kernel log records were lost since the last DRBD 8.4 state change: a handshake may be
+    /// among them, so none is known to be the only one.
+    drbd8_gap: bool,
 }
 
 impl Engine {
@@ -117,6 +140,9 @@ impl Engine {
             pending_freeze: None,
             hung_trace: None,
             rules: Default::default(),
+            drbd8_handshakes: BTreeMap::new(),
+            drbd8_crowded: None,
+            drbd8_gap: false,
         }
     }
 
@@ -260,6 +286,7 @@ impl Engine {
             }
             notes.extend(self.follow_trace(rec, at));
             notes.extend(self.freeze_due(at));
+            notes.extend(self.drbd8_handshake(rec, inv, at));
             let Some(mut obs) = classify(rec).or_else(|| self.rules.classify(rec)) else {
                 continue;
             };
@@ -297,6 +324,90 @@ impl Engine {
             }
         }
         notes
+    }
+
+    /// In-kernel DRBD 8.4 prints a link's loss on its connection (`drbd resource6: PingAck did
+    /// not arrive in time.`, `drbd resource6: conn( Connected -> NetworkFailure ) pdsk(
+    /// UpToDate -> DUnknown ) `: `_conn_request_state` -> `conn_pr_state_change`, drbd_state.c,
+    /// tag drbd-8.4.7) but its reconnect only on each device (`block drbd6: peer( Unknown ->
+    /// Secondary ) conn( WFReportParams -> Connected ) ...`: `receive_state`'s
+    /// `_drbd_set_state` -> `drbd_pr_state_change`), and no line names both. The loss's own
+    /// state change gives no tie either: `conn_old_common_state` leaves to the devices' lines
+    /// only the fields whose old values differ between the connection's volumes, so a
+    /// resource of one volume prints no device line at all, and those of several print theirs
+    /// before the connection's line. What ties them is the handshake: a device leaves
+    /// `WFReportParams` only in `receive_state`, run by its connection's receiver after that
+    /// connection's `conn( WFConnection -> WFReportParams )` (`conn_connect`). So a device's
+    /// `conn( WFReportParams -> Connected )` (or a state past it) ends the lost link of the
+    /// connection that went to `WFReportParams` within [`DRBD8_HANDSHAKE_SECS`] and has not
+    /// left it, when exactly one did: with two handshakes at once the device could be either
+    /// one's, and both links stay lost. A connection that leaves `WFReportParams` (`conn(
+    /// WFReportParams -> Disconnecting )` after a split brain) is no longer in its handshake;
+    /// after lost kernel log records ([`Engine::lost`]) no handshake is the only one for a
+    /// while (another's line may have been lost). One device line comes without a handshake
+    /// of its own: a volume added to a live resource inherits the connection's
+    /// `WFReportParams` and is connected by `receive_state` (drbd_main.c
+    /// `drbd_create_device`); if another connection is in its handshake then, within
+    /// [`DRBD8_HANDSHAKE_SECS`], that one's lost link ends a handshake early (its link is up
+    /// at `WFReportParams`, but the handshake may still drop it).
+    fn drbd8_handshake(
+        &mut self,
+        rec: &LogRecord,
+        inv: Option<&Inventory>,
+        at: u64,
+    ) -> Vec<Notification> {
+        let Some(change) = drbd8_conn_change(rec) else {
+            return Vec::new();
+        };
+        // Old handshakes go (and those of a later clock: a reboot in a saved log).
+        // Records lost before this one: a handshake may have been among them, no tie until
+        // as long after as a handshake's device lines may come.
+        if std::mem::take(&mut self.drbd8_gap) {
+            self.drbd8_handshakes.clear();
+            self.drbd8_crowded = Some(at);
+        }
+        let fresh = |t: u64| t <= at && at - t <= DRBD8_HANDSHAKE_SECS;
+        self.drbd8_handshakes.retain(|_, t| fresh(*t));
+        self.drbd8_crowded = self.drbd8_crowded.filter(|t| fresh(*t));
+        let (minor, resource) = match change {
+            Drbd8Conn::Connection { resource, to, .. } => {
+                if to != "WFReportParams" {
+                    self.drbd8_handshakes.remove(resource);
+                } else if self.drbd8_handshakes.len() < MAX_DRBD8_HANDSHAKES
+                    || self.drbd8_handshakes.contains_key(resource)
+                {
+                    self.drbd8_handshakes.insert(resource.to_string(), at);
+                } else {
+                    self.drbd8_crowded = Some(at);
+                }
+                return Vec::new();
+            }
+            Drbd8Conn::Device { minor, from, to } => {
+                if from != "WFReportParams" || !link_is_up(to) || self.drbd8_crowded.is_some() {
+                    return Vec::new();
+                }
+                let mut handshakes = self.drbd8_handshakes.keys();
+                match (handshakes.next(), handshakes.next()) {
+                    (Some(resource), None) => (minor, resource.clone()),
+                    _ => return Vec::new(),
+                }
+            }
+        };
+        let obs = Observation {
+            kind: Kind::DrbdConnectionLost,
+            severity: Severity::Info,
+            device: Some(resource.clone()),
+            resolves: true,
+            message: format!(
+                "{} ({minor} is connected again, in the handshake of {resource})",
+                rec.message.trim()
+            ),
+            at_us: rec.realtime_us,
+        };
+        let place = Self::place(inv, obs.device.as_deref());
+        let stamp = Self::stamp_of(rec);
+        self.table
+            .observe_stamped(&obs, &place, None, at, stamp.as_deref())
     }
 
     /// A record after a hung-task report: a line of its call trace, maybe. A trace that waits
@@ -410,6 +521,7 @@ impl Engine {
     /// Kernel log records were overwritten before they were read (`lost`: how many, 0 when
     /// the kernel did not say).
     pub(crate) fn lost(&mut self, lost: u64, now: u64) -> Vec<Notification> {
+        self.drbd8_gap = true;
         let obs = Observation {
             kind: Kind::LogGap,
             severity: Severity::Warning,
@@ -828,5 +940,210 @@ mod tests {
         let n = e.sample(&[runs], std::iter::empty(), &inv, 9_001_000);
         assert_eq!(n.len(), 1);
         assert!(e.open().is_empty());
+    }
+
+    /// In-kernel DRBD 8.4: a link lost on the connection ends when a device of that connection
+    /// is connected again in the connection's handshake. No public capture shows the sequence
+    /// (the ganeti#846 one starts in a handshake): the lines are built from tag drbd-8.4.7's
+    /// format strings, with that capture's names (`resource6`, minor 6). Connection lines are
+    /// `drbd %s: ` + the resource's name (drbd_int.h `__drbd_printk_connection`), device lines
+    /// `block drbd%u: ` (dev_printk); drbd_receiver.c `drbd_ack_receiver`: `PingAck did not
+    /// arrive in time.`; drbd_state.c `print_state_change`: `role( %s -> %s ) `, `peer( ... ) `,
+    /// `conn( ... ) `, `disk( ... ) `, `pdsk( ... ) ` in that order, printed for the connection
+    /// by `conn_pr_state_change` (from `_conn_request_state`: the loss in `conn_disconnect`,
+    /// `conn( NetworkFailure -> Unconnected )` there, `conn( Unconnected -> WFConnection )` and
+    /// `conn( WFConnection -> WFReportParams )` in `conn_connect`; `sanitize_state` makes the
+    /// peer `Unknown` and its disk `DUnknown` below `Connected`) and for the device by
+    /// `drbd_pr_state_change` (from `receive_state`'s `_drbd_set_state`, the only move out of
+    /// `WFReportParams`); `Connection closed` (`conn_disconnect`), `Handshake successful:
+    /// Agreed network protocol version %d` (`drbd_do_features`, 101 being 8.4.7's
+    /// `PRO_VERSION_MAX`).
+    #[test]
+    fn drbd84_link_lost_on_the_connection_ends_when_its_device_reconnects() {
+        let rec = |at: u64, m: &str| LogRecord {
+            message: m.to_string(),
+            monotonic_us: Some(at * 1_000_000),
+            sender: crate::detect::types::Sender::Kernel,
+            ..LogRecord::default()
+        };
+        let new = || {
+            Engine::new(
+                IncidentConfig::default(),
+                Incidents::default(),
+                Clock::Saved,
+            )
+        };
+        let open = |e: &Engine| -> Vec<(Kind, String)> {
+            e.open()
+                .iter()
+                .map(|i| (i.kind, i.device.clone().unwrap_or_default()))
+                .collect()
+        };
+        let lost = |r: &str, at: u64| {
+            vec![
+                rec(at, &format!("drbd {r}: PingAck did not arrive in time.")),
+                rec(at, &format!("drbd {r}: peer( Secondary -> Unknown ) conn( Connected -> NetworkFailure ) pdsk( UpToDate -> DUnknown ) ")),
+                rec(at, &format!("drbd {r}: Connection closed")),
+                rec(at, &format!("drbd {r}: conn( NetworkFailure -> Unconnected ) ")),
+                rec(at, &format!("drbd {r}: conn( Unconnected -> WFConnection ) ")),
+            ]
+        };
+        let handshake = |r: &str, at: u64| {
+            vec![
+                rec(
+                    at,
+                    &format!("drbd {r}: Handshake successful: Agreed network protocol version 101"),
+                ),
+                rec(
+                    at,
+                    &format!("drbd {r}: conn( WFConnection -> WFReportParams ) "),
+                ),
+            ]
+        };
+        let connected = |minor: u32, at: u64| {
+            rec(at, &format!("block drbd{minor}: peer( Unknown -> Secondary ) conn( WFReportParams -> Connected ) pdsk( DUnknown -> UpToDate ) "))
+        };
+        let lost6 = (Kind::DrbdConnectionLost, "resource6".to_string());
+
+        // Lost, hours later back: the device's line in the connection's handshake ends it.
+        let mut e = new();
+        e.records(&lost("resource6", 100), None, 0);
+        assert_eq!(open(&e), std::slice::from_ref(&lost6));
+        let n = e.records(&handshake("resource6", 7300), None, 0);
+        assert!(n.is_empty(), "the handshake is no reconnect yet: {n:?}");
+        assert_eq!(open(&e), std::slice::from_ref(&lost6));
+        let n = e.records(&[connected(6, 7300)], None, 0);
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert_eq!(n[0].event, crate::detect::types::IncidentState::Resolved);
+        assert!(e.open().is_empty());
+        // The connection's other volumes, connected in the same handshake: nothing left to end.
+        let n = e.records(&[connected(7, 7300)], None, 0);
+        assert!(n.is_empty(), "{n:?}");
+        let ended = e.all();
+        assert_eq!(ended[0].device.as_deref(), Some("resource6"));
+        assert_eq!(ended[0].ended, Some(7300));
+        let why = e.detail(&ended[0].id).and_then(|d| d.ended_by.clone());
+        assert!(
+            why.as_deref()
+                .is_some_and(|w| w.contains("conn( WFReportParams -> Connected )")
+                    && w.contains("drbd6 is connected again, in the handshake of resource6")),
+            "{why:?}"
+        );
+        // A resync after the reconnect is the link up too (`WFBitMapS`, the end of a resync's
+        // `SyncSource -> Connected` being no handshake's).
+        let mut e = new();
+        e.records(&lost("resource6", 100), None, 0);
+        e.records(&handshake("resource6", 200), None, 0);
+        let n = e.records(
+            &[rec(
+                201,
+                "block drbd6: conn( SyncSource -> Connected ) pdsk( Inconsistent -> UpToDate ) ",
+            )],
+            None,
+            0,
+        );
+        assert!(n.is_empty(), "{n:?}");
+        let n = e.records(&[rec(201, "block drbd6: peer( Unknown -> Secondary ) conn( WFReportParams -> WFBitMapS ) pdsk( DUnknown -> Consistent ) ")], None, 0);
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert!(e.open().is_empty());
+
+        // Never ended by what is not that handshake's: a device's line long after the
+        // connection's handshake, or after the connection left it again, or while another
+        // connection is in its own handshake (the device could be either one's).
+        let mut e = new();
+        e.records(&lost("resource6", 100), None, 0);
+        e.records(&handshake("resource6", 200), None, 0);
+        e.records(&[connected(6, 200 + DRBD8_HANDSHAKE_SECS + 1)], None, 0);
+        assert_eq!(open(&e), std::slice::from_ref(&lost6), "too late");
+        e.records(&handshake("resource6", 300), None, 0);
+        e.records(
+            &[rec(
+                300,
+                "drbd resource6: conn( WFReportParams -> NetworkFailure ) ",
+            )],
+            None,
+            0,
+        );
+        e.records(&[connected(7, 301)], None, 0);
+        assert_eq!(open(&e), std::slice::from_ref(&lost6), "left its handshake");
+        e.records(&lost("resource7", 400), None, 0);
+        e.records(&handshake("resource6", 500), None, 0);
+        e.records(&handshake("resource7", 500), None, 0);
+        let n = e.records(&[connected(6, 500), connected(7, 500)], None, 0);
+        assert!(n.is_empty(), "two handshakes at once: {n:?}");
+        assert_eq!(
+            open(&e),
+            [
+                lost6.clone(),
+                (Kind::DrbdConnectionLost, "resource7".to_string())
+            ]
+        );
+        // Kernel log records lost (the daemon's /dev/kmsg fell behind): a handshake may have
+        // been among them, so the one seen after is not known to be the only one.
+        let mut e = new();
+        e.records(&lost("resource6", 100), None, 0);
+        e.lost(12, 200);
+        e.records(&handshake("resource6", 200), None, 0);
+        e.records(&[connected(6, 200)], None, 0);
+        assert_eq!(open(&e)[0], lost6, "after a gap");
+        e.records(&handshake("resource6", 300), None, 0);
+        let n = e.records(&[connected(6, 300)], None, 0);
+        assert_eq!(n.len(), 1, "a handshake well after the gap: {n:?}");
+        assert_eq!(n[0].event, crate::detect::types::IncidentState::Resolved);
+        // DRBD 9's lines are not 8.4's: a peer's or volume's handshake is none of these.
+        let mut e = new();
+        e.records(&lost("resource6", 100), None, 0);
+        e.records(
+            &[rec(
+                200,
+                "drbd resource6 peer: conn( Connecting -> Connected ) ",
+            )],
+            None,
+            0,
+        );
+        e.records(&handshake("resource6", 300), None, 0);
+        e.records(
+            &[rec(
+                300,
+                "drbd resource6/0 drbd6 peer: conn( WFReportParams -> Connected ) ",
+            )],
+            None,
+            0,
+        );
+        assert_eq!(open(&e), std::slice::from_ref(&lost6));
+
+        // The real capture (ganeti#846, in-kernel 8.4): the handshake after a lost link found a
+        // split brain on the device and dropped the connection (`conn( WFReportParams ->
+        // Disconnecting )`): both the lost link and the split brain last, until the resolved
+        // connection's next handshake connects the device (`WFBitMapT`: it resyncs from the
+        // peer).
+        let capture = include_str!("../../tests/logs/public-ganeti-drbd84-split-brain.syslog");
+        let mut e = new();
+        let mut recs = lost("resource6", 0);
+        // The capture's handshake; its clock is the syslog's wall clock (then 0 for ours).
+        recs.extend(handshake("resource6", 0));
+        recs.extend(crate::detect::parse::parse_log(capture));
+        for r in &mut recs {
+            r.sender = crate::detect::types::Sender::Kernel;
+        }
+        // Same time line: the built lines take the capture's first wall time.
+        let first = recs[7].realtime_us;
+        for r in recs.iter_mut().take(7) {
+            r.realtime_us = first;
+        }
+        e.records(&recs, None, 0);
+        assert_eq!(
+            open(&e),
+            [(Kind::DrbdSplitBrain, "drbd6".to_string()), lost6.clone()]
+        );
+        let later = first.unwrap_or(0) + 3_600_000_000;
+        let mut back = handshake("resource6", 0);
+        back.push(rec(0, "block drbd6: peer( Unknown -> Primary ) conn( WFReportParams -> WFBitMapT ) pdsk( DUnknown -> UpToDate ) "));
+        for r in &mut back {
+            r.realtime_us = Some(later);
+        }
+        let n = e.records(&back, None, 0);
+        assert_eq!(n.len(), 2, "{n:?}");
+        assert!(e.open().is_empty(), "{:?}", open(&e));
     }
 }

@@ -148,13 +148,16 @@ pub enum Kind {
     /// DRBD lost its replication link to a peer (`PingAck did not arrive in time`, `conn(
     /// Connected -> NetworkFailure )`, `meta connection shut down by peer`): writes go to one
     /// copy only. The incident's `device` is `resource:peer` (DRBD 9) or what DRBD 8 names
-    /// (`resource`, `drbd0`); it lasts until `conn( ... -> Connected )`.
+    /// (`resource`, `drbd0`); it lasts until `conn( ... -> Connected )` (DRBD 8: or a resync
+    /// state past it), which in-kernel 8.4 prints on the device only: a loss it printed on the
+    /// connection ends at the line of a device connected in that connection's handshake.
     DrbdConnectionLost,
     /// DRBD found both sides changed the data while apart and would not pick one (`Split-Brain
     /// detected but unresolved, dropping connection!`): needs a person; ends at `Connected`.
     DrbdSplitBrain,
-    /// DRBD's local backing disk failed (`disk( UpToDate -> Failed )`, `Local IO failed in ...`,
-    /// `IO ERROR: neither local nor remote data`): the device (`drbd1`) runs from the peer, or
+    /// DRBD's local backing disk failed (`Local IO failed in ...`, `IO ERROR: neither local nor
+    /// remote data`, DRBD 9's `disk( UpToDate -> Failed )`; not DRBD 8's `disk( UpToDate ->
+    /// Failed )` alone, which every detach prints): the device (`drbd1`) runs from the peer, or
     /// not at all; ends at `disk( ... -> UpToDate )`.
     DrbdDiskFailed,
     /// ZFS suspended a pool (`WARNING: Pool 'tank' has encountered an uncorrectable I/O failure
