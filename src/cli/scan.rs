@@ -209,8 +209,12 @@ pub(super) fn scan(file: &Path, as_json: bool, watch: &WatchSettings) -> Result<
 /// when the quiet period ended it or it is still open).
 fn with_detail(i: &Incident, d: Option<&Detail>) -> serde_json::Value {
     let mut v = serde_json::to_value(i).unwrap_or(serde_json::Value::Null);
-    if let (Some(obj), Some(d)) = (v.as_object_mut(), d) {
-        obj.insert("decided_by".into(), d.decided_by.clone().into());
+    if let Some(obj) = v.as_object_mut() {
+        // The same keys for every incident: null where the log did not say.
+        let none = Detail::default();
+        let d = d.unwrap_or(&none);
+        let decided = Some(d.decided_by.clone()).filter(|l| !l.is_empty());
+        obj.insert("decided_by".into(), decided.into());
         obj.insert("first_seen_as".into(), d.first_stamp.clone().into());
         obj.insert("last_seen_as".into(), d.last_stamp.clone().into());
         obj.insert("ended_by".into(), d.ended_by.clone().into());
@@ -262,13 +266,16 @@ fn human(n: usize, i: &Incident, d: Option<&Detail>) -> String {
     )));
     // How it ended: a line of the log, the quiet period, or not at all.
     match (i.ended, d.and_then(|d| d.ended_by.as_deref())) {
-        (Some(_), Some(by)) => {
-            let at = d.and_then(|d| d.end_stamp.as_deref()).unwrap_or("-");
-            text.push_str(&line_of(format_args!(
+        (Some(_), Some(by)) => match d.and_then(|d| d.end_stamp.as_deref()) {
+            Some(at) => text.push_str(&line_of(format_args!(
                 "   ended: {at}: {}",
                 cut(by, SHOWN_EVIDENCE)
-            )));
-        }
+            ))),
+            None => text.push_str(&line_of(format_args!(
+                "   ended: {}",
+                cut(by, SHOWN_EVIDENCE)
+            ))),
+        },
         (Some(end), None) => text.push_str(&line_of(format_args!(
             "   ended: {} s after its last line, nothing new (quiet_secs)",
             end.saturating_sub(i.last_seen)

@@ -1035,7 +1035,11 @@ fn drbd(rest: &str) -> Option<Hit<'_>> {
             // `blockdev_shutdown` shows it (public-ganeti-drbd-detach); its I/O error says so in
             // the `Local IO failed in %s. Detaching...` that __drbd_chk_io_error_ (drbd_int.h)
             // prints with it.
-            "Failed" if res.is_some() => hit(DrbdDiskFailed, Critical, disk_subject),
+            // DRBD 9's volume line of this node (`r0/0 drbd1:`): a resource and a minor, no
+            // peer. 8.4's connection lines (`drbd resource6:`) have no minor.
+            "Failed" if res.is_some() && minor.is_some() && peer.is_none() => {
+                hit(DrbdDiskFailed, Critical, disk_subject)
+            }
             "UpToDate" => resolved(DrbdDiskFailed, disk_subject),
             _ => None,
         };

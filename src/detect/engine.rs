@@ -117,11 +117,9 @@ pub(crate) struct Engine {
     /// [`MAX_DRBD8_HANDSHAKES`], each dropped [`DRBD8_HANDSHAKE_SECS`] later or at the
     /// connection's next `conn( )` line.
     drbd8_handshakes: BTreeMap<String, u64>,
-    /// When a handshake did not fit in `drbd8_handshakes`: no tie until it is as old.
+    /// When a handshake did not fit in `drbd8_handshakes`, or kernel log records were lost
+    /// (a handshake may have been among them): no tie until it is as old.
     drbd8_crowded: Option<u64>,
-    /// Kernel log records were lost since the last DRBD 8.4 state change: a handshake may be
-    /// among them, so none is known to be the only one.
-    drbd8_gap: bool,
 }
 
 impl Engine {
@@ -142,7 +140,6 @@ impl Engine {
             rules: Default::default(),
             drbd8_handshakes: BTreeMap::new(),
             drbd8_crowded: None,
-            drbd8_gap: false,
         }
     }
 
@@ -360,12 +357,6 @@ impl Engine {
             return Vec::new();
         };
         // Old handshakes go (and those of a later clock: a reboot in a saved log).
-        // Records lost before this one: a handshake may have been among them, no tie until
-        // as long after as a handshake's device lines may come.
-        if std::mem::take(&mut self.drbd8_gap) {
-            self.drbd8_handshakes.clear();
-            self.drbd8_crowded = Some(at);
-        }
         let fresh = |t: u64| t <= at && at - t <= DRBD8_HANDSHAKE_SECS;
         self.drbd8_handshakes.retain(|_, t| fresh(*t));
         self.drbd8_crowded = self.drbd8_crowded.filter(|t| fresh(*t));
@@ -521,7 +512,10 @@ impl Engine {
     /// Kernel log records were overwritten before they were read (`lost`: how many, 0 when
     /// the kernel did not say).
     pub(crate) fn lost(&mut self, lost: u64, now: u64) -> Vec<Notification> {
-        self.drbd8_gap = true;
+        // A DRBD 8.4 handshake may have been among the lost records: none seen now is known
+        // to be the only one, until as long after the gap as a handshake's device lines come.
+        self.drbd8_handshakes.clear();
+        self.drbd8_crowded = Some(now);
         let obs = Observation {
             kind: Kind::LogGap,
             severity: Severity::Warning,
@@ -1089,6 +1083,14 @@ mod tests {
         e.records(&handshake("resource6", 300), None, 0);
         let n = e.records(&[connected(6, 300)], None, 0);
         assert_eq!(n.len(), 1, "a handshake well after the gap: {n:?}");
+        assert_eq!(n[0].event, crate::detect::types::IncidentState::Resolved);
+        // A gap during the outage does not hold off the reconnect hours later.
+        let mut e = new();
+        e.records(&lost("resource6", 100), None, 0);
+        e.lost(3, 150);
+        e.records(&handshake("resource6", 7300), None, 0);
+        let n = e.records(&[connected(6, 7300)], None, 0);
+        assert_eq!(n.len(), 1, "a reconnect long after a gap: {n:?}");
         assert_eq!(n[0].event, crate::detect::types::IncidentState::Resolved);
         // DRBD 9's lines are not 8.4's: a peer's or volume's handshake is none of these.
         let mut e = new();

@@ -414,10 +414,7 @@ impl IncidentTable {
         let subject = subject(obs.kind, obs.device.as_deref(), place);
         let key = format!("{}/{subject}", category(obs.kind));
         if obs.resolves {
-            if let (Some(open), Some(st)) = (self.state.open.get_mut(&key), stamp) {
-                open.detail.end_stamp = Some(st.to_string());
-            }
-            return self.resolve(&key, now, Some(&obs.message));
+            return self.resolve(&key, now, Some(&obs.message), stamp);
         }
         if let Some(open) = self.state.open.get_mut(&key) {
             if let Some(st) = stamp {
@@ -507,21 +504,30 @@ impl IncidentTable {
             .map(|(k, _)| k.clone());
         match victim {
             Some(k) => {
-                self.resolve(&k, now, None);
+                let why = format!("closed to make room: {} incidents open", self.cfg.max_open);
+                self.resolve(&k, now, Some(&why), None);
                 true
             }
             None => false,
         }
     }
 
-    /// Ends the incident of `key`, if open.
-    pub(crate) fn resolve(&mut self, key: &str, now: u64, why: Option<&str>) -> Vec<Notification> {
+    /// Ends the incident of `key`, if open: `why` is the line (or reason) that ended it, `stamp`
+    /// that line's time as the log printed it; both `None` for the quiet period.
+    pub(crate) fn resolve(
+        &mut self,
+        key: &str,
+        now: u64,
+        why: Option<&str>,
+        stamp: Option<&str>,
+    ) -> Vec<Notification> {
         let Some(mut open) = self.state.open.remove(key) else {
             return Vec::new();
         };
         open.incident.state = IncidentState::Resolved;
         open.incident.ended = Some(now);
         open.detail.ended_by = why.map(str::to_string);
+        open.detail.end_stamp = stamp.map(str::to_string);
         if let Some(w) = why {
             if open.incident.evidence.len() < self.cfg.evidence_lines + 1 {
                 open.incident.evidence.push(w.to_string());
@@ -605,10 +611,7 @@ impl IncidentTable {
     ) -> Vec<Notification> {
         let key = format!("disk/{}", subject(Kind::BlockIoError, Some(device), place));
         if mounted {
-            if let (Some(open), Some(st)) = (self.state.open.get_mut(&key), stamp) {
-                open.detail.end_stamp = Some(st.to_string());
-            }
-            return self.resolve(&key, now, Some(line));
+            return self.resolve(&key, now, Some(line), stamp);
         }
         if let Some(o) = self.state.open.get_mut(&key) {
             o.unmounted = true;
@@ -646,13 +649,13 @@ impl IncidentTable {
             .map(|(k, _)| k.clone())
             .collect();
         due.iter()
-            .flat_map(|k| self.resolve(k, now, None))
+            .flat_map(|k| self.resolve(k, now, None, None))
             .collect()
     }
 
     /// Ends an incident at once when its condition cleared (stall over, back to rw).
     pub(crate) fn clear(&mut self, key: &str, now: u64, why: &str) -> Vec<Notification> {
-        self.resolve(key, now, Some(why))
+        self.resolve(key, now, Some(why), None)
     }
 }
 

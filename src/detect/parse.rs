@@ -514,8 +514,16 @@ fn parse_line(line: &str, journal_mono: bool, now: Option<u64>) -> (LogRecord, P
 /// `syslog.1`, `/var/log/kern.log.2.gz`); as names have `-` of their own, every `:` and `-`
 /// before the first blank is tried, and the rest is taken only when it is a stamped line
 /// ([`parse_stamped`]).
+/// The longest first word taken for a grep prefix (a path, `:NN:`, and the stamp's first word).
+const MAX_GREP_PREFIX: usize = 512;
+
 fn grep_stripped(line: &str, journal_mono: bool, now: Option<u64>) -> Option<(LogRecord, Prev)> {
     let head = &line[..line.find([' ', '\t']).unwrap_or(line.len())];
+    // A file name is short: a long first word (a hostile `a-a-a-...` line of 64 KiB) is not
+    // tried at each of its separators, which would cost its length squared.
+    if head.len() > MAX_GREP_PREFIX {
+        return None;
+    }
     for (i, sep) in head.bytes().enumerate() {
         if i == 0 || !matches!(sep, b':' | b'-') {
             continue;
@@ -864,7 +872,10 @@ const FACILITIES: [&str; 20] = [
 
 /// `kern  :err   : [  123.456789] msg` (dmesg -x), with or without the timestamp.
 fn decoded_line(line: &str) -> Option<LogRecord> {
-    let (fac, rest) = line.split_once(':')?;
+    // The facility is a short word: look for its colon in the first bytes only (a line
+    // that is no dmesg -x costs nothing, whatever its length).
+    let colon = line.bytes().take(16).position(|b| b == b':')?;
+    let (fac, rest) = (&line[..colon], &line[colon + 1..]);
     if !FACILITIES.contains(&fac.trim_end()) {
         return None;
     }

@@ -36,6 +36,18 @@ pub(crate) struct Detection {
     /// The failure sources live now (`tunerctl status` lists them).
     pub sources: std::collections::BTreeSet<&'static str>,
     incidents_total: BTreeMap<Kind, u64>,
+    /// The journal identifiers the `[[watch.rule]]`s read ([`journal_programs`]), and whether
+    /// a reload changed them since the journal reader last looked.
+    pub journal_programs: Vec<String>,
+    pub programs_changed: bool,
+}
+
+/// The journal identifiers `rules` match on, sorted, each once.
+pub(crate) fn journal_programs(rules: &[crate::detect::rules::RuleSpec]) -> Vec<String> {
+    let mut p: Vec<String> = rules.iter().filter_map(|r| r.program.clone()).collect();
+    p.sort();
+    p.dedup();
+    p
 }
 
 /// Unix seconds at boot (`/proc/stat` btime): turns kmsg's monotonic stamps into times.
@@ -77,14 +89,22 @@ impl Detection {
             kmsg_records: 0,
             sources: Default::default(),
             incidents_total: BTreeMap::new(),
+            journal_programs: journal_programs(&watch.rules),
+            programs_changed: false,
         };
         detection.set_watch(watch);
         detection
     }
 
     /// The parts of `[watch]` that take effect without a restart: `frozen_secs` and the
-    /// `[[watch.rule]]`s (the journal source follows new rules' programs at its next start).
+    /// `[[watch.rule]]`s (the daemon's loop starts the journal reader again when their
+    /// programs changed: `programs_changed`).
     pub(crate) fn set_watch(&mut self, watch: &WatchSettings) {
+        let programs = journal_programs(&watch.rules);
+        if programs != self.journal_programs {
+            self.journal_programs = programs;
+            self.programs_changed = true;
+        }
         self.engine.set_frozen_secs(watch.frozen_secs);
         self.sampler.frozen.secs = watch.frozen_secs;
         match Rules::compile(&watch.rules) {

@@ -163,7 +163,7 @@ impl Sources {
         }
         // Storage daemons' journal entries, when there is a journal (systemd machines).
         let journal = match (watch.journal && state.root.is_host())
-            .then(|| JournalWatch::start(&state.root, &journal_programs(&watch.rules)))
+            .then(|| JournalWatch::start(&state.root, &detection::journal_programs(&watch.rules)))
         {
             Some(Ok(j)) => Some(j),
             Some(Err(e)) => {
@@ -317,14 +317,6 @@ fn next_on_grid(epoch: Instant, every: Duration, now: Instant) -> Instant {
     let k = now.saturating_duration_since(epoch).as_nanos() / every_ns + 1;
     // A grid point within ~584 years of the epoch fits in u64 nanoseconds.
     epoch + Duration::from_nanos(u64::try_from(k * every_ns).unwrap_or(u64::MAX))
-}
-
-/// The journal identifiers the `[[watch.rule]]`s match on.
-fn journal_programs(rules: &[crate::detect::rules::RuleSpec]) -> Vec<String> {
-    let mut p: Vec<String> = rules.iter().filter_map(|r| r.program.clone()).collect();
-    p.sort();
-    p.dedup();
-    p
 }
 
 /// A periodic timer: `None` when off.
@@ -739,34 +731,46 @@ pub fn run(opts: Options) -> u8 {
         // The snapshot first, so the signals' readers find what they announce.
         {
             let mut st = lock(&shared);
-            // A reload may have changed the drift check's period, and the programs the
-            // `[[watch.rule]]`s follow in the journal (SIGHUP or D-Bus Reload).
+            // A reload may have changed the drift check's period.
             let every = st.config.daemon.drift_interval_secs;
             drift.set((every > 0).then(|| Duration::from_secs(every)), now);
-            if let Some(j) = sources.journal.as_mut() {
-                let programs = journal_programs(&st.config.watch.rules);
-                if programs != j.extra() {
-                    match j.follow(&opts.root, &programs) {
-                        Ok(()) => log!(
-                            info,
-                            "journal: following the rules' programs {}",
-                            if programs.is_empty() {
-                                "(none)".to_string()
-                            } else {
-                                programs.join(", ")
-                            }
-                        ),
-                        Err(e) => {
-                            log!(warn, "journal: the rules' new programs not followed yet: journalctl: {e}");
-                            sources.journal_later();
-                        }
-                    }
-                }
-            }
             announce.extend(st.take_pending());
             st.publish();
         }
         bus.send(announce);
+        // A reload (SIGHUP or D-Bus) changed the programs the `[[watch.rule]]`s read: the
+        // journal reader starts again after its last entry (outside the lock: it forks).
+        let programs = {
+            let mut st = lock(&shared);
+            std::mem::take(&mut st.detection.programs_changed)
+                .then(|| st.detection.journal_programs.clone())
+        };
+        if let (Some(programs), Some(j)) = (programs, sources.journal.as_mut()) {
+            match j.follow(&opts.root, &programs) {
+                Ok(true) => {
+                    log!(
+                        info,
+                        "journal: following the rules' programs: {}",
+                        if programs.is_empty() {
+                            "none".to_string()
+                        } else {
+                            programs.join(", ")
+                        }
+                    );
+                    sources.journal_restart = None;
+                    sources.journal_failures = 0;
+                    lock(&shared).set_source("journal", true);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    log!(
+                        warn,
+                        "journal: the rules' new programs not followed yet: journalctl: {e}"
+                    );
+                    sources.journal_later();
+                }
+            }
+        }
     }
 
     notify(&[sd_notify::NotifyState::Stopping]);

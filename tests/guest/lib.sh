@@ -92,6 +92,11 @@ host_do() {
     json=$(jq -c . <<<"$2") || json=$2
     host_n=$(($(cat $HOST_N 2>/dev/null || echo 0) + 1))
     echo $host_n >$HOST_N
+    # No answer port on this boot (host_open found none): say so at once, not after the limit.
+    if ! { true <&9; } 2>/dev/null; then
+        echo "{\"n\":$host_n,\"ok\":false,\"error\":\"no answer port $HOST_PORT on this boot\"}"
+        return 1
+    fi
     echo "MARK HOST n=$host_n $1 $json" >/dev/ttyS1
     start=$(date +%s)
     # A read returns at once with nothing (end of file) while no host side is connected to the

@@ -105,19 +105,14 @@ impl JournalWatch {
 
     /// Follows `extra` identifiers instead of the current ones (a reload changed the
     /// `[[watch.rule]]` programs): journalctl is started again after the last entry read, so
-    /// no entry is lost or read twice. On an error the new list is kept, and the caller's
-    /// restart after its backoff uses it.
-    pub(crate) fn follow(&mut self, root: &Root, extra: &[String]) -> io::Result<()> {
+    /// no entry is lost or read twice. Whether it changed anything; on an error the new list
+    /// is kept, and the caller's restart after its backoff uses it.
+    pub(crate) fn follow(&mut self, root: &Root, extra: &[String]) -> io::Result<bool> {
         if self.extra == extra {
-            return Ok(());
+            return Ok(false);
         }
         self.extra = extra.to_vec();
-        self.restart(root)
-    }
-
-    /// The identifiers followed besides [`PROGRAMS`].
-    pub(crate) fn extra(&self) -> &[String] {
-        &self.extra
+        self.restart(root).map(|()| true)
     }
 }
 

@@ -16,7 +16,6 @@ use crate::common::tier::{self, Tier};
 use crate::common::tunerd::*;
 use crate::common::*;
 
-/// A mount the test made, unmounted on drop.
 fn run(cmd: &mut Command) {
     let out = cmd.output().expect("run");
     assert!(
