@@ -283,13 +283,18 @@ impl Current {
     /// absent: it cannot be planned against, and the report says so.
     pub(crate) fn read(root: &Root, targets: &[Target]) -> Current {
         let paths: BTreeSet<&str> = targets.iter().map(|t| t.path.as_str()).collect();
+        let paths: Vec<&str> = paths.into_iter().collect();
         // Paths come sorted, so one disk's attributes are neighbours: one open directory each.
-        let mut attrs = crate::host::sys::Attrs::new(root);
-        let mut values = BTreeMap::new();
-        for path in paths {
-            values.insert(path.to_string(), attrs.read(path).ok());
+        // Many (hundreds of disks) are read in chunks on a few threads.
+        let parts = crate::host::sys::in_chunks(&paths, 256, |part| {
+            let mut attrs = crate::host::sys::Attrs::new(root);
+            part.iter()
+                .map(|path| (path.to_string(), attrs.read_ok(path)))
+                .collect::<Vec<_>>()
+        });
+        Current {
+            values: parts.into_iter().flatten().collect(),
         }
-        Current { values }
     }
 
     pub(crate) fn get(&self, path: &str) -> Option<&str> {
