@@ -22,6 +22,7 @@ mod bus;
 pub(crate) mod detection;
 mod state;
 mod tuning;
+mod unlock;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::{Arc, Mutex};
@@ -512,6 +513,7 @@ pub fn run(opts: Options) -> u8 {
     // are resident) instead of being faulted in whole by MCL_CURRENT.
     trim_heap();
     lock_memory();
+    unlock::release_unread_sections();
 
     // The bus thread connects (retrying with backoff) on its own time: READY=1 below never
     // waits for the bus daemon.
