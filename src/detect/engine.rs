@@ -100,8 +100,6 @@ pub(crate) struct Engine {
     /// records' clock (a record without one takes another's time, which says nothing of how
     /// long was quiet).
     all_stamped: bool,
-    /// SCSI addresses the log has named a disk for (`sd 2:0:0:0: [sdb] ...`).
-    scsi_names: BTreeMap<String, String>,
     /// Records read, recognised or not.
     pub records: u64,
     /// Records the catalog recognised as storage trouble.
@@ -131,7 +129,6 @@ impl Engine {
             wall_offset: None,
             wall_seen: false,
             all_stamped: true,
-            scsi_names: BTreeMap::new(),
             records: 0,
             recognised: 0,
             frozen_secs: crate::detect::FROZEN_SECS,
@@ -223,10 +220,35 @@ impl Engine {
     }
 
     /// The device an observation names, with a SCSI address replaced by the disk name the
-    /// log gave it.
-    fn device_of(&self, device: Option<String>) -> Option<String> {
+    /// log gave it, else by the disk the inventory has at that address (the daemon: the log
+    /// may have named it before the daemon started reading), which is remembered as if the
+    /// log had said it: the disk may leave the inventory while lines naming only its address
+    /// still come.
+    fn device_of(&mut self, device: Option<String>, inv: Option<&Inventory>) -> Option<String> {
         let d = device?;
-        Some(self.scsi_names.get(&d).cloned().unwrap_or(d))
+        if let Some(name) = self.table.state.scsi_names.get(&d) {
+            return Some(name.clone());
+        }
+        let at = inv.and_then(|inv| inv.disks.iter().find(|k| k.hctl.as_deref() == Some(&d)));
+        match at.map(|k| k.name.clone()) {
+            Some(name) => {
+                self.tie_scsi_name(&d, &name);
+                Some(name)
+            }
+            None => Some(d),
+        }
+    }
+
+    /// SCSI address `hctl` is disk `name` (`sd 2:0:0:0: [sdb] ...`, or the inventory): later
+    /// lines naming the address are the disk's, and so are the open incidents naming it.
+    fn tie_scsi_name(&mut self, hctl: &str, name: &str) {
+        let names = &mut self.table.state.scsi_names;
+        if names.get(hctl).map(String::as_str) != Some(name)
+            && (names.len() < MAX_SCSI_NAMES || names.contains_key(hctl))
+        {
+            names.insert(hctl.to_string(), name.to_string());
+            self.table.rename_disk(hctl, name);
+        }
     }
 
     /// The record's time as the log printed it, else its monotonic or wall time written out.
@@ -260,13 +282,7 @@ impl Engine {
                 notes.extend(self.table.tick(at));
             }
             if let Some((hctl, name)) = scsi_disk_name(rec) {
-                if self.scsi_names.get(hctl).map(String::as_str) != Some(name)
-                    && (self.scsi_names.len() < MAX_SCSI_NAMES
-                        || self.scsi_names.contains_key(hctl))
-                {
-                    self.scsi_names.insert(hctl.to_string(), name.to_string());
-                    self.table.rename_disk(hctl, name);
-                }
+                self.tie_scsi_name(hctl, name);
             }
             if let Some((what, device)) = lifecycle(rec) {
                 let place = Self::place(inv, Some(&device));
@@ -301,7 +317,7 @@ impl Engine {
                 });
             }
             let lasting = self.rules.lasting(obs.kind) && !obs.resolves;
-            obs.device = self.device_of(obs.device.take());
+            obs.device = self.device_of(obs.device.take(), inv);
             let place = Self::place(inv, obs.device.as_deref());
             // The kmsg sequence number makes the incident id the same when the record is
             // read again after a restart.
@@ -1147,5 +1163,130 @@ mod tests {
         let n = e.records(&back, None, 0);
         assert_eq!(n.len(), 2, "{n:?}");
         assert!(e.open().is_empty(), "{:?}", open(&e));
+    }
+
+    /// A disk sdb at SCSI address 2:0:1:0, offlined (`echo offline > .../device/state`) under
+    /// its mounted ext4 in the Debian 12 guest (kernel 6.1): the daemon's incident names the
+    /// device `sdb` from the first line, which names only the address, through the failure
+    /// and the unmount, after the disk left the inventory and after a restart. The daemon had
+    /// been restarted since the disk's attach lines (`sd 2:0:1:0: [sdb] ...`), and it reads
+    /// the kernel log on from the last record it handled: only its inventory tied the address
+    /// to sdb, which placed the incident on sdb but left it naming the device `2:0:1:0` to
+    /// the end (`tunerctl events`: `ext4_read_only` on `2:0:1:0`). The lines after the first
+    /// are that guest boot's own, as the kernel printed them; the address-only lines are
+    /// built from 6.1's format strings: sdev_printk's `sd H:C:T:L: ` prefix with scsi_lib.c
+    /// `scsi_device_state_check`'s `rejecting I/O to offline device` (printed once per
+    /// offline, `offline_already`) and scsi_error.c `scsi_eh_offline_sdevs`'s `Device
+    /// offlined - not ready after error recovery`.
+    #[test]
+    fn a_disk_placed_by_its_scsi_address_is_named_by_the_disk_name() {
+        use crate::host::inventory::{Disk, DiskKind, Mount};
+        let sdb = Disk {
+            name: "sdb".into(),
+            dev: "8:16".into(),
+            diskseq: None,
+            kind: DiskKind::VirtioScsi,
+            driver: "virtio_scsi".into(),
+            cloud: String::new(),
+            vendor: "QEMU".into(),
+            model: "QEMU HARDDISK".into(),
+            serial: String::new(),
+            rotational: true,
+            removable: false,
+            size_bytes: 64 << 20,
+            hctl: Some("2:0:1:0".into()),
+            scsi_host: Some("host2".into()),
+            iscsi_session: None,
+            fc_rport: None,
+            multipath_path: false,
+            dm_kind: None,
+            dm_name: None,
+            slaves: vec![],
+            holders: vec![],
+            queues_io: true,
+            bdi: Some("8:16".into()),
+        };
+        let mut inv = inv();
+        inv.disks.push(sdb);
+        inv.mounts.push(Mount {
+            mount_point: "/mnt/failing".into(),
+            fstype: "ext4".into(),
+            source: "/dev/sdb".into(),
+            dev: "8:16".into(),
+            options: "rw,relatime".into(),
+            super_options: "rw,errors=remount-ro".into(),
+            disk: Some("sdb".into()),
+            bdi: Some("8:16".into()),
+        });
+        let log = "\
+[   91.565100] sd 2:0:1:0: rejecting I/O to offline device
+[   91.565197] I/O error, dev sdb, sector 32770 op 0x1:(WRITE) flags 0x9800 phys_seg 1 prio class 2
+[   91.565345] Buffer I/O error on dev sdb, logical block 16385, lost sync page write
+[   91.565764] JBD2: I/O error when updating journal superblock for sdb-8.
+[   91.571887] I/O error, dev sdb, sector 0 op 0x1:(WRITE) flags 0x800 phys_seg 0 prio class 2
+[   93.631671] EXT4-fs error (device sdb): ext4_journal_check_start:83: comm ext4lazyinit: Detected aborted journal
+[   93.633584] EXT4-fs (sdb): previous I/O error to superblock detected
+[   93.634009] I/O error, dev sdb, sector 2 op 0x1:(WRITE) flags 0x3800 phys_seg 1 prio class 2
+[   93.634137] I/O error, dev sdb, sector 2 op 0x1:(WRITE) flags 0x3800 phys_seg 1 prio class 2
+[   93.634257] Buffer I/O error on dev sdb, logical block 1, lost sync page write
+[   93.638342] EXT4-fs (sdb): I/O error while writing superblock
+[   93.638740] EXT4-fs (sdb): Remounting filesystem read-only
+[   93.923483] EXT4-fs (sdb): unmounting filesystem.
+[   93.941643] Buffer I/O error on dev sdb, logical block 1, lost sync page write
+[   93.942002] EXT4-fs (sdb): I/O error while writing superblock
+";
+        let kernel = |text: &str| -> Vec<LogRecord> {
+            let mut recs = crate::detect::parse::parse_log(text);
+            for r in &mut recs {
+                r.sender = crate::detect::types::Sender::Kernel;
+            }
+            recs
+        };
+        let boot = 1_800_000_000;
+        let live = Clock::Live { boot_time: boot };
+        // Key, kind, device, disk, count.
+        type Seen = (String, Kind, Option<String>, Option<String>, u64);
+        let seen = |e: &Engine| -> Vec<Seen> {
+            e.open()
+                .iter()
+                .map(|i| {
+                    let key = i.id.rsplit_once('/').map_or("", |(k, _)| k).to_string();
+                    (key, i.kind, i.device.clone(), i.disk.clone(), i.count)
+                })
+                .collect()
+        };
+        let sdb = |count| {
+            vec![(
+                "disk/sdb".to_string(),
+                Kind::Ext4ReadOnly,
+                Some("sdb".to_string()),
+                Some("sdb".to_string()),
+                count,
+            )]
+        };
+        let mut e = Engine::new(IncidentConfig::default(), Incidents::default(), live);
+        e.records(&kernel(log), Some(&inv), boot + 100);
+        assert_eq!(seen(&e), sdb(14), "the lines of one disk, one incident");
+        assert_eq!(e.open()[0].mounts, ["/mnt/failing"]);
+        assert!(
+            e.open()[0].summary.contains("on sdb"),
+            "{}",
+            e.open()[0].summary
+        );
+        // Unmounted: the mount goes from the inventory, then the disk; lines naming only the
+        // address still come.
+        inv.mounts.clear();
+        let offline = "[  120.100000] sd 2:0:1:0: Device offlined - not ready after error recovery";
+        e.records(&kernel(offline), Some(&inv), boot + 130);
+        inv.disks.clear();
+        e.records(&kernel(offline), Some(&inv), boot + 131);
+        assert_eq!(seen(&e), sdb(16), "the disk's, after it left the inventory");
+        // A restart: the incidents come back from /run/tunerd/incidents.json, the kernel log
+        // is read on after the last record handled, the inventory no longer has the disk.
+        let saved = serde_json::to_string(e.incidents()).expect("saved");
+        let state: Incidents = serde_json::from_str(&saved).expect("loaded");
+        let mut e = Engine::new(IncidentConfig::default(), state, live);
+        e.records(&kernel(offline), Some(&inv), boot + 140);
+        assert_eq!(seen(&e), sdb(17), "the disk's, after a restart");
     }
 }

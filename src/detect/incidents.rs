@@ -342,6 +342,13 @@ pub(crate) struct Incidents {
     /// The [`Detail`] of each incident in `recent`, by id.
     #[serde(default)]
     pub recent_detail: BTreeMap<String, Detail>,
+    /// SCSI address -> disk name, as the log (`sd 2:0:0:0: [sdb] ...`) or the inventory tied
+    /// them: kept with the incidents, so that after a restart (the kernel log is read on from
+    /// the last record handled, not again from the disk's attach lines) a line that names only
+    /// the address (`sd 2:0:0:0: rejecting I/O to offline device`) is still the disk's, also
+    /// once the disk has left the inventory.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scsi_names: BTreeMap<String, String>,
 }
 
 /// What a person reading a saved log wants of an incident beyond [`Incident`]: the line that
@@ -546,11 +553,22 @@ impl IncidentTable {
         vec![n]
     }
 
-    /// The log named the disk at SCSI address `hctl` (`sd 0:0:0:0: [sdd] ...`) after lines
-    /// that named only the address opened an incident for it: that incident is the disk's.
-    /// Merged into the disk's own incident when there is one (counts added, the worse kind
-    /// kept), else moved under the disk's name; its id stays, so its notifications still match.
+    /// The log (or the inventory) tied SCSI address `hctl` to `disk` (`sd 0:0:0:0: [sdd] ...`):
+    /// every open incident of the disk that names the device by its address names it `disk`
+    /// from now on (the inventory may have put one on the disk already, by its address, before
+    /// anything said the name). An incident that lines naming only the address opened under
+    /// the address is the disk's: merged into the disk's own incident when there is one
+    /// (counts added, the worse kind kept), else moved under the disk's name; its id stays, so
+    /// its notifications still match.
     pub(crate) fn rename_disk(&mut self, hctl: &str, disk: &str) {
+        for (key, open) in self.state.open.iter_mut() {
+            let inc = &mut open.incident;
+            // Not an incident another disk had at that address before (the inventory said so).
+            let on_disk = inc.disk.as_deref().is_none_or(|d| d == hctl || d == disk);
+            if key.starts_with("disk/") && on_disk && inc.device.as_deref() == Some(hctl) {
+                inc.device = Some(disk.to_string());
+            }
+        }
         let Some(mut moved) = self.state.open.remove(&format!("disk/{hctl}")) else {
             return;
         };
@@ -834,6 +852,32 @@ mod tests {
         );
         h.set_condition(&key(Kind::Ext4ReadOnly, "sdb"), false);
         assert_eq!(h.tick(10_001).len(), 1);
+    }
+
+    /// An incident the inventory put on its disk by the SCSI address a line named (`sd
+    /// 2:0:1:0: rejecting I/O to offline device`, scsi_lib.c `scsi_device_state_check`), as
+    /// a state file from before the address was tied to a name has it: once the log ties the
+    /// address to sdb, the incident names its device sdb. An incident of another disk that had
+    /// the address before keeps what it named.
+    #[test]
+    fn an_address_tied_to_its_disk_renames_the_device_of_the_disks_incidents() {
+        let mut h = IncidentTable::new(IncidentConfig::default(), Incidents::default());
+        let line = "sd 2:0:1:0: rejecting I/O to offline device";
+        let rejected = obs(Kind::ScsiRejectedIo, Severity::Critical, "2:0:1:0", line);
+        h.observe(&rejected, &place("sdb", "/mnt/failing"), None, 10);
+        h.observe(&rejected, &place("sdc", "/mnt/old"), None, 10);
+        h.rename_disk("2:0:1:0", "sdb");
+        let named: Vec<(&str, Option<&str>)> = h
+            .state
+            .open
+            .iter()
+            .map(|(k, o)| (k.as_str(), o.incident.device.as_deref()))
+            .collect();
+        assert_eq!(
+            named,
+            [("disk/sdb", Some("sdb")), ("disk/sdc", Some("2:0:1:0"))]
+        );
+        assert_eq!(h.state.open["disk/sdb"].incident.count, 1);
     }
 
     #[test]
