@@ -209,8 +209,12 @@ pub fn lifecycle(rec: &LogRecord) -> Option<(Lifecycle, String)> {
 
 /// `sd 2:0:0:0: [sdb] ...`: the SCSI address and the disk name the same line gives it, so a
 /// later line that names only the address (`sd 2:0:0:0: rejecting I/O to offline device`) can
-/// be put on its disk.
+/// be put on its disk. The kernel's lines only: the tie outlives the line (it is kept across
+/// restarts), so no user's `logger` may move a disk's incidents.
 pub fn scsi_disk_name(rec: &LogRecord) -> Option<(&str, &str)> {
+    if rec.sender == Sender::Untrusted || rec.sender == Sender::Root || rec.program.is_some() {
+        return None;
+    }
     let m = rec.message.trim_start();
     let rest = m.strip_prefix("sd ")?;
     let (hctl, after) = rest.split_once(": [")?;
@@ -1895,6 +1899,26 @@ mod tests {
         let rl = "blk_print_req_error: 36 callbacks suppressed";
         assert_eq!(suppressed(&rec(Sender::Untrusted, None, rl)), None);
         assert!(suppressed(&rec(Sender::Kernel, None, rl)).is_some());
+        // Only the kernel ties a SCSI address to a disk name (sd.c sd_probe's `Attached SCSI
+        // disk`, with sd_printk's `[%s] `): not a user's write to /dev/kmsg, nor root's.
+        let attached = "sd 2:0:1:0: [sdb] Attached SCSI disk";
+        assert_eq!(
+            scsi_disk_name(&rec(Sender::Untrusted, None, attached)),
+            None
+        );
+        assert_eq!(scsi_disk_name(&rec(Sender::Root, None, attached)), None);
+        assert_eq!(
+            scsi_disk_name(&rec(Sender::Root, Some("multipathd"), attached)),
+            None
+        );
+        assert_eq!(
+            scsi_disk_name(&rec(Sender::Kernel, None, attached)),
+            Some(("2:0:1:0", "sdb"))
+        );
+        assert_eq!(
+            scsi_disk_name(&rec(Sender::Unknown, None, attached)),
+            Some(("2:0:1:0", "sdb"))
+        );
     }
 
     #[test]
