@@ -7,6 +7,19 @@ use crate::common;
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The human report of `tunerctl scan` on a capture under tests/logs.
+fn scan_text(file: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/logs")
+        .join(file);
+    let out = Command::new(common::tunerctl())
+        .arg("scan")
+        .arg(&path)
+        .output()
+        .expect("tunerctl scan");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn scan(file: &str) -> (i32, serde_json::Value) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/logs")
@@ -331,13 +344,7 @@ fn a_device_that_failed_then_got_a_new_filesystem_has_two_incidents() {
         "{xfs}"
     );
     // The human form says the same, and that the XFS failure is open at the log's end.
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/logs/ext4-then-xfs.kmsg");
-    let out = Command::new(common::tunerctl())
-        .arg("scan")
-        .arg(&path)
-        .output()
-        .expect("tunerctl scan");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = scan_text("ext4-then-xfs.kmsg");
     assert!(
         text.contains("   ended: [12863.709551]: XFS (loop0): Mounting V5 Filesystem"),
         "{text}"
@@ -400,14 +407,7 @@ fn the_report_names_the_deciding_line_when_and_where() {
         "XFS (dm-7): log mount/recovery failed: error -5"
     );
     // The human form: kind, severity, device and disk, when, the deciding line.
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/logs/public-gardenlinux-vmware-task-abort.dmesg");
-    let out = Command::new(common::tunerctl())
-        .arg("scan")
-        .arg(&path)
-        .output()
-        .expect("tunerctl scan");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = scan_text("public-gardenlinux-vmware-task-abort.dmesg");
     assert!(
         text.contains("hung_task (warning) device sda3, disk sda"),
         "{text}"
